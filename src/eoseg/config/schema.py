@@ -1,0 +1,306 @@
+"""The typed experiment schema: one YAML file describes data, model, task, loss, optimiser and
+schedule, training, prediction and post-processing.
+
+Every section rejects unknown keys, so a typo is an error that names the key path (see
+:mod:`eoseg.config.loader`). Relative paths are taken relative to the current working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are rejected, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+class SceneSpec(Section):
+    """One sample of the dataset: named co-registered images and named target sources."""
+
+    id: str
+    images: dict[str, Path] = Field(description="image name -> raster path, e.g. {pre: a.tif, post: b.tif}")
+    targets: dict[str, Path] = Field(default_factory=dict, description="target name -> vector or raster")
+    region: str | None = Field(default=None, description="grouping attribute for folds, e.g. a city")
+
+
+class TargetSpec(Section):
+    """How one named target is made from its source file."""
+
+    kind: Literal["vector", "raster"] = "vector"
+    # vector labels
+    burn_value: int = Field(default=1, description="class index burnt for every feature")
+    burn_attribute: str | None = Field(default=None, description="take the burn value from this attribute")
+    class_map: dict[str, int] | None = Field(
+        default=None, description="attribute value -> class index (values not listed are skipped)"
+    )
+    all_touched: bool = False
+    extra_channels: list[Literal["boundary", "contact"]] = Field(
+        default_factory=list, description="solaris-style extra channels written after the class channel"
+    )
+    boundary_width: int = Field(default=2, ge=1, description="boundary / contact width in pixels")
+    label_crs: str | None = Field(default=None, description="CRS assumed for a label file that has none")
+    # raster labels
+    ignore_value: float | None = Field(default=None, description="raster value that means 'no label'")
+    resampling: Literal["nearest", "bilinear", "average", "mode"] = "nearest"
+
+
+class ChipSpec(Section):
+    """Chip layout: fixed size with overlap, at one or more scales."""
+
+    size: int = Field(default=512, ge=16)
+    overlap: int = Field(default=64, ge=0)
+    scales: list[float] = Field(default_factory=lambda: [1.0], description="ground-resolution factors")
+    empty_share: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="None keeps all chips; else keep chips with labels plus this share of empty ones",
+    )
+    compress: Literal["deflate", "lzw", "zstd", "none"] = "deflate"
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChipSpec:
+        if self.overlap >= self.size:
+            raise ValueError(f"overlap ({self.overlap}) must be smaller than size ({self.size})")
+        return self
+
+    @field_validator("scales")
+    @classmethod
+    def _positive_scales(cls, v: list[float]) -> list[float]:
+        if not v or any(s <= 0 for s in v):
+            raise ValueError("scales must be a non-empty list of positive numbers, e.g. [0.5, 1, 2]")
+        return v
+
+
+class AugmentSpec(Section):
+    """One albumentations transform: its class name and keyword arguments."""
+
+    name: str = Field(description="albumentations class, e.g. HorizontalFlip, ShiftScaleRotate")
+    p: float = Field(default=0.5, ge=0.0, le=1.0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SamplerSpec(Section):
+    """Weighted sampling of chips by whether their target is empty (UNOSAT recipe)."""
+
+    empty_weight: float = Field(default=0.5, ge=0.0)
+    nonempty_weight: float = Field(default=0.5, ge=0.0)
+    target: str = "mask"
+
+
+class DataSpec(Section):
+    """Where scenes come from, how chips are made, and how they are fed to the model."""
+
+    root: Path = Field(default=Path("chips"), description="prepared chip dataset folder")
+    scenes: list[SceneSpec] = Field(default_factory=list)
+    scenes_file: Path | None = Field(
+        default=None, description="CSV with columns id, region, one per image name and one per target name"
+    )
+    bands: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="band names per image; default: the image name for one band, else name_1, name_2, ...",
+    )
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="model input channels as band expressions, e.g. [vh, vv, '(vh+vv)/2', '10*log10(vv)']",
+    )
+    nodata: dict[str, float] = Field(default_factory=dict, description="override nodata per image name")
+    targets: dict[str, TargetSpec] = Field(default_factory=dict)
+    classes: list[str] = Field(default_factory=lambda: ["background", "building"])
+    chips: ChipSpec = Field(default_factory=ChipSpec)
+    folds: int = Field(default=5, ge=1)
+    fold_by: Literal["scene", "region"] = "scene"
+    fold: int = Field(default=0, ge=0, description="validation fold for training")
+    augment: list[AugmentSpec] = Field(default_factory=list)
+    sampler: SamplerSpec | None = None
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> DataSpec:
+        if self.fold >= self.folds:
+            raise ValueError(f"fold {self.fold} is out of range: data.folds is {self.folds} (use 0..{self.folds - 1})")
+        return self
+
+
+# -------------------------------------------------------------------------------------------- model
+
+
+class HeadSpec(Section):
+    """A named model output."""
+
+    kind: Literal["dense", "image_class", "scalar", "direction"] = "dense"
+    channels: int = Field(default=1, ge=1)
+    activation: Literal["sigmoid", "softmax", "identity", "relu"] | None = Field(
+        default=None, description="applied at inference; default from the task (sigmoid/softmax/identity)"
+    )
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    target: str | None = Field(default=None, description="target this head learns; default: the head name")
+
+
+class SiameseSpec(Section):
+    """Shared encoder over two co-registered images (pre/post); inputs split into two equal halves."""
+
+    fusion: Literal["concat", "diff"] = "concat"
+
+
+class ModelSpec(Section):
+    """Architecture x encoder, plus extra heads."""
+
+    arch: str = "Unet"
+    encoder: str = "resnet34"
+    encoder_weights: Path | None = Field(default=None, description="local state dict or safetensors file")
+    init_checkpoint: Path | None = Field(default=None, description="eoseg checkpoint to start from")
+    arch_params: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for smp")
+    heads: dict[str, HeadSpec] = Field(default_factory=lambda: {"mask": HeadSpec()})
+    siamese: SiameseSpec | None = None
+
+
+# ---------------------------------------------------------------------------------------------- task
+
+
+class TaskSpec(Section):
+    """What is learnt: decides targets, default heads, metrics and post-processing."""
+
+    kind: Literal["binary", "multiclass", "multilabel", "change", "regression"] = "binary"
+    ignore_index: int = Field(default=255, description="class-target value that is not counted")
+    damage_target: str = Field(default="damage", description="change task: target with ordinal damage classes")
+
+
+class LossTermSpec(Section):
+    """A loss term with a weight and its own parameters."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    weight: float = 1.0
+
+
+LossSpec = dict[str, dict[str, float | LossTermSpec]]
+"""head name -> {loss name: weight or {weight: w, param: value, ...}}"""
+
+
+# ------------------------------------------------------------------------------- optimiser, schedule
+
+
+class OptimSpec(Section):
+    name: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    momentum: float = 0.9
+    nesterov: bool = True
+    eps: float = 1e-8
+
+
+class ScheduleSpec(Section):
+    name: Literal["none", "onecycle", "cosine", "poly", "plateau", "warm_restarts"] = "none"
+    pct_start: float = 0.3
+    power: float = 0.9
+    min_lr: float = 0.0
+    t_0: int = Field(default=10, description="warm restarts: epochs of the first cycle")
+    t_mult: int = 1
+    factor: float = 0.5
+    patience: int = 5
+
+
+class MlflowSpec(Section):
+    enabled: bool = False
+    tracking_uri: str | None = Field(default=None, description="default: $MLFLOW_TRACKING_URI or ./mlruns")
+    experiment: str = "eoseg"
+
+
+class TrainSpec(Section):
+    out: Path = Field(default=Path("runs"), description="runs folder; a run writes into out/<name>")
+    epochs: int = Field(default=10, ge=1)
+    max_steps: int = Field(default=-1, description="stop after this many optimiser steps (-1: no limit)")
+    batch_size: int = Field(default=8, ge=1)
+    num_workers: int = Field(default=2, ge=0)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | str = "auto"
+    strategy: str = "auto"
+    precision: Literal["32", "16-mixed", "bf16-mixed", "32-true"] = "32"
+    accumulate: int = Field(default=1, ge=1)
+    grad_clip: float | None = None
+    seed: int = 42
+    deterministic: bool = False
+    monitor: str = Field(default="val/iou", description="metric that picks the best checkpoint")
+    monitor_mode: Literal["max", "min"] = "max"
+    limit_train_batches: int | float = 1.0
+    limit_val_batches: int | float = 1.0
+    tensorboard: bool = True
+    mlflow: MlflowSpec = Field(default_factory=MlflowSpec)
+
+
+class TuneSpec(Section):
+    lr: tuple[float, float] = (1e-5, 1e-1)
+    weight_decay: tuple[float, float] = (1e-10, 1e-3)
+    epochs: int = Field(default=1, ge=1)
+
+
+# ---------------------------------------------------------------------------------------- inference
+
+
+class PredictSpec(Section):
+    window: int | None = Field(default=None, description="window size; default: the training chip size")
+    overlap: int | None = Field(default=None, description="window overlap; default: a quarter window")
+    batch_size: int | None = Field(default=None, description="default: chosen from the device")
+    blend: Literal["hann", "cosine", "triangular", "uniform"] = "hann"
+    tta: Literal["none", "flips", "d4"] = "none"
+    tta_scales: list[float] = Field(default_factory=lambda: [1.0])
+    merge: Literal["mean", "gmean"] = "mean"
+    ensemble_weights: list[float] | None = None
+    vote: int | None = Field(default=None, description="k-of-n voting of binary masks across models")
+    prob_dtype: Literal["uint8", "float16"] = "uint8"
+    device: str = "auto"
+    workers: int = 2
+    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
+
+
+class GateSpec(Section):
+    """Empty a class channel when the image-level classifier is not confident (clouds recipe)."""
+
+    head: str = "image_class"
+    threshold: float | list[float] = 0.5
+
+
+class PostSpec(Section):
+    threshold: float | list[float] = Field(default=0.5, description="one value, or one per class")
+    min_area: float | list[float] = Field(default=0.0, description="minimum object area in m² (per class)")
+    simplify: float = Field(default=0.0, ge=0, description="polygon simplification tolerance in CRS units")
+    gate: GateSpec | None = None
+    metric: str = Field(default="iou", description="metric that threshold search maximises")
+
+
+# ------------------------------------------------------------------------------------------- root
+
+
+class ExperimentConfig(Section):
+    """One experiment: everything a run needs, saved beside its outputs."""
+
+    name: str = "experiment"
+    description: str = ""
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    task: TaskSpec = Field(default_factory=TaskSpec)
+    loss: LossSpec = Field(default_factory=lambda: {"mask": {"bce": 1.0, "dice": 1.0}})
+    optim: OptimSpec = Field(default_factory=OptimSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    tune: TuneSpec = Field(default_factory=TuneSpec)
+    predict: PredictSpec = Field(default_factory=PredictSpec)
+    post: PostSpec = Field(default_factory=PostSpec)
+
+    @model_validator(mode="after")
+    def _loss_heads_exist(self) -> ExperimentConfig:
+        unknown = sorted(set(self.loss) - set(self.model.heads))
+        if unknown:
+            raise ValueError(
+                f"loss names head(s) {unknown} that model.heads does not define (heads: {sorted(self.model.heads)})"
+            )
+        return self
