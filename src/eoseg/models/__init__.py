@@ -1,0 +1,1 @@
+"""Models: architecture x encoder factory, extra heads, siamese wrapper for pairs."""

@@ -1,0 +1,1 @@
+"""eoseg.training."""
