@@ -1,0 +1,5 @@
+"""``python -m eoseg`` runs the command line."""
+
+from eoseg.cli import main
+
+main()
