@@ -1,0 +1,51 @@
+"""``eoseg prepare``: scenes and labels -> chips, manifest, band statistics and folds."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import typer
+
+from eoseg.cli.options import CONFIG_ARG, OVERRIDES_ARG
+from eoseg.config import load_config
+from eoseg.data.prepare import prepare
+from eoseg.progress import console
+
+
+def prepare_command(
+    source: str = CONFIG_ARG,
+    overrides: list[str] = OVERRIDES_ARG,
+    scenes: Path | None = typer.Option(
+        None, "--scenes", help="CSV with columns id, region, one per image and one per target (data.scenes_file)."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (data.root)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo every scene instead of resuming."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Cut scenes and labels into georeferenced chips with a manifest, band statistics and folds.
+
+    A re-run skips finished scenes; --overwrite redoes them.
+
+    Example: eoseg prepare buildings --scenes scenes.csv --out chips data.chips.scales=[1]
+    """
+    config = load_config(source, overrides or [])
+    if scenes is not None:
+        config.data.scenes_file = scenes
+    if out is not None:
+        config.data.root = out
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        result = prepare(config, overwrite=overwrite, progress=not quiet)
+    resumed = f" ({len(result.resumed)} resumed)" if result.resumed else ""
+    typer.echo(f"{result.chips} chips from {result.scenes} scenes{resumed} in {result.root}")
+    typer.echo(f"manifest: {result.manifest}  stats: {result.stats}")
+
+
+def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
+    """Print a warning as one line (it names the file), above the progress bars."""
+    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("prepare")(prepare_command)

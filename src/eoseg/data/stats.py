@@ -1,0 +1,238 @@
+"""Streaming per-channel statistics over valid pixels: count, mean, std, min, max, p2, p98.
+
+Memory is fixed per channel, whatever the amount of data: a 98,304-bin histogram (64-bit counts).
+
+- Integer channels (bands of 8/16-bit integer images taken as they are): one bin per value
+  (-32768 .. 65535). Every statistic is exact; percentiles use numpy's default linear interpolation.
+- Float channels (band math results, float images): count/mean/std (Chan's parallel update in float64),
+  min and max are exact; percentiles come from a histogram over the float32 bit pattern truncated to
+  16 bits (sign, exponent and 7 mantissa bits, i.e. bfloat16 buckets), so p2/p98 have a relative error
+  below 2**-8 (0.4 %).
+
+Accumulators merge exactly (``a.merge(b)``), so per-scene parts can be saved and resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eoseg.geo.atomic import write_text_atomic
+
+INT_OFFSET = 32768
+INT_BINS = INT_OFFSET + 65536
+FLOAT_BINS = 1 << 16
+INTEGER_DTYPES = {np.dtype(t) for t in ("uint8", "int8", "uint16", "int16")}
+
+
+def _float_keys(values: np.ndarray) -> np.ndarray:
+    """Order-preserving 16-bit bucket key of float32 values (bfloat16 truncation)."""
+    bits = (np.ascontiguousarray(values, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    return np.where(bits & 0x8000, ~bits, bits | 0x8000)
+
+
+def _float_of_key(keys: np.ndarray) -> np.ndarray:
+    """Centre of the bfloat16 buckets with the given keys (inverse of :func:`_float_keys`)."""
+    keys = keys.astype(np.uint32)
+    bits = np.where(keys & 0x8000, keys & 0x7FFF, ~keys & 0xFFFF)
+    return ((bits << 16) | 0x8000).astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+@dataclass
+class ChannelStats:
+    """Mergeable accumulator of one channel; ``integer`` selects the exact integer histogram."""
+
+    integer: bool
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    min: float = float("inf")
+    max: float = float("-inf")
+    hist: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.hist is None:
+            self.hist = np.zeros(INT_BINS if self.integer else FLOAT_BINS, dtype=np.int64)
+        self._stale = False
+
+    def _sync(self) -> None:
+        """Integer channels: count, min and max from the histogram (deferred: cheaper per update)."""
+        if self.integer and self._stale:
+            present = np.flatnonzero(self.hist)
+            self.count = int(self.hist.sum())
+            if present.size:
+                self.min, self.max = float(present[0] - INT_OFFSET), float(present[-1] - INT_OFFSET)
+            self._stale = False
+
+    def update(self, values: np.ndarray) -> None:
+        """Add a 1-D array of valid values (float channels skip non-finite values)."""
+        if values.size == 0:
+            return
+        if self.integer:
+            if values.dtype.kind == "u":
+                counts = np.bincount(values.ravel())
+                self.hist[INT_OFFSET : INT_OFFSET + counts.size] += counts
+            else:
+                self.hist += np.bincount((values.astype(np.int64) + INT_OFFSET).ravel(), minlength=INT_BINS)
+            self._stale = True  # count, min and max are read off the histogram when asked for
+            return
+        values = values.astype(np.float64, copy=False)
+        values = values[np.isfinite(values)]  # e.g. a band ratio divided by zero
+        if values.size == 0:
+            return
+        self.hist += np.bincount(_float_keys(values).ravel(), minlength=FLOAT_BINS)
+        self._merge_moments(values.size, float(values.mean()), float(((values - values.mean()) ** 2).sum()))
+        self.min, self.max = min(self.min, float(values.min())), max(self.max, float(values.max()))
+
+    def _merge_moments(self, n: int, mean: float, m2: float) -> None:
+        total = self.count + n
+        delta = mean - self.mean
+        self.m2 += m2 + delta * delta * self.count * n / total
+        self.mean += delta * n / total
+        self.count = total
+
+    def merge(self, other: ChannelStats) -> None:
+        """Add another accumulator of the same kind."""
+        if other.integer != self.integer:
+            raise ValueError("cannot merge integer and float channel statistics")
+        self._sync()
+        other._sync()
+        self.hist += other.hist
+        if self.integer:
+            self.count = int(self.hist.sum())
+        elif other.count:
+            self._merge_moments(other.count, other.mean, other.m2)
+        self.min, self.max = min(self.min, other.min), max(self.max, other.max)
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0..100) with numpy's linear interpolation between order statistics."""
+        self._sync()
+        if self.count == 0:
+            return float("nan")
+        cum = np.cumsum(self.hist)
+        h = (self.count - 1) * q / 100.0
+        lo, hi = int(np.floor(h)), int(np.ceil(h))
+        bins = np.searchsorted(cum, [lo + 1, hi + 1])
+        values = bins - INT_OFFSET if self.integer else _float_of_key(bins)
+        value = float(values[0] + (h - lo) * (values[1] - values[0]))
+        return min(max(value, self.min), self.max)
+
+    def summary(self) -> dict[str, float]:
+        """count, mean, std (population), min, max, p2, p98."""
+        self._sync()
+        if self.integer and self.count:
+            support = np.flatnonzero(self.hist)
+            weights = self.hist[support].astype(np.float64)
+            values = (support - INT_OFFSET).astype(np.float64)
+            mean = float(np.dot(weights, values) / self.count)
+            var = float(np.dot(weights, (values - mean) ** 2) / self.count)
+        else:
+            mean = self.mean if self.count else float("nan")
+            var = self.m2 / self.count if self.count else float("nan")
+        return {
+            "count": self.count,
+            "mean": mean,
+            "std": float(np.sqrt(var)),
+            "min": self.min if self.count else float("nan"),
+            "max": self.max if self.count else float("nan"),
+            "p2": self.percentile(2),
+            "p98": self.percentile(98),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe state (sparse histogram)."""
+        self._sync()
+        nz = np.flatnonzero(self.hist)
+        return {
+            "integer": self.integer,
+            "count": self.count,
+            "mean": self.mean,
+            "m2": self.m2,
+            "min": self.min,
+            "max": self.max,
+            "bins": nz.tolist(),
+            "counts": self.hist[nz].tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChannelStats:
+        out = cls(
+            bool(data["integer"]),
+            int(data["count"]),
+            float(data["mean"]),
+            float(data["m2"]),
+            float(data["min"]),
+            float(data["max"]),
+        )
+        out.hist[np.asarray(data["bins"], dtype=np.int64)] = np.asarray(data["counts"], dtype=np.int64)
+        return out
+
+
+class StatsAccumulator:
+    """Per-channel accumulators for the model inputs; ``integer[i]`` marks exact integer channels."""
+
+    def __init__(self, names: Sequence[str], integer: Sequence[bool]) -> None:
+        self.names = list(names)
+        self.channels = [ChannelStats(bool(i)) for i in integer]
+
+    def update(self, channel: int, values: np.ndarray) -> None:
+        """Add valid values of one channel."""
+        self.channels[channel].update(values)
+
+    def merge(self, other: StatsAccumulator) -> StatsAccumulator:
+        for mine, theirs in zip(self.channels, other.channels, strict=True):
+            mine.merge(theirs)
+        return self
+
+    def summary(self) -> list[dict[str, Any]]:
+        return [{"name": n, **c.summary()} for n, c in zip(self.names, self.channels, strict=True)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": self.names, "channels": [c.to_dict() for c in self.channels]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatsAccumulator:
+        out = cls(data["names"], [c["integer"] for c in data["channels"]])
+        out.channels = [ChannelStats.from_dict(c) for c in data["channels"]]
+        return out
+
+
+def integer_channel(dtype: str | np.dtype) -> bool:
+    """Whether values of ``dtype`` fit the exact integer histogram."""
+    return np.dtype(dtype) in INTEGER_DTYPES
+
+
+def write_stats(path: str | os.PathLike[str], stats: Mapping[str, Any]) -> Path:
+    """Write stats.json atomically (NaN written as null)."""
+
+    def clean(x: Any) -> Any:
+        if isinstance(x, float) and not np.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return x
+
+    return write_text_atomic(path, json.dumps(clean(dict(stats)), indent=2))
+
+
+def read_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a stats.json written by :func:`write_stats`."""
+    return json.loads(Path(path).read_text())
+
+
+def normalize(array: np.ndarray, stats: Mapping[str, Any]) -> np.ndarray:
+    """``float32 (N, H, W)``: ``(x - mean) / std`` per channel, with the channels of a stats.json mapping."""
+    channels = stats["channels"]
+    if len(channels) != array.shape[0]:
+        raise ValueError(f"array has {array.shape[0]} channels but the statistics describe {len(channels)}")
+    mean = np.array([c["mean"] for c in channels], dtype=np.float32)[:, None, None]
+    std = np.array([c["std"] or 1.0 for c in channels], dtype=np.float32)[:, None, None]
+    return ((array.astype(np.float32, copy=False) - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)

@@ -1,0 +1,258 @@
+"""Raster I/O: open with clear errors, read windows beyond the edge, align images onto one grid.
+
+Plain functions over paths, windows and arrays (rasterio). Windows are in the native pixel grid of the
+reference image; a window may extend beyond the raster, the outside is filled with nodata.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.io import DatasetReader
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+
+from eoseg.errors import InputError
+from eoseg.geo.atomic import atomic_path
+
+try:  # GDAL errors raised by rasterio while reading blocks
+    from rasterio._err import CPLE_BaseError
+except ImportError:  # pragma: no cover - layout of older rasterio
+    CPLE_BaseError = RasterioError
+
+READ_ERRORS = (RasterioError, CPLE_BaseError)
+Source = DatasetReader | WarpedVRT
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What the pipeline needs to know about one raster file."""
+
+    path: Path
+    count: int
+    dtype: str
+    nodata: float | None
+    crs: CRS | None
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size (x, y) in CRS units."""
+        return abs(self.transform.a), abs(self.transform.e)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in CRS units."""
+        return _bounds(self.transform, self.width, self.height)
+
+    def same_grid(self, other: RasterInfo) -> bool:
+        """Whether ``other`` has this raster's CRS, transform and size (no alignment needed)."""
+        return (
+            self.crs == other.crs
+            and self.width == other.width
+            and self.height == other.height
+            and self.transform.almost_equals(other.transform, precision=1e-9 * max(self.res))
+        )
+
+
+def _bounds(transform: Affine, width: int, height: int) -> tuple[float, float, float, float]:
+    xs, ys = zip(*(transform @ (c, r) for c in (0, width) for r in (0, height)), strict=True)
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def open_raster(path: str | os.PathLike[str]) -> DatasetReader:
+    """Open a raster for reading; a missing or unreadable file is an :class:`InputError` naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: raster file does not exist; check the path in the scene list")
+    try:
+        return rasterio.open(path)
+    except READ_ERRORS as exc:
+        raise InputError(
+            f"{path}: not a readable raster ({_first_line(exc)}); give a GDAL raster (GeoTIFF, ...)"
+        ) from exc
+
+
+def raster_info(path: str | os.PathLike[str]) -> RasterInfo:
+    """Band count, dtype, nodata, CRS, transform and size of a raster file."""
+    with open_raster(path) as src:
+        return info_of(src, Path(path))
+
+
+def info_of(src: Source, path: Path | None = None) -> RasterInfo:
+    """The :class:`RasterInfo` of an open dataset; mixed band dtypes are promoted to one."""
+    dtype = np.result_type(*src.dtypes).name
+    return RasterInfo(
+        path=Path(path if path is not None else src.name),
+        count=src.count,
+        dtype=dtype,
+        nodata=src.nodata,
+        crs=src.crs,
+        transform=src.transform,
+        width=src.width,
+        height=src.height,
+    )
+
+
+def check_overlap(reference: RasterInfo, other: RasterInfo, what: str) -> None:
+    """Raise an :class:`InputError` when ``other`` does not overlap ``reference`` (after reprojection)."""
+    if other.crs is None or reference.crs is None:
+        if not reference.same_grid(other):
+            raise InputError(
+                f"{other.path}: {what} has no CRS and a grid different from {reference.path.name}; "
+                "give both rasters a CRS or put them on the same grid"
+            )
+        return
+    left, bottom, right, top = transform_bounds(other.crs, reference.crs, *other.bounds)
+    ref_left, ref_bottom, ref_right, ref_top = reference.bounds
+    if left >= ref_right or right <= ref_left or bottom >= ref_top or top <= ref_bottom:
+        raise InputError(
+            f"{other.path}: {what} does not overlap {reference.path.name}; "
+            "the images and targets of one sample must cover the same area"
+        )
+
+
+def align_to(src: DatasetReader, reference: RasterInfo, resampling: str, nodata: float | None) -> Source:
+    """``src`` on the reference grid: itself when the grids match, else a WarpedVRT (reprojected on the fly).
+
+    Pixels of the reference grid that ``src`` does not cover read as ``nodata``.
+    """
+    info = info_of(src, Path(src.name))
+    if reference.same_grid(info):
+        return src
+    check_overlap(reference, info, "raster")
+    return WarpedVRT(
+        src,
+        crs=reference.crs,
+        transform=reference.transform,
+        width=reference.width,
+        height=reference.height,
+        resampling=Resampling[resampling],
+        src_nodata=src.nodata,
+        nodata=nodata,
+    )
+
+
+def read_window(
+    src: Source,
+    window: Window,
+    out_shape: tuple[int, int],
+    resampling: str = "nearest",
+    fill: float | None = None,
+) -> np.ndarray:
+    """Read ``window`` (native pixels, may extend beyond the raster) resampled to ``out_shape`` (H, W).
+
+    Returns ``(bands, H, W)`` in the source dtype. Output pixels not fully inside the raster are ``fill``
+    (the nodata value): the inside part is read clipped and placed into a filled array, which is faster
+    than a boundless read.
+    """
+    height, width = out_shape
+    rows = _inside(window.row_off, window.height, height, src.height)
+    cols = _inside(window.col_off, window.width, width, src.width)
+    inside = rows is not None and cols is not None and rows[:2] == (0, height) and cols[:2] == (0, width)
+    out = (
+        None
+        if inside
+        else np.full((src.count, height, width), 0 if fill is None else fill, np.result_type(*src.dtypes))
+    )
+    if rows is None or cols is None:
+        return out
+    (k0, k1, r0, r1), (j0, j1, c0, c1) = rows, cols
+    clipped = Window(c0, r0, c1 - c0, r1 - r0)
+    try:
+        data = src.read(window=clipped, out_shape=(src.count, k1 - k0, j1 - j0), resampling=Resampling[resampling])
+    except READ_ERRORS as exc:
+        raise InputError(
+            f"{source_path(src)}: reading window {window_repr(window)} failed ({_first_line(exc)}); "
+            "the file may be truncated or corrupt: re-download or re-export it"
+        ) from exc
+    if out is None:  # the window lies inside the raster: no padding needed
+        return data
+    out[:, k0:k1, j0:j1] = data
+    return out
+
+
+def _inside(offset: float, length: float, out_len: int, size: int) -> tuple[int, int, float, float] | None:
+    """Output pixel range [k0, k1) fully inside [0, size) and its native extent [a, b)."""
+    step = length / out_len
+    k0 = max(0, math.ceil(-offset / step - 1e-9))
+    k1 = min(out_len, math.floor((size - offset) / step + 1e-9))
+    if k1 <= k0:
+        return None
+    return k0, k1, offset + k0 * step, offset + k1 * step
+
+
+def valid_mask(array: np.ndarray, nodata: float | None) -> np.ndarray:
+    """``bool(H, W)``: True where no band of ``array (C, H, W)`` equals ``nodata`` and all are finite."""
+    if array.ndim == 2:
+        array = array[None]
+    if np.issubdtype(array.dtype, np.integer):
+        if nodata is None or not np.isfinite(nodata):
+            return np.ones(array.shape[1:], dtype=bool)
+        return ~np.any(array == nodata, axis=0)
+    valid = np.all(np.isfinite(array), axis=0)
+    if nodata is not None and np.isfinite(nodata):
+        valid &= ~np.any(array == nodata, axis=0)
+    return valid
+
+
+def default_nodata(dtype: str) -> float:
+    """Nodata used when a raster declares none: NaN for floats, 0 for integers."""
+    return float("nan") if np.issubdtype(np.dtype(dtype), np.floating) else 0
+
+
+def write_geotiff(
+    path: str | os.PathLike[str],
+    array: np.ndarray,
+    crs: CRS | None,
+    transform: Affine,
+    nodata: float | None,
+    compress: str = "deflate",
+) -> Path:
+    """Write ``array (C, H, W)`` as a georeferenced GeoTIFF, atomically; cheap compression (level 1)."""
+    count, height, width = array.shape
+    profile: dict[str, object] = {
+        "driver": "GTiff",
+        "count": count,
+        "height": height,
+        "width": width,
+        "dtype": array.dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+        "interleave": "pixel" if count <= 4 else "band",
+    }
+    if height % 16 == 0 and width % 16 == 0 and min(height, width) >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    if compress != "none":
+        profile["compress"] = compress
+        profile.update({"deflate": {"zlevel": 1}, "zstd": {"zstd_level": 1}}.get(compress, {}))
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(array)
+    return Path(path)
+
+
+def source_path(src: Source) -> str:
+    """The file behind an open dataset or WarpedVRT, for messages."""
+    return str(getattr(src, "src_dataset", src).name)
+
+
+def window_repr(window: Window) -> str:
+    """``row,col+HxW`` in native pixels."""
+    return f"{window.row_off:g},{window.col_off:g}+{window.height:g}x{window.width:g}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
