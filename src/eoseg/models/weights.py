@@ -1,0 +1,171 @@
+"""Load weights from local files: encoder weights (a torch state dict or .safetensors) and the state dict
+of an init checkpoint. Files are read without unpickling objects; nothing is ever downloaded.
+
+Parameter names are matched after aligning common prefixes (``encoder.`` of an smp model, ``model.`` of a
+Lightning module or of a timm encoder), and the first convolution's input channels are checked so that a
+file made for other bands fails with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from eoseg.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from eoseg.models.factory import MultiHeadModel
+
+_STRIP = ("", "model.", "encoder.", "model.encoder.", "state_dict.")
+_ADD = ("", "model.")
+
+
+@dataclass
+class LoadReport:
+    """What a weight load did: parameters loaded, model parameters left as they were, file entries unused."""
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for logs."""
+        return (
+            f"{len(self.loaded)} tensors loaded, {len(self.missing)} kept as initialised, "
+            f"{len(self.mismatched)} skipped for shape, {len(self.unexpected)} unused"
+        )
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """Tensors of a ``.safetensors`` file or a torch file (``weights_only``; a ``state_dict`` entry is used).
+
+    Raises InputError for a missing file, a pickle payload, or a file that holds no tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            f"{path}: weights file not found; check the path (model.encoder_weights / init_checkpoint)"
+        )
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(path)
+        except SafetensorError as exc:
+            raise InputError(
+                f"{path}: not a readable safetensors file ({exc}); re-export the weights"
+            ) from exc
+    try:
+        payload: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise InputError(
+            f"{path}: refused to load, the file carries pickled Python objects; save a plain state dict "
+            "(torch.save(model.state_dict(), path)) or a .safetensors file"
+        ) from exc
+    except RuntimeError as exc:
+        raise InputError(f"{path}: not a torch weights file ({exc})") from exc
+    if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
+        payload = payload["state_dict"]
+    if not isinstance(payload, dict) or not any(isinstance(v, Tensor) for v in payload.values()):
+        raise InputError(f"{path}: holds no state dict of tensors; save torch.save(model.state_dict(), path)")
+    return {k: v for k, v in payload.items() if isinstance(v, Tensor)}
+
+
+def _align(state: dict[str, Tensor], target_keys: set[str]) -> dict[str, Tensor]:
+    """Rename ``state`` by the prefix change (strip one, add one) that matches most of ``target_keys``."""
+    best, best_hits = state, -1
+    for strip in _STRIP:
+        for add in _ADD:
+            renamed = {add + k[len(strip) :]: v for k, v in state.items() if k.startswith(strip)}
+            hits = len(target_keys & renamed.keys())
+            if hits > best_hits:
+                best, best_hits = renamed, hits
+    return best
+
+
+def first_conv(module: nn.Module) -> tuple[str, int]:
+    """(parameter name of the first convolution's weight, its input channels) in ``module``."""
+    for name, sub in module.named_modules():
+        if isinstance(sub, nn.Conv2d):
+            return f"{name}.weight" if name else "weight", sub.in_channels
+    raise ValueError(f"{type(module).__name__} has no Conv2d")
+
+
+def _check_in_channels(module: nn.Module, state: dict[str, Tensor], source: str, what: str) -> None:
+    key, expected = first_conv(module)
+    if key in state and state[key].ndim == 4 and state[key].shape[1] != expected:
+        found = state[key].shape[1]
+        raise ConfigError(
+            f"{source}: {what} expects {found} input channels (first conv {key}) "
+            f"but the model has {expected} "
+            f"(from data.inputs); use weights made for {expected} channels, change data.inputs to {found} "
+            "channels, or leave the option unset to start from random weights"
+        )
+
+
+def _match(module: nn.Module, state: dict[str, Tensor]) -> LoadReport:
+    """Compare ``state`` with the module's own tensors by name and shape (loads nothing)."""
+    own = module.state_dict()
+    report = LoadReport(unexpected=sorted(set(state) - set(own)))
+    for key, value in own.items():
+        if key not in state:
+            if not key.endswith("num_batches_tracked"):
+                report.missing.append(key)
+        elif state[key].shape != value.shape:
+            report.mismatched.append(key)
+        else:
+            report.loaded.append(key)
+    return report
+
+
+def _apply(module: nn.Module, state: dict[str, Tensor], report: LoadReport) -> None:
+    module.load_state_dict({k: state[k] for k in report.loaded}, strict=False)
+
+
+def load_encoder_weights(model: MultiHeadModel, path: Path) -> LoadReport:
+    """Load a local weights file into ``model.backbone`` (every encoder tensor must be present and fit).
+
+    Raises InputError for an unreadable file, ConfigError when the first conv's input channels differ or
+    the file does not hold this encoder's parameters (the encoder is then left untouched).
+    """
+    source = f"model.encoder_weights={path}"
+    encoder = model.backbone
+    state = _align(read_state_dict(path), set(encoder.state_dict()))
+    _check_in_channels(encoder, state, source, "the weights file")
+    report = _match(encoder, state)
+    if report.missing or report.mismatched:
+        bad = (report.missing + report.mismatched)[:3]
+        raise ConfigError(
+            f"{source}: the file does not fit encoder {type(encoder).__name__} "
+            f"({len(report.missing)} tensors "
+            f"missing, {len(report.mismatched)} of another shape, e.g. {', '.join(bad)}); use weights saved "
+            "from the same encoder as model.encoder"
+        )
+    _apply(encoder, state, report)
+    return report
+
+
+def load_init_state(model: nn.Module, state_dict: dict[str, Tensor], source: str) -> LoadReport:
+    """Start ``model`` from an earlier model's ``state_dict`` (``source`` names it in messages).
+
+    Tensors are matched by name; those of another shape (a head with other channels) and those the file
+    lacks (a new head) keep their initial values and are listed in the report. Raises ConfigError when the
+    input channels differ or when no tensor matches at all.
+    """
+    state = _align(dict(state_dict), set(model.state_dict()))
+    _check_in_channels(model, state, source, "the init checkpoint")
+    report = _match(model, state)
+    if not report.loaded:
+        raise ConfigError(
+            f"{source}: no parameter of the init checkpoint matches this model; it was trained with another "
+            "model.arch / model.encoder; use a checkpoint of the same architecture "
+            "or unset model.init_checkpoint"
+        )
+    _apply(model, state, report)
+    return report
