@@ -1,1 +1,1 @@
-"""eoseg.formats."""
+"""Competition formats: SpaceNet building CSVs, RLE masks (Kaggle clouds), xBD label JSON."""

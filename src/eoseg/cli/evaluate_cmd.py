@@ -1,0 +1,98 @@
+"""``eoseg evaluate``: pixel and object metrics of predictions against truth, as a table and JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from eoseg.metrics.evaluate import evaluate
+
+METRIC_COLUMNS = ("iou", "f1", "precision", "recall", "dice")
+stdout = Console()
+
+
+def _pixel_table(pixel: dict, scenes: dict[str, dict]) -> Table:
+    table = Table(title=f"pixel metrics ({pixel['pixels']:,} pixels)")
+    table.add_column("class")
+    for column in (*METRIC_COLUMNS, "tp", "fp", "fn"):
+        table.add_column(column, justify="right")
+
+    def row(name: str, m: dict, style: str | None = None) -> None:
+        counts = [f"{m[k]:,}" if k in m else "" for k in ("tp", "fp", "fn")]
+        table.add_row(name, *(f"{m[k]:.4f}" for k in METRIC_COLUMNS), *counts, style=style)
+
+    for name, m in pixel["per_class"].items():
+        row(name, m)
+    row("micro (foreground)", pixel["micro"], "bold")
+    row("macro (foreground)", pixel["macro"])
+    if len(scenes) > 1:
+        for name, m in scenes.items():
+            row(f"scene {name}", m, "dim")
+    return table
+
+
+def _object_table(objects: dict) -> Table:
+    table = Table(title=f"object metrics (SpaceNet rule, IoU >= {objects['iou_threshold']:g})")
+    table.add_column("scene")
+    for column in ("tp", "fp", "fn", "precision", "recall", "f1"):
+        table.add_column(column, justify="right")
+
+    def row(name: str, m: dict, style: str | None = None) -> None:
+        table.add_row(
+            name,
+            *(str(m[k]) for k in ("tp", "fp", "fn")),
+            *(f"{m[k]:.4f}" for k in ("precision", "recall", "f1")),
+            style=style,
+        )
+
+    for name, m in objects["per_scene"].items():
+        row(name, m)
+    row("overall", objects["overall"], "bold")
+    return table
+
+
+def evaluate_cmd(
+    preds: list[Path] = typer.Argument(..., help="Predicted masks (rasters), polygons, or SpaceNet CSVs."),
+    truth: list[Path] = typer.Option(..., "--truth", "-t", help="Truth raster, vector or CSV per prediction (repeat)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the metrics as JSON here."),
+    classes: str | None = typer.Option(None, "--classes", help="Class names, comma-separated (0 = background)."),
+    ignore_index: int = typer.Option(255, "--ignore-index", help="Truth value that is not scored."),
+    resample: bool = typer.Option(False, "--resample", help="Warp truth rasters on another grid (nearest)."),
+    truth_attribute: str | None = typer.Option(
+        None, "--truth-attribute", help="Burn truth classes from this attribute."
+    ),
+    truth_crs: str | None = typer.Option(None, "--truth-crs", help="CRS of truth polygons that have none."),
+    objects: bool | None = typer.Option(
+        None, "--objects/--no-objects", help="Object metrics (default: when polygons are involved)."
+    ),
+    iou_threshold: float = typer.Option(0.5, "--iou", help="IoU for a matched object."),
+) -> None:
+    """Score predictions against truth: IoU, F1, precision, recall, Dice per class; building F1.
+
+    Example: eoseg evaluate out/atlanta.mask.tif --truth atlanta_buildings.geojson --out metrics.json
+    """
+    result = evaluate(
+        preds,
+        truth,
+        out=out,
+        classes=[c.strip() for c in classes.split(",")] if classes else None,
+        ignore_index=ignore_index,
+        resample=resample,
+        truth_attribute=truth_attribute,
+        label_crs=truth_crs,
+        objects=objects,
+        iou_threshold=iou_threshold,
+    )
+    if "pixel" in result:
+        stdout.print(_pixel_table(result["pixel"], result["pixel_scenes"]))
+    if "objects" in result:
+        stdout.print(_object_table(result["objects"]))
+    if out is not None:
+        stdout.print(f"metrics written to {out}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_cmd)

@@ -1,0 +1,103 @@
+"""``eoseg vectorize``, ``eoseg ensemble`` and ``eoseg thresholds``: post-processing of predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from eoseg.errors import ConfigError
+from eoseg.geo.raster import raster_info
+from eoseg.post.ensemble import ensemble_rasters
+from eoseg.post.io import check_writable
+from eoseg.post.search import DEFAULT_THRESHOLDS, METRICS, search_thresholds, write_overlay
+from eoseg.post.vectorize import vectorize
+from eoseg.progress import console
+
+
+def _floats(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {text!r} is not a comma-separated list of numbers, e.g. 0.3,0.5") from exc
+
+
+def vectorize_cmd(
+    mask: Path = typer.Argument(..., help="Class mask raster (e.g. scene.mask.tif)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file: .gpkg, .parquet, .geojson, .shp or .fgb."),
+    prob: Path | None = typer.Option(None, "--prob", help="Probability raster: adds the mean_prob attribute."),
+    simplify: float = typer.Option(0.0, "--simplify", help="Simplification tolerance in CRS units (0: none)."),
+    min_area: str = typer.Option("0", "--min-area", help="Minimum polygon area in m² (one value or one per class)."),
+    band: int = typer.Option(1, "--band", help="Band of the mask to trace."),
+) -> None:
+    """Polygons of a mask in the raster's CRS, holes kept, with class, area_m2 and mean_prob.
+
+    Example: eoseg vectorize out/atlanta.mask.tif --prob out/atlanta.prob.tif --min-area 10 --out atlanta.gpkg
+    """
+    frame = vectorize(mask, out, prob=prob, simplify=simplify, min_area=_floats(min_area, "--min-area"), band=band)
+    console.print(f"{len(frame)} polygon(s) written to {out}", highlight=False)
+
+
+def ensemble_cmd(
+    preds: list[Path] = typer.Argument(..., help="Probability or mask rasters on one grid."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output raster (Cloud-Optimized GeoTIFF)."),
+    mode: str = typer.Option("mean", "--mode", help="mean (probabilities) or vote (k-of-n of binary masks)."),
+    min_votes: int | None = typer.Option(None, "--min-votes", help="vote: inputs that must agree (default majority)."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="vote: inputs are probabilities, on above this value (default: masks, on if > 0)."
+    ),
+    weights: str | None = typer.Option(None, "--weights", help="mean: one weight per input, comma-separated."),
+) -> None:
+    """Combine rasters of several models or acquisitions: mean of probabilities or k-of-n vote of masks.
+
+    Example: eoseg ensemble a.mask.tif b.mask.tif c.mask.tif --mode vote --min-votes 2 --out city.tif
+    """
+    path = ensemble_rasters(
+        preds, out, mode, min_votes=min_votes, threshold=threshold, weights=_floats(weights, "--weights")
+    )
+    console.print(f"{mode} of {len(preds)} raster(s) written to {path}", highlight=False)
+
+
+def thresholds_cmd(
+    probs: list[Path] = typer.Argument(..., help="Validation probability rasters."),
+    truth: list[Path] = typer.Option(..., "--truth", "-t", help="Truth raster or vector per raster (repeat)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Config overlay YAML to write (post.threshold, post.min_area)."),
+    kind: str = typer.Option("binary", "--kind", help="binary, multiclass or multilabel."),
+    metric: str = typer.Option("iou", "--metric", help=f"Metric to maximise: {', '.join(METRICS)}."),
+    candidates: str | None = typer.Option(None, "--thresholds", help="Candidate thresholds (default 0.05..0.95)."),
+    min_areas: str = typer.Option("0", "--min-areas", help="Candidate minimum areas in m², comma-separated."),
+    resample: bool = typer.Option(False, "--resample", help="Warp truth rasters on another grid (nearest)."),
+) -> None:
+    """Pick the per-class threshold and minimum area that maximise a metric on validation predictions.
+
+    Example: eoseg thresholds val/*.prob.tif -t a.tif -t b.tif --min-areas 0,10,50 --out post.yaml
+    """
+    if kind not in ("binary", "multiclass", "multilabel"):
+        raise ConfigError(f"--kind: {kind!r} is not binary, multiclass or multilabel")
+    check_writable(out)
+    choices = search_thresholds(
+        probs,
+        truth,
+        kind=kind,  # type: ignore[arg-type]
+        metric=metric,
+        thresholds=_floats(candidates, "--thresholds") or DEFAULT_THRESHOLDS,
+        min_areas=_floats(min_areas, "--min-areas") or [0.0],
+        resample=resample,
+    )
+    write_overlay(out, choices, raster_info(probs[0]).count, metric)
+    table = Table(title=f"best {metric} per channel")
+    for column in ("channel", "threshold", "min area m²", metric, "at 0.5"):
+        table.add_column(column, justify="right")
+    for c in choices:
+        table.add_row(str(c.channel), f"{c.threshold:g}", f"{c.min_area:g}", f"{c.score:.4f}", f"{c.default_score:.4f}")
+    console.print(table)
+    console.print(f"config overlay written to {out}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("vectorize")(vectorize_cmd)
+    app.command("ensemble")(ensemble_cmd)
+    app.command("thresholds")(thresholds_cmd)

@@ -1,0 +1,195 @@
+"""``evaluate``: pixel and object metrics of predictions against truth, over many scenes.
+
+Pairs are taken in order (prediction i against truth i). Pixel metrics need a predicted mask raster;
+truth is a raster on the same grid (or warped with ``resample=True``) or polygons rasterized on the
+prediction grid. Object metrics (SpaceNet rule) are computed when either side is polygons (the raster
+side is polygonized) or when asked; two SpaceNet CSVs are compared image by image (ImageId).
+Everything streams by row bands except the polygons themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+
+from eoseg.errors import InputError
+from eoseg.formats.spacenet import read_spacenet_csv
+from eoseg.geo.atomic import write_text_atomic
+from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygonize, row_windows
+from eoseg.geo.raster import open_raster, raster_info, valid_mask
+from eoseg.geo.vector import read_vector, repair_polygons
+from eoseg.metrics.objects import object_metrics
+from eoseg.metrics.pixel import PixelMetrics
+from eoseg.metrics.truth import TruthOnGrid, is_vector
+from eoseg.post.io import check_writable
+
+PathLike = str | os.PathLike[str]
+
+
+def _is_csv(path: PathLike) -> bool:
+    return Path(path).suffix.lower() == ".csv"
+
+
+def scene_name(path: PathLike) -> str:
+    """Scene name of a prediction file: its name without suffixes like ``.mask.tif``."""
+    name = Path(path).name
+    return name.split(".")[0] or name
+
+
+def _class_names(path: PathLike, count: int) -> list[str]:
+    """Class names from the raster's ``classes`` tag or band descriptions, else background/foreground."""
+    with open_raster(path) as src:
+        tagged = src.tags().get("classes")
+        descriptions = [d for d in src.descriptions if d]
+    if tagged:
+        return [c.strip() for c in (json.loads(tagged) if tagged.startswith("[") else tagged.split(","))]
+    if count > 1 and len(descriptions) == count:
+        return descriptions
+    return [f"class_{i}" for i in range(count)] if count > 1 else ["background", "foreground"]
+
+
+def pixel_metrics(
+    pairs: Sequence[tuple[PathLike, PathLike]],
+    *,
+    classes: Sequence[str] | None = None,
+    ignore_index: int = 255,
+    resample: bool = False,
+    truth_attribute: str | None = None,
+    label_crs: str | None = None,
+    band_rows: int = DEFAULT_BAND_ROWS,
+) -> tuple[dict, dict[str, dict]]:
+    """Pixel metrics pooled over all ``(pred raster, truth)`` pairs, and the micro scores per scene.
+
+    Single-band predictions are class masks (0 background); multi-band predictions are multilabel 0/1
+    stacks scored per band against a truth raster with the same bands. Pixels that are nodata in the
+    prediction or truth, or ``ignore_index`` in the truth, are left out. Without ``classes``, class
+    names come from the first prediction (``classes`` tag), and new class values found extend the list.
+    """
+    first = raster_info(pairs[0][0])
+    kind = "multilabel" if first.count > 1 else "class"
+    names = list(classes) if classes is not None else _class_names(pairs[0][0], first.count)
+    fixed = classes is not None
+    total = PixelMetrics(names, kind)
+    per_scene: dict[str, dict] = {}
+    for pred_path, truth_path in pairs:
+        grid = raster_info(pred_path)
+        if grid.count != first.count:
+            raise InputError(f"{pred_path}: has {grid.count} band(s) but {first.path.name} has {first.count}")
+        scene = PixelMetrics(total.classes, kind)
+        with (
+            open_raster(pred_path) as src,
+            TruthOnGrid(truth_path, grid, attribute=truth_attribute, resample=resample, label_crs=label_crs) as truth,
+        ):
+            if truth.count != grid.count and kind == "multilabel":
+                raise InputError(
+                    f"{truth_path}: truth has {truth.count} band(s) but the multilabel prediction "
+                    f"{Path(pred_path).name} has {grid.count}; give one truth band per class"
+                )
+            for window in row_windows(grid.height, grid.width, band_rows):
+                pred = src.read(window=window)
+                labels, truth_valid = truth.read(window)
+                valid = valid_mask(pred, src.nodata) & truth_valid
+                if kind == "class":
+                    pred, labels = pred[0], labels[0]
+                    valid &= labels != ignore_index
+                    if not fixed:
+                        top = int(max(np.max(pred, where=valid, initial=0), np.max(labels, where=valid, initial=0)))
+                        total.grow(top + 1)
+                        scene.grow(top + 1)
+                scene.update(pred, labels, valid)
+        total.grow(len(scene.classes))
+        scene.grow(len(total.classes))
+        total.matrix += scene.matrix
+        per_scene[scene_name(pred_path)] = scene.compute()["micro"]
+    return total.compute(), per_scene
+
+
+def _polygons(path: PathLike, crs: object | None) -> gpd.GeoSeries:
+    """Polygons of a vector file or of the foreground of a mask raster, in ``crs`` when given."""
+    if is_vector(path):
+        frame = repair_polygons(read_vector(path))
+    else:
+        frame = polygonize(path)
+    series = frame.geometry
+    if crs is not None and series.crs is not None and series.crs != crs:
+        series = series.to_crs(crs)
+    return series
+
+
+def object_scores(pairs: Sequence[tuple[PathLike, PathLike]], iou_threshold: float = 0.5) -> dict:
+    """SpaceNet object metrics per scene and overall (see :mod:`eoseg.metrics.objects`)."""
+    scenes: dict[str, tuple[list, list]] = {}
+    for pred_path, truth_path in pairs:
+        if _is_csv(pred_path) != _is_csv(truth_path):
+            raise InputError(
+                f"{pred_path} vs {truth_path}: a SpaceNet CSV can only be compared with another SpaceNet CSV"
+            )
+        if _is_csv(pred_path):
+            pred = read_spacenet_csv(pred_path)
+            truth = read_spacenet_csv(truth_path)
+            for image_id in sorted(set(pred["image_id"]) | set(truth["image_id"])):
+                scenes[image_id] = (
+                    list(pred.geometry[pred["image_id"] == image_id]),
+                    list(truth.geometry[truth["image_id"] == image_id]),
+                )
+            continue
+        pred = _polygons(pred_path, None)
+        truth = _polygons(truth_path, pred.crs)
+        scenes[scene_name(pred_path)] = (list(pred), list(truth))
+    return object_metrics(scenes, iou_threshold)
+
+
+def evaluate(
+    preds: Sequence[PathLike],
+    truths: Sequence[PathLike],
+    *,
+    out: PathLike | None = None,
+    classes: Sequence[str] | None = None,
+    ignore_index: int = 255,
+    resample: bool = False,
+    truth_attribute: str | None = None,
+    label_crs: str | None = None,
+    objects: bool | None = None,
+    iou_threshold: float = 0.5,
+    band_rows: int = DEFAULT_BAND_ROWS,
+) -> dict:
+    """Metrics of predictions against truth: ``{"pixel": ..., "pixel_scenes": ..., "objects": ...}``.
+
+    Pixel metrics when every prediction is a raster; object metrics when ``objects`` is true, or (by
+    default) when a prediction or truth is polygons. With ``out``, the result is also written as JSON.
+    """
+    if len(preds) != len(truths):
+        raise InputError(
+            f"evaluate: {len(preds)} prediction(s) but {len(truths)} truth file(s); give one truth per prediction"
+        )
+    if not preds:
+        raise InputError("evaluate: give at least one prediction and its truth")
+    for path in [*preds, *truths]:
+        if not Path(path).exists():
+            raise InputError(f"{path}: file does not exist; check the path")
+    if out is not None:
+        check_writable(out)
+    pairs = list(zip(preds, truths, strict=True))
+    result: dict = {"pairs": [{"prediction": str(p), "truth": str(t)} for p, t in pairs]}
+    rasters = [not is_vector(p) and not _is_csv(p) for p in preds]
+    if all(rasters):
+        result["pixel"], result["pixel_scenes"] = pixel_metrics(
+            pairs,
+            classes=classes,
+            ignore_index=ignore_index,
+            resample=resample,
+            truth_attribute=truth_attribute,
+            label_crs=label_crs,
+            band_rows=band_rows,
+        )
+    any_vector = any(is_vector(p) or _is_csv(p) for p in [*preds, *truths])
+    if objects or (objects is None and any_vector):
+        result["objects"] = object_scores(pairs, iou_threshold)
+    if out is not None:
+        write_text_atomic(out, json.dumps(result, indent=2))
+    return result

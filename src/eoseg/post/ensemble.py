@@ -1,0 +1,128 @@
+"""Combine rasters written earlier (several models, or several acquisitions of one place on one grid).
+
+``mean``: weighted mean of probability rasters, per pixel over the inputs that are valid there.
+``vote``: k-of-n vote of binary masks (a pixel is on when at least ``min_votes`` inputs say so), as
+the UNOSAT ("all but one") and clouds (3 of 5) recipes did. Inputs are masks (on where > 0) or, with
+a ``threshold``, probability rasters thresholded first. A pixel that no input covers is nodata.
+Streams by row bands into a tiled writer that finishes as a COG (atomic): memory is one band of rows
+per input, never the scene.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from rasterio.windows import Window
+
+from eoseg.errors import ConfigError
+from eoseg.geo.cog import RasterSpec, TiledRasterWriter
+from eoseg.geo.polygonize import row_windows
+from eoseg.geo.raster import Source, open_raster, valid_mask
+from eoseg.post.io import check_same_grid, check_writable, read_probabilities
+
+MASK_NODATA = 255
+BAND_ROWS = 512
+
+
+def _votes(src: Source, window: Window, threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(on, valid)`` per band of one input: masks are on where > 0, probabilities where > threshold."""
+    if threshold is None:
+        raw = src.read(window=window)
+        valid = valid_mask(raw, src.nodata)
+        return (raw > 0) & valid, valid
+    prob = read_probabilities(src, window)
+    valid = np.isfinite(prob).all(axis=0)
+    with np.errstate(invalid="ignore"):
+        return prob > threshold, valid
+
+
+def ensemble_rasters(
+    paths: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    mode: Literal["mean", "vote"] = "mean",
+    *,
+    min_votes: int | None = None,
+    threshold: float | None = None,
+    weights: Sequence[float] | None = None,
+    band_rows: int = BAND_ROWS,
+) -> Path:
+    """Write the combination of ``paths`` (all on one grid) to ``out`` and return its path.
+
+    ``mean`` writes the inputs' dtype (uint8 0–255 stays uint8; floats become float32 with NaN nodata).
+    ``vote`` writes uint8 0/1 masks with nodata 255; ``min_votes`` defaults to a majority (n // 2 + 1).
+    """
+    if not paths:
+        raise ConfigError("ensemble: give at least one raster")
+    if mode not in ("mean", "vote"):
+        raise ConfigError(f"--mode: unknown mode {mode!r}; use mean or vote")
+    n = len(paths)
+    infos = check_same_grid(paths, "rasters to ensemble")
+    check_writable(out)
+    k = n // 2 + 1 if min_votes is None else min_votes
+    if mode == "vote" and not 1 <= k <= n:
+        raise ConfigError(f"--min-votes: {k} is not between 1 and the number of rasters ({n})")
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or np.any(w < 0) or w.sum() <= 0:
+        raise ConfigError(f"ensemble weights: need {n} non-negative values with a positive sum, got {list(w)}")
+    first = infos[0]
+    if mode == "mean":
+        as_uint8 = first.dtype == "uint8"
+        dtype, nodata = ("uint8", first.nodata) if as_uint8 else ("float32", float("nan"))
+    else:
+        dtype, nodata = "uint8", MASK_NODATA
+    with contextlib.ExitStack() as stack:
+        sources = [stack.enter_context(open_raster(p)) for p in paths]
+        names = tuple(d or f"band_{i + 1}" for i, d in enumerate(sources[0].descriptions))
+        spec = RasterSpec(
+            width=first.width,
+            height=first.height,
+            count=first.count,
+            dtype=dtype,
+            crs=first.crs,
+            transform=first.transform,
+            nodata=nodata,
+            resampling="average" if mode == "mean" else "nearest",
+            band_names=names,
+        )
+        writer = stack.enter_context(TiledRasterWriter(out, spec))
+        for window in row_windows(first.height, first.width, band_rows):
+            if mode == "mean":
+                block = _mean_block(sources, window, w, as_uint8, nodata)
+            else:
+                block = _vote_block(sources, window, threshold, k)
+            writer.write_rows(int(window.row_off), block)
+        return writer.finish()
+
+
+def _mean_block(
+    sources: list[Source], window: Window, w: np.ndarray, as_uint8: bool, nodata: float | None
+) -> np.ndarray:
+    total = weight = None
+    for src, wi in zip(sources, w, strict=True):
+        prob = read_probabilities(src, window)
+        valid = np.isfinite(prob)
+        part = np.where(valid, prob, 0.0) * wi
+        total = part if total is None else total + part
+        weight = valid * wi if weight is None else weight + valid * wi
+    covered = weight > 0
+    mean = np.divide(total, weight, out=np.zeros_like(total), where=covered)
+    if not as_uint8:
+        return np.where(covered, mean, np.nan).astype(np.float32)
+    scaled = np.clip(np.rint(mean * 255.0), 0, 255).astype(np.uint8)
+    return np.where(covered, scaled, 0 if nodata is None else nodata).astype(np.uint8)
+
+
+def _vote_block(sources: list[Source], window: Window, threshold: float | None, k: int) -> np.ndarray:
+    votes = covered = None
+    for src in sources:
+        on, valid = _votes(src, window, threshold)
+        votes = on.astype(np.int32) if votes is None else votes + on
+        covered = valid if covered is None else covered | valid
+    if covered.ndim == 2:
+        covered = np.broadcast_to(covered, votes.shape)
+    return np.where(covered, (votes >= k).astype(np.uint8), MASK_NODATA).astype(np.uint8)

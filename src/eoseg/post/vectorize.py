@@ -1,0 +1,62 @@
+"""``vectorize``: polygons of a class mask with class, area in m² and mean probability attributes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+
+from eoseg.errors import ConfigError
+from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygon_areas_m2, polygonize
+from eoseg.post.io import check_same_grid, check_writable, write_vector
+from eoseg.post.zonal import zonal_means
+
+
+def vectorize(
+    mask: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    prob: str | os.PathLike[str] | None = None,
+    simplify: float = 0.0,
+    min_area: float | Sequence[float] = 0.0,
+    band: int = 1,
+    band_rows: int = DEFAULT_BAND_ROWS,
+) -> gpd.GeoDataFrame:
+    """Polygons of band ``band`` of a class mask (0 and nodata skipped), in the raster's CRS, holes kept.
+
+    Columns: ``class``, ``area_m2`` (after simplification), ``mean_prob`` when ``prob`` is given (the
+    mean, inside the traced polygon, of the probability band of that class: the only band of a one-band
+    raster, else band ``class + 1``). ``min_area`` (m², one value or one per class value) drops small
+    polygons; ``simplify`` is a tolerance in CRS units (topology preserved). With ``out`` the polygons
+    are also written (format by suffix), atomically.
+    """
+    if out is not None:
+        check_writable(out)
+    if prob is not None:
+        check_same_grid([mask, prob], "mask and probability rasters", same_bands=False)
+    if simplify < 0:
+        raise ConfigError(f"--simplify: tolerance must be >= 0, got {simplify}")
+    frame = polygonize(mask, band, band_rows=band_rows)
+    limits = np.atleast_1d(np.asarray(min_area, dtype=np.float64))
+    if limits.size > 1 and len(frame) and frame["class"].max() >= limits.size:
+        raise ConfigError(f"--min-area: {limits.size} values but the mask has class {frame['class'].max()}")
+    limit = limits[frame["class"].to_numpy(dtype=np.int64)] if limits.size > 1 else limits[0]
+    frame = frame[frame["area_m2"].to_numpy() >= limit].reset_index(drop=True)
+    if prob is not None:
+        means, _ = zonal_means(frame, prob, band_rows=band_rows)
+        if means.shape[1] == 1:
+            frame["mean_prob"] = means[:, 0]
+        else:
+            cls = frame["class"].to_numpy(dtype=np.int64)
+            if len(cls) and cls.max() >= means.shape[1]:
+                raise ConfigError(f"{prob}: has {means.shape[1]} bands but the mask has class {cls.max()}")
+            frame["mean_prob"] = means[np.arange(len(frame)), cls]
+    if simplify > 0:
+        frame = frame.set_geometry(frame.geometry.simplify(simplify, preserve_topology=True))
+        frame["area_m2"] = polygon_areas_m2(frame.geometry.to_numpy(), frame.crs)
+    if out is not None:
+        write_vector(frame, Path(out))
+    return frame

@@ -1,0 +1,123 @@
+"""``evaluate``: predictions against truth rasters, truth polygons in another CRS, SpaceNet CSVs."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+
+from eoseg.errors import InputError
+from eoseg.formats.spacenet import write_spacenet_csv
+from eoseg.geo.raster import write_geotiff
+from eoseg.metrics.evaluate import evaluate
+
+UTM = "EPSG:32616"
+TRANSFORM = Affine(0.5, 0, 740000.0, 0, -0.5, 3740000.0)
+
+
+def raster(path, array, nodata=255, transform=TRANSFORM):
+    return write_geotiff(path, np.asarray(array, np.uint8)[None], UTM, transform, nodata)
+
+
+def two_scenes(tmp_path):
+    pred_a = raster(tmp_path / "a.mask.tif", [[1, 1, 0, 0], [1, 255, 0, 1]])
+    truth_a = raster(tmp_path / "a.truth.tif", [[1, 0, 0, 255], [1, 1, 0, 1]])
+    pred_b = raster(tmp_path / "b.mask.tif", [[0, 0], [1, 1]])
+    truth_b = raster(tmp_path / "b.truth.tif", [[0, 1], [1, 0]])
+    return [pred_a, pred_b], [truth_a, truth_b]
+
+
+def test_pixel_metrics_pool_all_scenes_and_skip_ignore_and_nodata(tmp_path):
+    preds, truths = two_scenes(tmp_path)
+    result = evaluate(preds, truths, out=tmp_path / "metrics.json")
+    # scene a: (0,3) ignore, (1,1) pred nodata -> TP 3 [(0,0),(1,0),(1,3)], FP 1 [(0,1)], FN 0
+    # scene b: TP 1, FP 1, FN 1
+    building = result["pixel"]["per_class"]["foreground"]
+    assert (building["tp"], building["fp"], building["fn"]) == (4, 2, 1)
+    assert result["pixel"]["micro"]["iou"] == pytest.approx(4 / 7)
+    assert result["pixel_scenes"]["a"]["iou"] == pytest.approx(3 / 4)
+    assert result["pixel_scenes"]["b"]["iou"] == pytest.approx(1 / 3)
+    assert "objects" not in result
+    assert json.loads((tmp_path / "metrics.json").read_text())["pixel"]["micro"]["tp"] == 4
+
+
+def test_truth_polygons_are_reprojected_and_rasterized_on_the_prediction_grid(tmp_path):
+    mask = np.zeros((20, 20), np.uint8)
+    mask[2:6, 2:8] = 1
+    mask[10:16, 12:18] = 1
+    mask[18:20, 0:2] = 1  # a false positive building
+    pred = raster(tmp_path / "scene.mask.tif", mask)
+    boxes = [
+        shapely.box(*TRANSFORM * (2, 6), *TRANSFORM * (8, 2)),
+        shapely.box(*TRANSFORM * (12, 16), *TRANSFORM * (18, 10)),
+    ]
+    truth = tmp_path / "truth.geojson"
+    gpd.GeoDataFrame(geometry=boxes, crs=UTM).to_crs("EPSG:4326").to_file(truth)
+    result = evaluate([pred], [truth])
+    building = result["pixel"]["per_class"]["foreground"]
+    assert (building["tp"], building["fp"], building["fn"]) == (24 + 36, 4, 0)
+    overall = result["objects"]["overall"]
+    assert (overall["tp"], overall["fp"], overall["fn"]) == (2, 1, 0)
+
+
+def test_truth_raster_on_another_grid_is_an_error_unless_resampled(tmp_path):
+    pred = raster(tmp_path / "p.tif", np.ones((4, 4)))
+    coarse = Affine(1.0, 0, 740000.0, 0, -1.0, 3740000.0)  # 1 m pixels over the same area
+    truth = raster(tmp_path / "t.tif", np.ones((2, 2)), transform=coarse)
+    with pytest.raises(InputError, match=r"t\.tif: truth raster is not on the grid of p\.tif .*pass --resample"):
+        evaluate([pred], [truth])
+    result = evaluate([pred], [truth], resample=True)
+    assert result["pixel"]["micro"]["iou"] == 1.0 and result["pixel"]["pixels"] == 16
+
+
+def test_spacenet_csvs_are_compared_image_by_image(tmp_path):
+    truth = gpd.GeoDataFrame(
+        {"image_id": ["i1", "i1", "i2"]},
+        geometry=[shapely.box(0, 0, 10, 10), shapely.box(20, 0, 30, 10), shapely.Polygon()],
+    )
+    pred = gpd.GeoDataFrame(
+        {"image_id": ["i1", "i2"], "confidence": [1.0, 1.0]},
+        geometry=[shapely.box(0, 0, 10, 9), shapely.box(0, 0, 5, 5)],
+    )
+    result = evaluate(
+        [write_spacenet_csv(tmp_path / "pred.csv", pred)], [write_spacenet_csv(tmp_path / "truth.csv", truth)]
+    )
+    assert result["objects"]["per_scene"]["i1"]["tp"] == 1 and result["objects"]["per_scene"]["i1"]["fn"] == 1
+    assert result["objects"]["per_scene"]["i2"]["fp"] == 1
+    assert "pixel" not in result
+
+
+def test_bad_inputs(tmp_path):
+    preds, truths = two_scenes(tmp_path)
+    with pytest.raises(InputError, match=r"2 prediction\(s\) but 1 truth file\(s\)"):
+        evaluate(preds, truths[:1])
+    with pytest.raises(InputError, match=r"gone\.tif: file does not exist"):
+        evaluate([tmp_path / "gone.tif"], truths[:1])
+    (tmp_path / "blocker").write_text("")
+    with pytest.raises(InputError, match=r"blocker is a file, not a folder"):
+        evaluate(preds, truths, out=tmp_path / "blocker" / "m.json")
+
+
+def test_real_spacenet_tile_footprints_survive_rasterize_vectorize_evaluate(shared_data, tmp_path):
+    """Real SpaceNet footprints burnt on the tile grid, traced back, scored against the originals."""
+    from rasterio import features
+
+    from eoseg.geo.raster import raster_info
+    from eoseg.post.vectorize import vectorize
+
+    folder = shared_data / "spacenet-atlanta"
+    info = raster_info(folder / "atlanta_pan.tif")
+    footprints = gpd.read_file(folder / "atlanta_buildings.geojson").to_crs(info.crs)
+    mask = features.rasterize(footprints.geometry, out_shape=(info.height, info.width), transform=info.transform)
+    mask_path = write_geotiff(tmp_path / "atlanta.mask.tif", mask[None].astype(np.uint8), info.crs, info.transform, 255)
+    polygons = vectorize(mask_path, tmp_path / "atlanta.gpkg")
+    result = evaluate([mask_path], [folder / "atlanta_buildings.geojson"])
+    assert result["pixel"]["micro"]["iou"] == 1.0
+    overall = result["objects"]["overall"]
+    assert overall["tp"] + overall["fp"] == len(polygons)
+    assert overall["recall"] == 1.0 and overall["tp"] == len(footprints)
+    assert overall["fp"] <= 1  # a thin part of a footprint can rasterize into a separate 4-connected piece

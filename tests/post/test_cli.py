@@ -1,0 +1,70 @@
+"""The post-processing and evaluation commands: outputs written, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from eoseg.cli import main
+from eoseg.geo.raster import write_geotiff
+
+UTM = "EPSG:32616"
+TRANSFORM = Affine(0.5, 0, 740000.0, 0, -0.5, 3740000.0)
+
+
+def run(*args: str) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    return exit_info.value.code
+
+
+@pytest.fixture
+def scene(tmp_path):
+    mask = np.zeros((16, 16), np.uint8)
+    mask[2:7, 2:9] = 1
+    mask[10:14, 10:14] = 1
+    prob = np.where(mask > 0, 230, 20).astype(np.uint8)
+    return (
+        write_geotiff(tmp_path / "s.mask.tif", mask[None], UTM, TRANSFORM, 255),
+        write_geotiff(tmp_path / "s.prob.tif", prob[None], UTM, TRANSFORM, None),
+    )
+
+
+def test_vectorize_evaluate_ensemble_thresholds(tmp_path, scene, capsys):
+    mask, prob = scene
+    out = tmp_path / "s.gpkg"
+    assert run("vectorize", mask, "--prob", prob, "--min-area", "3", "--out", out) == 0
+    polygons = gpd.read_file(out)
+    assert sorted(polygons["area_m2"]) == [4.0, 8.75] and np.allclose(polygons["mean_prob"], 230 / 255)
+
+    assert run("evaluate", mask, "--truth", out, "--out", tmp_path / "m.json") == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["pixel"]["micro"]["iou"] == 1.0 and metrics["objects"]["overall"]["tp"] == 2
+    printed = capsys.readouterr().out
+    assert "pixel metrics" in printed and "object metrics" in printed
+
+    assert run("ensemble", prob, prob, "--mode", "vote", "--threshold", "0.5", "--out", tmp_path / "v.tif") == 0
+    with rasterio.open(tmp_path / "v.tif") as src, rasterio.open(mask) as ref:
+        assert np.array_equal(src.read(1), ref.read(1))
+
+    overlay = tmp_path / "post.yaml"
+    assert run("thresholds", prob, "--truth", mask, "--thresholds", "0.05,0.5,0.95", "--out", overlay) == 0
+    assert "threshold:\n  - 0.5\n" in overlay.read_text()  # background is 0.08: 0.05 lets it in
+
+
+def test_errors_are_one_line(tmp_path, scene, capsys):
+    mask, prob = scene
+    other = write_geotiff(tmp_path / "o.tif", np.zeros((1, 8, 8), np.uint8), UTM, TRANSFORM, 255)
+    assert run("ensemble", mask, other, "--out", tmp_path / "e.tif") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "o.tif: not on the grid of s.mask.tif" in err
+    (tmp_path / "blocker").write_text("")
+    assert run("vectorize", mask, "--out", tmp_path / "blocker" / "x.gpkg") == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert run("evaluate", tmp_path / "missing.tif", "--truth", mask) == 2
+    assert "missing.tif: file does not exist" in capsys.readouterr().err

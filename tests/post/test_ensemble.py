@@ -1,0 +1,83 @@
+"""Ensembles of rasters written earlier: weighted mean, k-of-n vote, nodata, grid checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from eoseg.errors import ConfigError, InputError
+from eoseg.geo.raster import write_geotiff
+from eoseg.post.ensemble import ensemble_rasters
+
+UTM = "EPSG:32616"
+TRANSFORM = Affine(0.5, 0, 740000.0, 0, -0.5, 3740000.0)
+
+
+def write(tmp_path, name, array, nodata=None, transform=TRANSFORM):
+    return write_geotiff(tmp_path / name, np.asarray(array)[None], UTM, transform, nodata)
+
+
+def test_mean_of_uint8_probabilities_keeps_uint8_and_the_grid(tmp_path):
+    a = write(tmp_path, "a.tif", np.full((20, 30), 100, np.uint8))
+    b = write(tmp_path, "b.tif", np.full((20, 30), 210, np.uint8))
+    out = ensemble_rasters([a, b], tmp_path / "mean.tif", "mean", band_rows=7)
+    with rasterio.open(out) as src:
+        assert src.dtypes[0] == "uint8" and src.transform == TRANSFORM and src.crs == UTM
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert (src.read(1) == 155).all()
+
+
+def test_weighted_mean_of_float_probabilities_skips_nodata_inputs(tmp_path):
+    a = np.full((4, 4), 0.2, np.float32)
+    b = np.full((4, 4), 0.8, np.float32)
+    a[0, 0] = np.nan
+    a[1, 1] = b[1, 1] = np.nan
+    out = ensemble_rasters(
+        [write(tmp_path, "a.tif", a, np.nan), write(tmp_path, "b.tif", b, np.nan)],
+        tmp_path / "m.tif",
+        "mean",
+        weights=[3, 1],
+    )
+    with rasterio.open(out) as src:
+        result = src.read(1)
+    assert result[2, 2] == pytest.approx((3 * 0.2 + 0.8) / 4)
+    assert result[0, 0] == pytest.approx(0.8)  # only b is valid there
+    assert np.isnan(result[1, 1])
+
+
+def test_k_of_n_vote_of_masks(tmp_path):
+    masks = [np.array([[1, 1, 0, 0]]), np.array([[1, 0, 1, 0]]), np.array([[1, 0, 0, 0]])]
+    paths = [write(tmp_path, f"m{i}.tif", m.astype(np.uint8), 255) for i, m in enumerate(masks)]
+    with rasterio.open(ensemble_rasters(paths, tmp_path / "v2.tif", "vote", min_votes=2)) as src:
+        assert src.read(1).tolist() == [[1, 0, 0, 0]]
+    with rasterio.open(ensemble_rasters(paths, tmp_path / "v1.tif", "vote", min_votes=1)) as src:
+        assert src.read(1).tolist() == [[1, 1, 1, 0]]
+        assert src.nodata == 255
+
+
+def test_vote_of_probabilities_with_a_threshold(tmp_path):
+    probs = [np.array([[0.9, 0.6, 0.1]]), np.array([[0.7, 0.4, 0.2]]), np.array([[0.8, 0.7, 0.9]])]
+    paths = [write(tmp_path, f"p{i}.tif", p.astype(np.float32)) for i, p in enumerate(probs)]
+    with rasterio.open(ensemble_rasters(paths, tmp_path / "v.tif", "vote", threshold=0.5)) as src:
+        assert src.read(1).tolist() == [[1, 1, 0]]  # default majority: 2 of 3
+
+
+def test_rasters_on_different_grids_are_refused(tmp_path):
+    a = write(tmp_path, "a.tif", np.zeros((4, 4), np.uint8))
+    b = write(tmp_path, "b.tif", np.zeros((4, 4), np.uint8), transform=TRANSFORM @ Affine.translation(1, 0))
+    with pytest.raises(InputError, match=r"b\.tif: not on the grid of a\.tif .*warp it first"):
+        ensemble_rasters([a, b], tmp_path / "o.tif")
+
+
+def test_bad_min_votes_missing_input_and_unwritable_output(tmp_path):
+    a = write(tmp_path, "a.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(ConfigError, match=r"--min-votes: 3 is not between 1 and the number of rasters \(2\)"):
+        ensemble_rasters([a, a], tmp_path / "o.tif", "vote", min_votes=3)
+    with pytest.raises(InputError, match=r"missing\.tif: raster file does not exist"):
+        ensemble_rasters([a, tmp_path / "missing.tif"], tmp_path / "o.tif")
+    (tmp_path / "blocker").write_text("")
+    with pytest.raises(InputError, match=r"blocker is a file, not a folder"):
+        ensemble_rasters([a, a], tmp_path / "blocker" / "o.tif")
+    assert not (tmp_path / "o.tif").exists()
