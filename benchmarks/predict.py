@@ -1,0 +1,244 @@
+"""Benchmark of whole-scene prediction (``eoseg predict``), each figure against a baseline of the same run.
+
+(a) end-to-end throughput (read, band math, normalise, forward, blend, write COGs) of a random-init
+    resnet18-Unet against the bare model forward on the same number of windows and batch size;
+    target ratio bare / end-to-end >= 0.9 on the CPU;
+(b) peak resident memory of a prediction in a fresh process for a small and a large scene; target below
+    1.5 GB and flat (a cheap 1x1-conv model keeps it short: memory is set by windows, blending and writing,
+    not by the network);
+(c) D4 test-time augmentation against no TTA; target about 8 forwards' worth of time, not more.
+
+Usage: uv run python benchmarks/predict.py [--size 8192 --window 512] [--memory-sizes 4096 16384]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+from torch import nn
+
+from eoseg.config.schema import (
+    ChipSpec,
+    DataSpec,
+    ExperimentConfig,
+    ModelSpec,
+    PostSpec,
+    PredictSpec,
+    TaskSpec,
+)
+from eoseg.inference.engine import auto_batch_size, resolve_device
+from eoseg.inference.predictor import predict_scene
+from eoseg.inference.windows import WindowLayout
+from eoseg.models.bundle import ModelBundle
+from eoseg.models.factory import build_model
+
+BANDS = ["red", "green", "blue"]
+
+
+def make_scene(path: Path, size: int, strip: int = 512) -> Path:
+    """A ``size`` x ``size`` 3-band uint8 GeoTIFF written strip by strip (memory: one strip)."""
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 3,
+        "dtype": "uint8",
+        "nodata": 0,
+        "crs": CRS.from_epsg(32616),
+        "transform": Affine(0.5, 0, 500000, 0, -0.5, 3700000),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "zstd",
+        "zstd_level": 1,
+        "bigtiff": "if_safer",
+    }
+    rng = np.random.default_rng(0)
+    cols = np.arange(size)
+    with rasterio.open(path, "w", **profile) as dst:
+        for row in range(0, size, strip):
+            n = min(strip, size - row)
+            rows = np.arange(row, row + n)[:, None]
+            base = ((rows // 7 + cols // 5) % 200 + 20).astype(np.uint8)
+            noise = rng.integers(0, 16, (3, n, size), dtype=np.uint8)
+            dst.write(base[None] + noise, window=Window(0, row, size, n))
+    return path
+
+
+class Pointwise(nn.Module):
+    """A 1x1 convolution: the cheapest model, for memory measurements."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"mask": self.conv(x)}
+
+
+def bundle_of(model: nn.Module, window: int, spec: ModelSpec | None = None) -> ModelBundle:
+    config = ExperimentConfig(
+        data=DataSpec(chips=ChipSpec(size=window, overlap=0)), model=spec or ModelSpec()
+    )
+    stats = {
+        "inputs": BANDS,
+        "bands": {"image": BANDS},
+        "nodata": {"image": 0},
+        "channels": [{"name": b, "mean": 120.0, "std": 60.0} for b in BANDS],
+    }
+    return ModelBundle(model.eval(), config, stats)
+
+
+def resnet18_unet(window: int) -> ModelBundle:
+    torch.manual_seed(0)
+    spec = ModelSpec(arch="Unet", encoder="resnet18")
+    return bundle_of(build_model(spec, TaskSpec(), 3), window, spec)
+
+
+def bare_forward_seconds(model: nn.Module, windows: int, batch: int, window: int, tta: int = 1) -> float:
+    """Time of the model alone on ``windows`` random windows in batches (and ``tta`` passes each)."""
+    x = torch.randn(batch, 3, window, window)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        done = 0
+        while done < windows:
+            n = min(batch, windows - done)
+            for _ in range(tta):
+                model(x[:n])
+            done += n
+    return time.perf_counter() - start
+
+
+def predict_seconds(bundle: ModelBundle, scene: Path, out: Path, spec: PredictSpec) -> float:
+    start = time.perf_counter()
+    predict_scene([bundle], {"image": scene}, out, spec, PostSpec(), progress=False)
+    return time.perf_counter() - start
+
+
+def throughput_and_tta(size: int, window: int, work: Path, repeats: int) -> None:
+    """Parts (a) and (c)."""
+    scene = make_scene(work / f"scene{size}.tif", size)
+    device = resolve_device("cpu")
+    bundle = resnet18_unet(window)
+    overlap = window // 4
+    layout = WindowLayout(size, size, window, overlap)
+    batch = auto_batch_size(window, device)
+    spec = PredictSpec(device="cpu", window=window, overlap=overlap, batch_size=batch)
+    mpx = size * size / 1e6
+    print(
+        f"scene {size}x{size} (3 bands uint8), resnet18-Unet (random init), "
+        f"window {window}, overlap {overlap}, "
+        f"{len(layout)} windows, batch {batch}, torch threads {torch.get_num_threads()}"
+    )
+
+    bares, e2es = [], []
+    for _ in range(repeats):  # alternate, keep the best of each: the machine may be shared
+        bares.append(bare_forward_seconds(bundle.model, len(layout), batch, window))
+        e2es.append(predict_seconds(bundle, scene, work / "none", spec))
+    bare, e2e = min(bares), min(e2es)
+    print(f"(a) bare forward   : {bare:8.1f} s  {mpx / bare:7.3f} Mpx/s  (best of {repeats})")
+    print(
+        f"    eoseg predict  : {e2e:8.1f} s  {mpx / e2e:7.3f} Mpx/s  (best of {repeats})  "
+        f"ratio bare/end-to-end = {bare / e2e:.3f}  (target >= 0.9)"
+    )
+
+    d4 = predict_seconds(bundle, scene, work / "d4", spec.model_copy(update={"tta": "d4"}))
+    print(
+        f"(c) predict tta=d4 : {d4:8.1f} s  ratio d4/none = {d4 / e2e:.2f}, "
+        f"d4 / (8 x bare forward) = {d4 / (8 * bare):.2f}  (about 8 forwards, not more)"
+    )
+
+
+def memory(size: int, work: Path, window: int) -> None:
+    """Part (b) for one scene size: generate the scene, then predict it in a fresh process."""
+    scene = make_scene(work / f"mem{size}.tif", size)
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child-memory",
+        str(scene),
+        "--window",
+        str(window),
+        "--out",
+        str(work),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    print(
+        f"(b) {size:>6}x{size:<6} scene: peak RSS {figures['peak_mb']:7.0f} MB "
+        f"(after imports, before predicting: "
+        f"{figures['baseline_mb']:.0f} MB), {figures['seconds']:.1f} s, {figures['windows']} windows  "
+        "(target < 1500 MB, flat)"
+    )
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM; ru_maxrss would include the parent's peak after exec)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_memory(scene: Path, window: int, out: Path) -> None:
+    """Run inside a fresh process: predict ``scene`` with a 1x1-conv model and print peak RSS as JSON."""
+    bundle = bundle_of(Pointwise(), window)
+    baseline = peak_rss_mb()
+    spec = PredictSpec(device="cpu", window=window)  # automatic batch size, as a user gets it
+    with rasterio.open(scene) as src:
+        windows = len(WindowLayout(src.height, src.width, window, window // 4))
+    seconds = predict_seconds(bundle, scene, out / f"memory-{scene.stem}", spec)
+    peak = peak_rss_mb()
+    print(json.dumps({"peak_mb": peak, "baseline_mb": baseline, "seconds": seconds, "windows": windows}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=8192, help="scene size for (a) and (c)")
+    parser.add_argument("--window", type=int, default=512)
+    parser.add_argument("--memory-sizes", type=int, nargs="*", default=[4096, 16384])
+    parser.add_argument("--memory-window", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=2, help="(a): alternating runs of each, best kept")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["a", "b"], help="parts to skip (a includes c)"
+    )
+    parser.add_argument("--child-memory", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_memory:
+        child_memory(args.child_memory, args.window, args.out)  # --window carries the memory window
+        return
+    with tempfile.TemporaryDirectory(prefix="eoseg-bench-") as tmp:
+        work = Path(tmp)
+        if "a" not in args.skip:
+            throughput_and_tta(args.size, args.window, work, args.repeats)
+        if "b" not in args.skip:
+            print(
+                "(b) memory: a 1x1-conv model (memory is set by windows, blending and writing, "
+                "not the network), "
+                f"window {args.memory_window}, automatic batch size "
+                f"({auto_batch_size(args.memory_window, torch.device('cpu'))} on the CPU)"
+            )
+            for size in args.memory_sizes:
+                memory(size, work, args.memory_window)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""``eoseg predict``: run one or more checkpoints over whole scenes and write georeferenced rasters."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from eoseg.config.loader import apply_overrides, config_to_dict, validate_config
+from eoseg.config.schema import PostSpec, PredictSpec
+from eoseg.errors import ConfigError, InputError
+from eoseg.progress import console
+
+CHECKPOINT_SUFFIXES = (".ckpt", ".safetensors")
+OVERRIDE_KEY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_][\w-]*)+$")
+OVERRIDE_SECTIONS = ("predict", "post")
+
+
+@dataclass
+class PredictArgs:
+    """Positional items of ``eoseg predict`` sorted into checkpoints, scenes and overrides."""
+
+    checkpoints: list[Path] = field(default_factory=list)
+    scenes: list[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+
+
+def split_items(items: list[str]) -> PredictArgs:
+    """Checkpoints end in .ckpt/.safetensors; ``a.b=value`` are overrides; everything else is a scene."""
+    args = PredictArgs()
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if sep and OVERRIDE_KEY.match(key):
+            if key.split(".")[0] not in OVERRIDE_SECTIONS:
+                raise ConfigError(
+                    f"override {item!r}: only predict.* and post.* can be changed when predicting "
+                    "(the rest comes from the checkpoint)"
+                )
+            args.overrides.append(item)
+        elif not sep and Path(item).suffix.lower() in CHECKPOINT_SUFFIXES:
+            args.checkpoints.append(Path(item))
+        else:
+            args.scenes.append(item)
+    if not args.checkpoints:
+        raise InputError("eoseg predict: no checkpoint given; pass at least one .ckpt file before the scenes")
+    if not args.scenes:
+        raise InputError(
+            "eoseg predict: no scene given; pass a GeoTIFF, or pre=a.tif,post=b.tif for image pairs"
+        )
+    return args
+
+
+def parse_scene(item: str, image_names: list[str]) -> dict[str, Path]:
+    """``a.tif`` for single-image models, ``pre=a.tif,post=b.tif`` for models of several images."""
+    if "=" not in item:
+        if len(image_names) != 1:
+            pairs = ",".join(f"{n}=FILE" for n in image_names)
+            raise InputError(
+                f"scene {item!r}: the model takes images {image_names}; give the scene as {pairs}"
+            )
+        return {image_names[0]: Path(item)}
+    images: dict[str, Path] = {}
+    for part in item.split(","):
+        name, sep, path = part.partition("=")
+        if not sep or not name or not path:
+            raise InputError(
+                f"scene {item!r}: expected name=path pairs separated by commas, e.g. pre=a.tif,post=b.tif"
+            )
+        images[name.strip()] = Path(path.strip())
+    return images
+
+
+def resolve_specs(config_dict: dict, overrides: list[str]) -> tuple[PredictSpec, PostSpec]:
+    """The predict and post sections of a checkpoint's config with the command-line overrides applied."""
+    config = validate_config(apply_overrides(config_dict, overrides), "predict overrides")
+    return config.predict, config.post
+
+
+def predict(
+    items: list[str] = typer.Argument(
+        ...,
+        metavar="CKPT... SCENE... [KEY=VALUE]...",
+        help="Checkpoints (.ckpt), scenes (a.tif, or pre=a.tif,post=b.tif) and predict.*/post.* overrides.",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output folder for <scene>.prob.tif, <scene>.mask.tif, ..."
+    ),
+    quicklook: bool = typer.Option(
+        False, "--quicklook", help="Also write <scene>.quicklook.png (image + mask)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Predict whole scenes with one or more checkpoints (an ensemble), with blending, TTA and streaming.
+
+    Example: eoseg predict runs/a/best.ckpt runs/b/best.ckpt city.tif --out pred predict.tta=d4
+    post.threshold=0.4
+    """
+    from eoseg.inference.predictor import predict_scenes
+    from eoseg.training.checkpoint import load_bundle
+
+    args = split_items(items)
+    bundles = [load_bundle(path) for path in args.checkpoints]
+    spec, post = resolve_specs(config_to_dict(bundles[0].config), args.overrides)
+    scenes = [parse_scene(item, bundles[0].image_names) for item in args.scenes]
+    results = predict_scenes(bundles, scenes, out, spec, post, progress=not quiet)
+    pictures: dict[str, list[Path]] = {r.name: [] for r in results}
+    if quicklook:
+        from eoseg.report.quicklook import quicklook_png
+
+        for scene, result in zip(scenes, results, strict=True):
+            png = out / f"{result.name}.quicklook.png"
+            pictures[result.name].append(quicklook_png(next(iter(scene.values())), result.mask, png))
+    table = Table("scene", "windows", "Mpx/s", "outputs", title="eoseg predict", title_justify="left")
+    for r in results:
+        names = [p.name for p in (*r.paths, *pictures[r.name])]
+        table.add_row(r.name, str(r.windows), f"{r.mpx_per_s:.3g}", ", ".join(names))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict)

@@ -1,0 +1,241 @@
+"""Whole-scene prediction: windows read ahead in threads, batches through every model and TTA transform
+on the device, overlaps blended, finished row bands written as COGs while the next windows run.
+
+Memory is bounded by the window size, the batch size and one band of window rows across the scene,
+never by the scene's height.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rich.progress import TextColumn
+
+from eoseg.config.schema import PostSpec, PredictSpec
+from eoseg.errors import ConfigError, InputError
+from eoseg.geo.atomic import write_text_atomic
+from eoseg.geo.cog import GDAL_ENV
+from eoseg.inference.blend import BlendAccumulator
+from eoseg.inference.engine import EnsembleRunner, auto_batch_size, common_heads, resolve_device
+from eoseg.inference.outputs import member_key, plan_outputs, scene_rasters
+from eoseg.inference.reader import InputRecipe, WindowReader, WindowSample, check_scene
+from eoseg.inference.windows import WindowLayout
+from eoseg.inference.writer import SceneWriter
+from eoseg.models.bundle import ModelBundle
+from eoseg.progress import make_progress
+
+
+@dataclass
+class SceneOutputs:
+    """Paths written for one scene, and how long it took."""
+
+    name: str
+    prob: Path | None = None
+    mask: Path | None = None
+    values: dict[str, Path] = field(default_factory=dict)
+    heads: Path | None = None  # JSON of image-level heads (class scores, scalars, direction) over the scene
+    windows: int = 0
+    seconds: float = 0.0
+    pixels: int = 0
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file written."""
+        return [p for p in (self.prob, self.mask, *self.values.values(), self.heads) if p is not None]
+
+    @property
+    def mpx_per_s(self) -> float:
+        return self.pixels / 1e6 / self.seconds if self.seconds > 0 else float("nan")
+
+
+def ensure_writable(out_dir: Path) -> None:
+    """Create ``out_dir`` if needed and check that files can be written there (fail before any work)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"{out_dir}: output folder is not writable ({exc.strerror or exc}); "
+            "choose another folder with --out"
+        ) from exc
+
+
+def scene_name(images: dict[str, Path]) -> str:
+    """Default output name of a scene: the file name of its first image without suffix."""
+    return Path(next(iter(images.values()))).stem
+
+
+def check_bundles(bundles: Sequence[ModelBundle]) -> None:
+    """Models of one pass must take the same images with the same band counts."""
+    if not bundles:
+        raise ConfigError("predict: give at least one checkpoint")
+    first = bundles[0]
+    expected = {n: len(b) for n, b in first.bands.items()}
+    for other in bundles[1:]:
+        counts = {n: len(b) for n, b in other.bands.items()}
+        if counts != expected:
+            raise ConfigError(
+                f"{other.source or 'checkpoint'}: takes images (bands) {counts} but "
+                f"{first.source or 'the first checkpoint'} takes {expected}; "
+                "ensemble models trained on the same inputs"
+            )
+
+
+def predict_scene(
+    bundles: Sequence[ModelBundle],
+    images: dict[str, Path],
+    out_dir: Path,
+    spec: PredictSpec,
+    post: PostSpec,
+    name: str | None = None,
+    progress: bool = True,
+) -> SceneOutputs:
+    """Predict one scene with one or more models (ensemble) and write its rasters into ``out_dir``.
+
+    ``images`` maps the models' image names to files (``{"image": a.tif}`` or ``{"pre": a, "post": b}``).
+    """
+    check_bundles(bundles)
+    out_dir = Path(out_dir)
+    ensure_writable(out_dir)
+    scene = check_scene({k: Path(v) for k, v in images.items()}, bundles[0])
+    name = name or scene_name(scene.paths)
+    device = resolve_device(spec.device)
+    window = spec.window or bundles[0].chip_size
+    overlap = spec.overlap if spec.overlap is not None else window // 4
+    for bundle in bundles:
+        stride = int(getattr(bundle.model, "output_stride", 1))
+        if window % stride:
+            fit = window // stride * stride or stride
+            raise ConfigError(
+                f"predict.window={window}: must be a multiple of the model's stride {stride} "
+                f"({bundle.source or 'checkpoint'}); e.g. predict.window={fit}"
+            )
+    layout = WindowLayout(scene.height, scene.width, window, overlap)
+    batch_size = spec.batch_size or auto_batch_size(window, device)
+
+    recipes: list[InputRecipe] = []
+    recipe_of: list[int] = []
+    for bundle in bundles:
+        recipe = InputRecipe(bundle)
+        index = next((i for i, r in enumerate(recipes) if r.key() == recipe.key()), None)
+        if index is None:
+            recipes.append(recipe)
+            index = len(recipes) - 1
+        recipe_of.append(index)
+
+    first = bundles[0].config
+    plan = plan_outputs(common_heads(bundles), first.task, bundles[0].classes, spec, post, len(bundles))
+    runner = EnsembleRunner(bundles, spec, device, recipe_of, vote_head=plan.main if plan.vote else None)
+    channels = {n: h.channels for n, h in runner.dense_heads.items()}
+    acc_channels = {n: channels[n.split("@")[0]] for n in plan.accumulated}
+    rasters = scene_rasters(plan, scene, out_dir, name, channels)
+    image_heads = SceneMeans()
+
+    started = time.perf_counter()
+    columns = TextColumn("{task.fields[rate]}")
+    with (
+        rasterio.Env(**GDAL_ENV),
+        make_progress(progress, columns) as bar,
+        WindowReader(scene, recipes, workers=spec.workers, prefetch=2 * batch_size) as reader,
+        SceneWriter(rasters) as writer,
+        closing(reader.samples(iter(layout))) as samples,  # on failure: stop reading before closing
+    ):
+        task = bar.add_task(f"predict {name}", total=len(layout), rate="")
+        accumulator = BlendAccumulator(layout, acc_channels, spec.blend)
+        batch: list[WindowSample] = []
+        for i, sample in enumerate(samples):
+            batch.append(sample)
+            if len(batch) < batch_size and i + 1 < len(layout):
+                continue
+            result = runner([np.stack([s.inputs[r] for s in batch]) for r in range(len(recipes))])
+            for j, s in enumerate(batch):
+                values = {n: result.dense[n][j] for n in plan.accumulated if n in result.dense}
+                for m, member in enumerate(result.members):
+                    values[member_key(plan.main, m)] = member[j]
+                image_heads.add({n: v[j] for n, v in result.image.items()}, int(s.valid.sum()))
+                band = accumulator.add(s.window, values, s.valid)
+                if band is not None:
+                    writer.submit(band)
+                    done_px = (band.row_off + band.height) * scene.width
+                    rate = done_px / 1e6 / max(time.perf_counter() - started, 1e-9)
+                    bar.update(task, rate=f"{rate:.2f} Mpx/s")
+            bar.advance(task, len(batch))
+            batch = []
+        paths = dict(zip([r.kind for r in rasters], writer.finish(), strict=True))
+
+    outputs = SceneOutputs(
+        name,
+        paths.pop("prob", None),
+        paths.pop("mask", None),
+        paths,
+        windows=len(layout),
+        pixels=scene.height * scene.width,
+    )
+    if image_heads.count:
+        outputs.heads = write_text_atomic(
+            out_dir / f"{name}.heads.json", json.dumps(image_heads.summary(runner.heads), indent=2)
+        )
+    outputs.seconds = time.perf_counter() - started
+    return outputs
+
+
+def predict_scenes(
+    bundles: Sequence[ModelBundle],
+    scenes: Sequence[dict[str, Path]],
+    out_dir: Path,
+    spec: PredictSpec,
+    post: PostSpec,
+    names: Sequence[str] | None = None,
+    progress: bool = True,
+) -> list[SceneOutputs]:
+    """Predict several scenes one after the other; names default to the first image's file name."""
+    names = list(names) if names is not None else [scene_name(s) for s in scenes]
+    if len(names) != len(scenes):
+        raise ValueError("give one name per scene")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(
+            f"scenes {duplicates}: two scenes would write the same outputs; rename the files or "
+            "predict them into different folders"
+        )
+    ensure_writable(Path(out_dir))
+    return [
+        predict_scene(bundles, s, out_dir, spec, post, n, progress)
+        for s, n in zip(scenes, names, strict=True)
+    ]
+
+
+class SceneMeans:
+    """Valid-pixel-weighted means over the scene of the image-level heads of every window."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, np.ndarray] = {}
+        self.count = 0
+
+    def add(self, values: dict[str, np.ndarray], weight: int) -> None:
+        if not values or weight == 0:
+            return
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0) + weight * value.astype(np.float64)
+        self.count += weight
+
+    def summary(self, heads: dict) -> dict[str, dict[str, object]]:
+        out: dict[str, dict[str, object]] = {}
+        for name, total in self.sums.items():
+            mean = total / self.count
+            entry: dict[str, object] = {"kind": heads[name].kind, "mean": mean.tolist()}
+            if heads[name].kind == "direction":
+                x, y = mean
+                entry["angle_deg"] = math.degrees(math.atan2(x, y)) % 360.0  # (x, y) = (sin, cos)
+            out[name] = entry
+        return out

@@ -1,0 +1,205 @@
+"""Reading a scene window by window in background threads, turned into normalised model inputs.
+
+The first image of a sample fixes the grid; the others are aligned onto it on the fly (WarpedVRT) when
+their CRS or resolution differ. rasterio datasets are not thread-safe, so each reader thread opens its
+own handles. Windows are read ahead in layout order, at most ``prefetch`` at a time (bounded memory).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rasterio.windows import Window
+
+from eoseg.data.bandmath import BandMath
+from eoseg.data.stats import normalize
+from eoseg.errors import InputError
+from eoseg.geo.raster import (
+    RasterInfo,
+    align_to,
+    check_overlap,
+    default_nodata,
+    open_raster,
+    raster_info,
+    read_window,
+    valid_mask,
+)
+from eoseg.inference.windows import SceneWindow
+from eoseg.models.bundle import ModelBundle
+
+
+class NoCrsWarning(UserWarning):
+    """A scene has no CRS: outputs are written without one."""
+
+
+@dataclass(frozen=True)
+class SceneImages:
+    """The images of one scene, checked against the models: grid of the first image, nodata per image."""
+
+    paths: dict[str, Path]
+    reference: RasterInfo
+    nodata: dict[str, float | None]
+    aligned: dict[str, bool]  # True where the image is warped onto the reference grid
+
+    @property
+    def height(self) -> int:
+        return self.reference.height
+
+    @property
+    def width(self) -> int:
+        return self.reference.width
+
+
+def check_scene(images: dict[str, Path], bundle: ModelBundle) -> SceneImages:
+    """Check a scene's images against the model's image names and band counts; find the grid.
+
+    Raises :class:`InputError` for a missing image, a wrong band count, or images that do not overlap;
+    warns (:class:`NoCrsWarning`) when the scene has no CRS.
+    """
+    expected = bundle.bands
+    missing = [n for n in expected if n not in images]
+    extra = [n for n in images if n not in expected]
+    if missing or extra:
+        given = ",".join(f"{n}=..." for n in images)
+        raise InputError(
+            f"scene {given}: the model takes images {list(expected)} but got {list(images)}; "
+            f"give the scene as {','.join(f'{n}=FILE' for n in expected)}"
+        )
+    infos = {name: raster_info(images[name]) for name in expected}
+    for name, info in infos.items():
+        if info.count != len(expected[name]):
+            raise InputError(
+                f"{info.path}: scene has {info.count} band(s) but the model expects {len(expected[name])} "
+                f"for image {name!r} ({', '.join(expected[name])}); "
+                "give a scene with the bands the model was "
+                "trained on"
+            )
+    reference = infos[next(iter(expected))]
+    if reference.crs is None:
+        warnings.warn(
+            f"{reference.path}: scene has no CRS; outputs are written without a CRS",
+            NoCrsWarning,
+            stacklevel=2,
+        )
+    aligned = {}
+    nodata = {}
+    overrides = bundle.config.data.nodata
+    for name, info in infos.items():
+        aligned[name] = not reference.same_grid(info)
+        if aligned[name]:
+            check_overlap(reference, info, f"image {name!r}")
+        fallback = default_nodata(info.dtype) if aligned[name] else None
+        nodata[name] = overrides.get(name, info.nodata if info.nodata is not None else fallback)
+    return SceneImages({n: Path(images[n]) for n in expected}, reference, nodata, aligned)
+
+
+@dataclass
+class WindowSample:
+    """One window read and prepared: model inputs per input recipe, and the valid pixels."""
+
+    window: SceneWindow
+    inputs: list[np.ndarray]  # per input recipe: float32 (N, size, size), invalid pixels 0
+    valid: np.ndarray  # bool (size, size): inside the scene and not nodata in any image
+
+
+class InputRecipe:
+    """Band math plus normalisation of one model (models with the same recipe share the work)."""
+
+    def __init__(self, bundle: ModelBundle):
+        self.bandmath = BandMath(bundle.inputs, bundle.bands)
+        self.stats = bundle.stats
+
+    def key(self) -> tuple:
+        return tuple(self.bandmath.inputs), repr(self.stats.get("channels"))
+
+    def __call__(self, images: dict[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
+        x = normalize(self.bandmath.apply(images), self.stats)
+        x[:, ~valid] = 0.0
+        return x
+
+
+class WindowReader:
+    """Reads windows of a scene ahead in background threads, one dataset handle per thread."""
+
+    def __init__(
+        self,
+        scene: SceneImages,
+        recipes: Sequence[InputRecipe],
+        workers: int = 2,
+        prefetch: int = 8,
+        resampling: str = "bilinear",
+    ):
+        self.scene = scene
+        self.recipes = list(recipes)
+        self.workers = max(1, workers)
+        self.prefetch = max(1, prefetch)
+        self.resampling = resampling
+        self._local = threading.local()
+        self._opened: list = []
+        self._lock = threading.Lock()
+
+    def _sources(self) -> dict:
+        sources = getattr(self._local, "sources", None)
+        if sources is None:
+            sources = {}
+            for name, path in self.scene.paths.items():
+                src = open_raster(path)
+                opened = [src]
+                if self.scene.aligned[name]:
+                    src = align_to(src, self.scene.reference, self.resampling, self.scene.nodata[name])
+                    opened.append(src)
+                sources[name] = src
+                with self._lock:
+                    self._opened.extend(opened)
+            self._local.sources = sources
+        return sources
+
+    def read(self, window: SceneWindow) -> WindowSample:
+        """Read all images of one window (padded beyond the scene) and build every recipe's inputs."""
+        size = window.size
+        native = Window(window.col_off, window.row_off, size, size)
+        h, w = window.clipped(self.scene.height, self.scene.width)
+        valid = np.zeros((size, size), dtype=bool)
+        valid[:h, :w] = True
+        images = {}
+        for name, src in self._sources().items():
+            nodata = self.scene.nodata[name]
+            array = read_window(src, native, (size, size), fill=nodata)
+            valid &= valid_mask(array, nodata)
+            images[name] = array
+        return WindowSample(window, [recipe(images, valid) for recipe in self.recipes], valid)
+
+    def samples(self, windows: Iterator[SceneWindow]) -> Iterator[WindowSample]:
+        """Samples in window order; at most ``prefetch`` windows are read ahead."""
+        pending: deque[Future[WindowSample]] = deque()
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="eoseg-read") as pool:
+            try:
+                for window in windows:
+                    pending.append(pool.submit(self.read, window))
+                    if len(pending) >= self.prefetch:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def close(self) -> None:
+        """Close every dataset the threads opened (VRTs before their files)."""
+        with self._lock:
+            for src in reversed(self._opened):
+                src.close()
+            self._opened.clear()
+
+    def __enter__(self) -> WindowReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
