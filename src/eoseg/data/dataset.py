@@ -1,0 +1,153 @@
+"""The chip dataset: model-ready samples from a prepared dataset (``manifest.parquet`` + ``stats.json``).
+
+A sample is read from the chip GeoTIFFs of one manifest row: the images go through band math
+(:class:`~eoseg.data.bandmath.BandMath`) and normalisation (:func:`~eoseg.data.stats.normalize`); the
+targets become float arrays with NaN for "not labelled". Pixels that are nodata in any image are invalid:
+0 in the inputs and ignored in every target. An optional augmentation (:class:`~eoseg.data.augment.Augment`)
+moves images, validity and targets together, and a task-supplied function turns the target chips into
+one target per model head.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import rasterio
+import torch
+from torch.utils.data import Dataset
+
+from eoseg.config.schema import DataSpec
+from eoseg.data.augment import Augment
+from eoseg.data.bandmath import BandMath
+from eoseg.data.stats import normalize, read_stats
+from eoseg.errors import InputError
+from eoseg.geo.raster import valid_mask
+
+MANIFEST = "manifest.parquet"
+STATS = "stats.json"
+VECTOR_IGNORE = 255
+
+HeadTargetFn = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
+"""Task hook: ``{target name: float32 (bands, H, W), NaN = ignore}`` -> ``{head name: array}``."""
+
+
+def read_manifest(root: str | os.PathLike[str]) -> pd.DataFrame:
+    """The chip manifest of a prepared dataset; a clear error when it was never prepared."""
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{path}: chip manifest not found; run `eoseg prepare` with this config first "
+                         f"(or point data.root at a prepared dataset)")
+    return pd.read_parquet(path)
+
+
+def read_prepared_stats(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """The band statistics (``stats.json``) of a prepared dataset."""
+    path = Path(root) / STATS
+    if not path.is_file():
+        raise InputError(f"{path}: band statistics not found; the dataset is incomplete, re-run `eoseg prepare`")
+    return read_stats(path)
+
+
+def check_prepared(data: DataSpec, stats: Mapping[str, Any], manifest: pd.DataFrame, root: Path) -> None:
+    """Refuse a prepared dataset whose images, bands, inputs or targets differ from what ``data`` asks for."""
+    where = root / STATS
+    rerun = "re-run `eoseg prepare` with this config or set data.root to a dataset prepared with it"
+    for image, bands in data.bands.items():
+        prepared = stats["bands"].get(image)
+        if prepared is None:
+            raise InputError(f"{where}: chips have no image {image!r} (images: {list(stats['bands'])}) but "
+                             f"data.bands names it; {rerun}")
+        if list(bands) != list(prepared):
+            raise InputError(f"{where}: image {image!r} was prepared with bands {prepared} but data.bands.{image} "
+                             f"is {list(bands)}; {rerun}")
+    expected = list(data.inputs) or [b for names in stats["bands"].values() for b in names]
+    if expected != list(stats["inputs"]):
+        shown = list(data.inputs) if data.inputs else f"empty (all bands: {expected})"
+        raise InputError(f"{where}: chips were prepared with inputs {stats['inputs']} but data.inputs is "
+                         f"{shown}; {rerun}")
+    missing = [f"target:{t}" for t in data.targets if f"target:{t}" not in manifest.columns]
+    missing += [f"image:{i}" for i in stats["bands"] if f"image:{i}" not in manifest.columns]
+    if missing:
+        raise InputError(f"{root / MANIFEST}: manifest has no column(s) {missing}; {rerun}")
+
+
+class ChipDataset(Dataset):
+    """Samples from the rows ``chips`` of the manifest of the prepared dataset at ``root``.
+
+    Each item is ``{"image": float32 (N, H, W), "valid": bool (H, W), "targets": {head: tensor},
+    "index": int}``. ``head_targets`` (from the task) maps the target chips to per-head targets;
+    without it ``targets`` holds the target chips themselves (float32, NaN = ignore).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        chips: pd.DataFrame,
+        stats: Mapping[str, Any],
+        data: DataSpec,
+        head_targets: HeadTargetFn | None = None,
+        augment: Augment | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.chips = chips.reset_index(drop=True)
+        self.stats = dict(stats)
+        self.bandmath = BandMath(self.stats["inputs"], self.stats["bands"])
+        self.nodata = {name: self.stats["nodata"].get(name) for name in self.stats["bands"]}
+        self.target_kinds = {name: spec.kind for name, spec in data.targets.items()}
+        self.head_targets = head_targets
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.chips)
+
+    def chip_id(self, index: int) -> str:
+        return str(self.chips.at[index, "chip_id"])
+
+    def _path(self, index: int, column: str) -> Path:
+        return self.root / str(self.chips.at[index, column])
+
+    def read_inputs(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(inputs float32 (N, H, W), valid bool (H, W))``: band math, normalisation, invalid pixels 0."""
+        images, valid = {}, None
+        for name, nodata in self.nodata.items():
+            with rasterio.open(self._path(index, f"image:{name}")) as src:
+                array = src.read()
+            images[name] = array
+            ok = valid_mask(array, nodata)
+            valid = ok if valid is None else valid & ok
+        inputs = normalize(self.bandmath.apply(images), self.stats)
+        inputs[:, ~valid] = 0.0
+        return inputs, valid
+
+    def read_targets(self, index: int) -> dict[str, np.ndarray]:
+        """``{target name: float32 (bands, H, W)}`` with NaN where the chip says ignore / nodata."""
+        targets = {}
+        for name, kind in self.target_kinds.items():
+            with rasterio.open(self._path(index, f"target:{name}")) as src:
+                array = src.read().astype(np.float32)
+                ignore = VECTOR_IGNORE if kind == "vector" else src.nodata
+            if ignore is not None:
+                array[~np.isfinite(array) | (array == np.float32(ignore))] = np.nan
+            targets[name] = array
+        return targets
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        inputs, valid = self.read_inputs(index)
+        targets = self.read_targets(index)
+        if self.augment is not None:
+            inputs, valid, targets = self.augment(inputs, valid, targets, seed=int(torch.randint(2**31 - 1, ())))
+            inputs[:, ~valid] = 0.0
+        for array in targets.values():
+            array[:, ~valid] = np.nan
+        heads = self.head_targets(targets) if self.head_targets is not None else targets
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(inputs)),
+            "valid": torch.from_numpy(np.ascontiguousarray(valid)),
+            "targets": {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in heads.items()},
+            "index": index,
+        }

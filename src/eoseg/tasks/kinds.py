@@ -1,0 +1,324 @@
+"""The five tasks: what each learns from the target chips, how its predictions are read, how it is scored.
+
+A task kind (``task.kind``) decides, for every head of ``model.heads``:
+
+- its training target, from the chip of ``head.target`` (default: the head name): class indices for
+  softmax heads, 0/1 channels for sigmoid heads, values for regression, image-level labels, vectors;
+- the validation post-processing of the main head (the first dense head): threshold (``post.threshold``)
+  or argmax; for ``change``, damage classes only where a building is predicted;
+- its metrics (``val/<metric>`` overall, ``val/<metric>/<class>`` per class).
+
+Kinds are plain picklable objects: DataLoader workers call :meth:`TaskKind.head_targets` per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from eoseg.config.schema import ExperimentConfig, HeadSpec
+from eoseg.errors import ConfigError
+from eoseg.models.heads import activation_of
+from eoseg.tasks import targets as T
+from eoseg.tasks.metrics import MULTILABEL_IGNORE, ClassMetrics, RegressionMetrics, class_names
+
+METRICS = ("iou", "f1", "precision", "recall", "dice")
+
+
+class TaskKind:
+    """Base of the task kinds; subclasses define dense targets, predictions and metrics."""
+
+    kind: ClassVar[str] = ""
+    object_classes: ClassVar[bool] = True  # class targets: every class > 0 is the one object class
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        self.config = config
+        self.spec = config.task
+        self.heads: dict[str, HeadSpec] = dict(config.model.heads)
+        self.ignore_index = config.task.ignore_index
+        dense = [n for n, h in self.heads.items() if h.kind == "dense"]
+        if not dense:
+            raise ConfigError(
+                f"model.heads: task {self.kind} needs at least one dense head (heads: {list(self.heads)})"
+            )
+        self.main = dense[0]
+        targets = list(config.data.targets)
+        for name in self.heads:
+            if self.target_of(name) not in targets:
+                raise ConfigError(f"model.heads.{name}.target: {self.target_of(name)!r} is not a target of "
+                                  f"data.targets ({targets}); set model.heads.{name}.target to one of them")
+
+    # ------------------------------------------------------------------------------------ targets
+    def target_of(self, head: str) -> str:
+        return self.heads[head].target or head
+
+    def activation(self, head: str) -> str:
+        return activation_of(self.heads[head], self.spec)
+
+    @property
+    def directions(self) -> list[str]:
+        """Targets that are direction fields (rewritten by geometric augmentation)."""
+        return sorted({self.target_of(n) for n, h in self.heads.items() if h.kind == "direction"})
+
+    def head_targets(self, chips: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``{head: target}`` of one sample from ``{target name: float32 (bands, H, W), NaN = ignore}``."""
+        out: dict[str, np.ndarray] = {}
+        for name, head in self.heads.items():
+            chip, what = chips[self.target_of(name)], f"{self.target_of(name)} (head {name})"
+            if head.kind == "dense":
+                out[name] = self.dense_target(name, head, chip, what)
+            elif head.kind == "image_class":
+                out[name] = self.image_target(name, head, chip, what)
+            elif head.kind == "scalar":
+                out[name] = T.channel_means(chip, head.channels, what)
+            else:
+                out[name] = T.mean_direction(chip, what)
+        return out
+
+    def dense_target(self, name: str, head: HeadSpec, chip: np.ndarray, what: str) -> np.ndarray:
+        if self.activation(name) == "softmax":
+            return T.class_index(chip, head.channels, self.ignore_index, what, binary=self.object_classes)
+        return self.label_channels(chip, head.channels, what)
+
+    def label_channels(self, chip: np.ndarray, channels: int, what: str) -> np.ndarray:
+        """0/1 channels of a sigmoid head."""
+        if self.object_classes:
+            return T.binary_channels(chip, channels, what)
+        return T.multilabel_channels(chip, channels, what)
+
+    def image_target(self, name: str, head: HeadSpec, chip: np.ndarray, what: str) -> np.ndarray:
+        if self.activation(name) == "softmax":
+            index = T.class_index(chip, head.channels, self.ignore_index, what, binary=self.object_classes)
+            return T.largest_class(index, self.ignore_index)
+        return T.presence(self.label_channels(chip, head.channels, what))
+
+    # ------------------------------------------------------------------------- post-processing
+    def threshold(self, k: int = 0) -> float:
+        value = self.config.post.threshold
+        return float(value[min(k, len(value) - 1)] if isinstance(value, list) else value)
+
+    def class_prediction(self, name: str, logits: Tensor) -> Tensor:
+        """``(B, H, W)`` class index: argmax of a softmax head, threshold of a sigmoid head's channel 0."""
+        if self.activation(name) == "softmax":
+            return logits.argmax(dim=1)
+        return (torch.sigmoid(logits[:, 0]) > self.threshold()).long()
+
+    def class_truth(self, target: Tensor) -> Tensor:
+        """``(B, H, W)`` class index (ignore_index where not labelled) from a head target."""
+        if not target.is_floating_point():
+            return target
+        return torch.nan_to_num(target[:, 0], nan=float(self.ignore_index)).long()
+
+    def num_classes(self, name: str) -> int:
+        return self.heads[name].channels if self.activation(name) == "softmax" else 2
+
+    # --------------------------------------------------------------------------------- metrics
+    def build_metrics(self) -> nn.ModuleDict:
+        names = class_names(self.config.data.classes, self.num_classes(self.main))
+        overall = 1 if self.object_classes else None
+        return nn.ModuleDict({"main": ClassMetrics(names, "multiclass", self.ignore_index, overall)})
+
+    def update_metrics(
+        self, metrics: nn.ModuleDict, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]
+    ) -> None:
+        pred, truth = self.prediction(outputs), self.truth(targets)
+        metrics["main"].update(pred, truth)
+
+    def compute_metrics(self, metrics: nn.ModuleDict) -> dict[str, float]:
+        return metrics["main"].compute()
+
+    def metric_names(self) -> list[str]:
+        """Overall metric names (without the ``val/`` prefix) that ``train.monitor`` may use."""
+        return list(METRICS)
+
+    def prediction(self, outputs: Mapping[str, Tensor]) -> Tensor:
+        """The main head's validation prediction (class index, label maps or values)."""
+        return self.class_prediction(self.main, outputs[self.main])
+
+    def truth(self, targets: Mapping[str, Tensor]) -> Tensor:
+        return self.class_truth(targets[self.main])
+
+    def display(
+        self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(prediction, truth, score)`` per sample for reports: 2-D maps and the sample's IoU (or RMSE)."""
+        pred, truth = self.prediction(outputs), self.truth(targets)
+        scores = []
+        for p, t in zip(pred, truth, strict=True):
+            keep = t != self.ignore_index
+            positive_p, positive_t = (p > 0) & keep, (t > 0) & keep
+            union = (positive_p | positive_t).sum()
+            scores.append((positive_p & positive_t).sum() / union if union > 0 else torch.tensor(1.0))
+        truth = truth.masked_fill(truth == self.ignore_index, -1)
+        return pred, truth, torch.stack(scores).float()
+
+
+class BinaryTask(TaskKind):
+    """Objects vs background (buildings): sigmoid or 2-channel softmax heads; IoU of the object class."""
+
+    kind = "binary"
+
+
+class MulticlassTask(TaskKind):
+    """One class per pixel: softmax heads, class indices; metrics averaged over classes (macro)."""
+
+    kind = "multiclass"
+    object_classes = False
+
+    def class_prediction(self, name: str, logits: Tensor) -> Tensor:
+        if self.activation(name) == "softmax":
+            return logits.argmax(dim=1)
+        prob = torch.sigmoid(logits)  # sigmoid channels are classes 1..K, 0 where none passes the threshold
+        best = prob.max(dim=1)
+        return torch.where(best.values > self.threshold(), best.indices + 1, 0)
+
+    def class_truth(self, target: Tensor) -> Tensor:
+        if not target.is_floating_point():
+            return target
+        labels = torch.nan_to_num(target, nan=0.0)
+        index = torch.where(labels.amax(dim=1) > 0, labels.argmax(dim=1) + 1, 0)
+        return index.masked_fill(torch.isnan(target[:, 0]), self.ignore_index)
+
+    def num_classes(self, name: str) -> int:
+        channels = self.heads[name].channels
+        return channels if self.activation(name) == "softmax" else channels + 1
+
+
+class MultilabelTask(TaskKind):
+    """Overlapping labels (clouds): one sigmoid channel per label, thresholds per label; macro metrics."""
+
+    kind = "multilabel"
+    object_classes = False
+
+    def dense_target(self, name: str, head: HeadSpec, chip: np.ndarray, what: str) -> np.ndarray:
+        return T.multilabel_channels(chip, head.channels, what)
+
+    def build_metrics(self) -> nn.ModuleDict:
+        names = class_names(self.config.data.classes, self.heads[self.main].channels, "label")
+        return nn.ModuleDict({"main": ClassMetrics(names, "multilabel")})
+
+    def prediction(self, outputs: Mapping[str, Tensor]) -> Tensor:
+        prob = torch.sigmoid(outputs[self.main])
+        thresholds = torch.tensor([self.threshold(k) for k in range(prob.shape[1])], device=prob.device)
+        return (prob > thresholds.view(1, -1, 1, 1)).long()
+
+    def truth(self, targets: Mapping[str, Tensor]) -> Tensor:
+        return torch.nan_to_num(targets[self.main], nan=float(MULTILABEL_IGNORE)).long()
+
+    def display(
+        self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        pred, truth = self.prediction(outputs), self.truth(targets)
+        keep = truth != MULTILABEL_IGNORE
+        inter = ((pred == 1) & (truth == 1) & keep).flatten(1).sum(1)
+        union = (((pred == 1) | (truth == 1)) & keep).flatten(1).sum(1)
+        scores = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union, dtype=torch.float))
+        return _label_map(pred), _label_map(truth), scores.float()
+
+
+class ChangeTask(TaskKind):
+    """Pre/post pairs (xView2): building localisation plus ordinal damage classes on building pixels.
+
+    The damage head is the dense head whose target is ``task.damage_target`` (values 1..K on buildings,
+    0 elsewhere); its target ignores every non-building pixel, so the damage loss counts buildings only.
+    Validation scores damage like the xView2 metric: on true building pixels, with the damage predicted
+    only where a building is predicted; ``val/score = 0.3 * localisation F1 + 0.7 * damage F1`` (the
+    harmonic mean of the per-class F1).
+    """
+
+    kind = "change"
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        super().__init__(config)
+        dense = [n for n, h in self.heads.items() if h.kind == "dense"]
+        damage = [n for n in dense if self.target_of(n) == self.spec.damage_target]
+        located = [n for n in dense if n not in damage]
+        if not damage or not located:
+            raise ConfigError(
+                f"model.heads: the change task needs a localisation head and a damage head learning "
+                f"task.damage_target={self.spec.damage_target!r} (heads: "
+                f"{ {n: self.target_of(n) for n in self.heads} })")
+        self.damage, self.main = damage[0], located[0]
+
+    def dense_target(self, name: str, head: HeadSpec, chip: np.ndarray, what: str) -> np.ndarray:
+        if name == self.damage:
+            return T.damage_index(chip, head.channels, self.ignore_index, what)
+        return super().dense_target(name, head, chip, what)
+
+    def build_metrics(self) -> nn.ModuleDict:
+        metrics = super().build_metrics()
+        k = self.heads[self.damage].channels
+        names = ["none", *class_names(self.config.data.classes, k, "damage")]
+        metrics["damage"] = ClassMetrics(names, "multiclass", self.ignore_index)
+        return metrics
+
+    def update_metrics(
+        self, metrics: nn.ModuleDict, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]
+    ) -> None:
+        super().update_metrics(metrics, outputs, targets)
+        located = self.prediction(outputs) > 0
+        damage = torch.where(located, outputs[self.damage].argmax(dim=1) + 1, 0)
+        truth = targets[self.damage]
+        metrics["damage"].update(damage, torch.where(truth == self.ignore_index, truth, truth + 1))
+
+    def compute_metrics(self, metrics: nn.ModuleDict) -> dict[str, float]:
+        out = super().compute_metrics(metrics)
+        damage = metrics["damage"].compute()
+        per_class = [v for k, v in damage.items() if k.startswith("f1/") and k != "f1/none"]
+        out.update({f"damage_{k}": v for k, v in damage.items() if "/" in k and not k.endswith("/none")})
+        out["damage_f1"] = len(per_class) / sum(1.0 / (v + 1e-6) for v in per_class)
+        out["score"] = 0.3 * out["f1"] + 0.7 * out["damage_f1"]
+        return out
+
+    def metric_names(self) -> list[str]:
+        return [*METRICS, "damage_f1", "score"]
+
+
+class RegressionTask(TaskKind):
+    """Dense values (height, flow magnitude) with an ignore value; RMSE, MAE and R² over labelled pixels."""
+
+    kind = "regression"
+    object_classes = False
+
+    def dense_target(self, name: str, head: HeadSpec, chip: np.ndarray, what: str) -> np.ndarray:
+        return T.regression_channels(chip, head.channels, what)
+
+    def build_metrics(self) -> nn.ModuleDict:
+        return nn.ModuleDict({"main": RegressionMetrics()})
+
+    def prediction(self, outputs: Mapping[str, Tensor]) -> Tensor:
+        return outputs[self.main]
+
+    def truth(self, targets: Mapping[str, Tensor]) -> Tensor:
+        return targets[self.main]
+
+    def metric_names(self) -> list[str]:
+        return ["rmse", "mae", "r2"]
+
+    def display(
+        self, outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        pred, truth = outputs[self.main][:, 0].float(), targets[self.main][:, 0]
+        err = torch.where(torch.isfinite(truth), (pred - truth) ** 2, torch.zeros_like(pred))
+        count = torch.isfinite(truth).flatten(1).sum(1).clamp(min=1)
+        return pred, truth, (err.flatten(1).sum(1) / count).sqrt()
+
+
+def _label_map(labels: Tensor) -> Tensor:
+    """``(B, K, H, W)`` 0/1 (-1 ignore) -> ``(B, H, W)``: the highest positive label + 1, 0 for none."""
+    k = torch.arange(1, labels.shape[1] + 1, device=labels.device).view(1, -1, 1, 1)
+    return (labels.clamp(min=0) * k).amax(dim=1)
+
+
+TASKS: dict[str, type[TaskKind]] = {
+    cls.kind: cls for cls in (BinaryTask, MulticlassTask, MultilabelTask, ChangeTask, RegressionTask)
+}
+
+
+def build_task_kind(config: ExperimentConfig) -> TaskKind:
+    """The task kind of ``config.task.kind``."""
+    return TASKS[config.task.kind](config)
