@@ -21,6 +21,12 @@ app = typer.Typer(
 
 # Each module defines ``register(app)``; the order is the order of ``eoseg --help``.
 COMMAND_MODULES = [
+    "eoseg.cli.prepare_cmd",
+    "eoseg.cli.train_cmd",
+    "eoseg.cli.predict_cmd",
+    "eoseg.cli.post_cmd",
+    "eoseg.cli.evaluate_cmd",
+    "eoseg.cli.demo_cmd",
     "eoseg.cli.config_cmd",
 ]
 

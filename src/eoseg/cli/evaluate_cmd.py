@@ -8,8 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from eoseg.metrics.evaluate import evaluate
-
 METRIC_COLUMNS = ("iou", "f1", "precision", "recall", "dice")
 stdout = Console()
 
@@ -74,6 +72,7 @@ def evaluate_cmd(
 
     Example: eoseg evaluate out/atlanta.mask.tif --truth atlanta_buildings.geojson --out metrics.json
     """
+    from eoseg.metrics.evaluate import evaluate
     result = evaluate(
         preds,
         truth,

@@ -8,11 +8,6 @@ import typer
 from rich.table import Table
 
 from eoseg.errors import ConfigError
-from eoseg.geo.raster import raster_info
-from eoseg.post.ensemble import ensemble_rasters
-from eoseg.post.io import check_writable
-from eoseg.post.search import DEFAULT_THRESHOLDS, METRICS, search_thresholds, write_overlay
-from eoseg.post.vectorize import vectorize
 from eoseg.progress import console
 
 
@@ -37,6 +32,7 @@ def vectorize_cmd(
 
     Example: eoseg vectorize out/atlanta.mask.tif --prob out/atlanta.prob.tif --min-area 10 --out atlanta.gpkg
     """
+    from eoseg.post.vectorize import vectorize
     frame = vectorize(mask, out, prob=prob, simplify=simplify, min_area=_floats(min_area, "--min-area"), band=band)
     console.print(f"{len(frame)} polygon(s) written to {out}", highlight=False)
 
@@ -55,6 +51,7 @@ def ensemble_cmd(
 
     Example: eoseg ensemble a.mask.tif b.mask.tif c.mask.tif --mode vote --min-votes 2 --out city.tif
     """
+    from eoseg.post.ensemble import ensemble_rasters
     path = ensemble_rasters(
         preds, out, mode, min_votes=min_votes, threshold=threshold, weights=_floats(weights, "--weights")
     )
@@ -66,7 +63,7 @@ def thresholds_cmd(
     truth: list[Path] = typer.Option(..., "--truth", "-t", help="Truth raster or vector per raster (repeat)."),
     out: Path = typer.Option(..., "--out", "-o", help="Config overlay YAML to write (post.threshold, post.min_area)."),
     kind: str = typer.Option("binary", "--kind", help="binary, multiclass or multilabel."),
-    metric: str = typer.Option("iou", "--metric", help=f"Metric to maximise: {', '.join(METRICS)}."),
+    metric: str = typer.Option("iou", "--metric", help="Metric to maximise: iou, f1, dice or mean_dice."),
     candidates: str | None = typer.Option(None, "--thresholds", help="Candidate thresholds (default 0.05..0.95)."),
     min_areas: str = typer.Option("0", "--min-areas", help="Candidate minimum areas in m², comma-separated."),
     resample: bool = typer.Option(False, "--resample", help="Warp truth rasters on another grid (nearest)."),
@@ -75,6 +72,9 @@ def thresholds_cmd(
 
     Example: eoseg thresholds val/*.prob.tif -t a.tif -t b.tif --min-areas 0,10,50 --out post.yaml
     """
+    from eoseg.geo.raster import raster_info
+    from eoseg.post.io import check_writable
+    from eoseg.post.search import DEFAULT_THRESHOLDS, search_thresholds, write_overlay
     if kind not in ("binary", "multiclass", "multilabel"):
         raise ConfigError(f"--kind: {kind!r} is not binary, multiclass or multilabel")
     check_writable(out)

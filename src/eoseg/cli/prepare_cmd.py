@@ -9,7 +9,6 @@ import typer
 
 from eoseg.cli.options import CONFIG_ARG, OVERRIDES_ARG
 from eoseg.config import load_config
-from eoseg.data.prepare import prepare
 from eoseg.progress import console
 
 
@@ -29,6 +28,7 @@ def prepare_command(
 
     Example: eoseg prepare buildings --scenes scenes.csv --out chips data.chips.scales=[1]
     """
+    from eoseg.data.prepare import prepare
     config = load_config(source, overrides or [])
     if scenes is not None:
         config.data.scenes_file = scenes

@@ -6,7 +6,6 @@ import shlex
 from pathlib import Path
 
 import typer
-from lightning.pytorch.utilities import rank_zero_only
 
 from eoseg.cli.options import CONFIG_ARG, OVERRIDES_ARG
 from eoseg.config import load_config
@@ -23,6 +22,8 @@ def train_command(
 
     Example: eoseg train buildings data.root=chips/accra train.epochs=30 train.devices=2 train.strategy=ddp
     """
+    from lightning.pytorch.utilities import rank_zero_only
+
     from eoseg.training.train import train
 
     config = load_config(source, overrides or [])
