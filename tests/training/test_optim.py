@@ -48,3 +48,16 @@ def test_optimisers(tmp_path):
                                                         "train.monitor_mode": "min"})
     plateau = build_schedule(config, build_optimizer(config.optim, [torch.nn.Parameter(torch.zeros(1))]), 10)
     assert plateau["interval"] == "epoch" and plateau["monitor"] == "val/loss"
+
+
+def test_onecycle_on_a_very_short_run_peaks_inside_the_run(tmp_path):
+    lrs = _lrs(tmp_path, {"name": "onecycle", "pct_start": 0.2}, 5, epochs=1)  # OneCycleLR alone divides by zero
+    assert max(lrs) == pytest.approx(0.1)
+    assert lrs[0] < 0.1 and lrs[-1] < 0.1
+
+
+def test_onecycle_with_too_few_steps_is_a_clear_error(tmp_path):
+    from eoseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"schedule.name=onecycle needs at least 4 optimiser steps but the run has 3"):
+        _lrs(tmp_path, {"name": "onecycle"}, 3, epochs=1)

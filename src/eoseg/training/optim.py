@@ -14,6 +14,7 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 from eoseg.config.schema import ExperimentConfig, OptimSpec
+from eoseg.errors import ConfigError
 
 
 def build_optimizer(spec: OptimSpec, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
@@ -45,7 +46,12 @@ def build_schedule(
         )
         return {"scheduler": scheduler, "interval": "epoch", "monitor": config.train.monitor, "strict": True}
     if spec.name == "onecycle":
-        scheduler = lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps, pct_start=spec.pct_start)
+        if total_steps < 4:
+            raise ConfigError(f"schedule.name=onecycle needs at least 4 optimiser steps but the run has {total_steps}; "
+                              "train for more epochs or batches, or use schedule.name=none")
+        # both phases need at least one step, or OneCycleLR divides by zero on short runs
+        pct_start = min(max(spec.pct_start, 2 / total_steps), 1 - 1 / total_steps)
+        scheduler = lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps, pct_start=pct_start)
     elif spec.name == "cosine":
         scheduler = lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=spec.min_lr)
     elif spec.name == "poly":

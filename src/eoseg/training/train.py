@@ -34,6 +34,7 @@ from eoseg.config.loader import config_to_dict, save_config
 from eoseg.config.schema import ExperimentConfig
 from eoseg.data.datamodule import ChipDataModule
 from eoseg.errors import ConfigError, InputError
+from eoseg.report.render import display_rgb
 from eoseg.report.training_report import training_report
 from eoseg.tasks.kinds import build_task_kind
 from eoseg.tasks.module import SegmentationTask
@@ -214,16 +215,6 @@ def _mlflow_artifacts(logger: MLFlowLogger, run_dir: Path, result: TrainResult) 
     logger.finalize("success")
 
 
-def to_rgb(inputs: np.ndarray) -> np.ndarray:
-    """``uint8 (H, W, 3)`` from the first three input channels (a grey image for fewer), 2-98 % stretch."""
-    channels = inputs[:3] if inputs.shape[0] >= 3 else np.repeat(inputs[:1], 3, axis=0)
-    out = np.empty(channels.shape[1:] + (3,), dtype=np.uint8)
-    for c, band in enumerate(channels):
-        lo, hi = np.percentile(band, [2, 98])
-        out[..., c] = np.clip((band - lo) / (hi - lo if hi > lo else 1.0) * 255, 0, 255).astype(np.uint8)
-    return out
-
-
 @torch.no_grad()
 def collect_samples(
     module: SegmentationTask, datamodule: ChipDataModule, best: Path | None, count: int = REPORT_SAMPLES
@@ -244,6 +235,6 @@ def collect_samples(
         truth = truth[0].cpu().numpy()
         if not np.issubdtype(truth.dtype, np.floating):
             truth = np.where(truth < 0, IGNORE_DISPLAY, truth)
-        samples.append({"image": to_rgb(item["image"].numpy()), "pred": pred[0].cpu().numpy(), "truth": truth,
+        samples.append({"image": display_rgb(item["image"].numpy()), "pred": pred[0].cpu().numpy(), "truth": truth,
                         "metric": float(score[0]), "name": dataset.chip_id(index)})
     return samples
