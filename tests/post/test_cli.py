@@ -68,3 +68,22 @@ def test_errors_are_one_line(tmp_path, scene, capsys):
     assert "is a file, not a folder" in capsys.readouterr().err
     assert run("evaluate", tmp_path / "missing.tif", "--truth", mask) == 2
     assert "missing.tif: file does not exist" in capsys.readouterr().err
+
+
+def test_evaluate_writes_an_error_map_per_raster_prediction(tmp_path, scene):
+    from PIL import Image
+
+    from eoseg.report.quicklook import ERROR_CLASSES
+
+    mask, _ = scene
+    truth = np.zeros((16, 16), np.uint8)
+    truth[2:7, 2:9] = 1  # the second predicted square is a false positive
+    truth_path = write_geotiff(tmp_path / "t.tif", truth[None], UTM, TRANSFORM, 255)
+    assert run("evaluate", mask, "--truth", truth_path, "--error-maps", tmp_path / "maps") == 0
+    png = tmp_path / "maps" / "s.errors.png"
+    assert png.is_file()
+    picture = np.asarray(Image.open(png).convert("RGB"))[:16, :16]  # the map sits top-left, legend below
+    colours = list(ERROR_CLASSES.values())
+    assert tuple(picture[4, 4]) == tuple(colours[0])  # true positive
+    assert tuple(picture[12, 12]) == tuple(colours[1])  # false positive
+    assert tuple(picture[0, 15]) == tuple(colours[4])  # true negative

@@ -67,10 +67,13 @@ def evaluate_cmd(
         None, "--objects/--no-objects", help="Object metrics (default: when polygons are involved)."
     ),
     iou_threshold: float = typer.Option(0.5, "--iou", help="IoU for a matched object."),
+    error_maps: Path | None = typer.Option(
+        None, "--error-maps", help="Folder for one error-map PNG per raster prediction (TP/FP/FN colours)."
+    ),
 ) -> None:
     """Score predictions against truth: IoU, F1, precision, recall, Dice per class; building F1.
 
-    Example: eoseg evaluate out/atlanta.mask.tif --truth atlanta_buildings.geojson --out metrics.json
+    Example: eoseg evaluate out/atlanta.mask.tif --truth atlanta_buildings.geojson --out metrics.json --error-maps out
     """
     from eoseg.metrics.evaluate import evaluate
     result = evaluate(
@@ -91,6 +94,26 @@ def evaluate_cmd(
         stdout.print(_object_table(result["objects"]))
     if out is not None:
         stdout.print(f"metrics written to {out}", highlight=False)
+    if error_maps is not None:
+        for path in write_error_maps(preds, truth, error_maps, resample, truth_attribute, truth_crs):
+            stdout.print(f"error map written to {path}", highlight=False)
+
+
+def write_error_maps(
+    preds: list[Path], truths: list[Path], folder: Path, resample: bool, attribute: str | None, crs: str | None
+) -> list[Path]:
+    """One ``<prediction>.errors.png`` per raster prediction, with its truth on the prediction grid."""
+    from eoseg.metrics.truth import is_vector, truth_on_grid
+    from eoseg.report.quicklook import error_map_png
+
+    written = []
+    for pred, truth in zip(preds, truths, strict=True):
+        if is_vector(pred) or pred.suffix.lower() == ".csv":
+            continue
+        labels = truth_on_grid(truth, pred, attribute=attribute, resample=resample, label_crs=crs)
+        name = pred.name.removesuffix(".tif").removesuffix(".mask")
+        written.append(error_map_png(pred, labels, folder / f"{name}.errors.png"))
+    return written
 
 
 def register(app: typer.Typer) -> None:

@@ -22,15 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from rasterio.windows import Window
-
 from eoseg.config.loader import load_config, save_config
 from eoseg.config.schema import ExperimentConfig
 from eoseg.demo.town import TRAIN_CSV, TownScene, make_town
 from eoseg.errors import EosegError, InputError
 from eoseg.geo.atomic import write_text_atomic
-from eoseg.geo.raster import raster_info
 from eoseg.progress import console
 
 MARKER = "eoseg-demo.json"
@@ -148,6 +144,7 @@ def _run(out_dir: Path, size: DemoSize, seed: int, overrides: Sequence[str], pro
     from eoseg.data.prepare import prepare
     from eoseg.inference.predictor import predict_scene
     from eoseg.metrics.evaluate import evaluate, object_scores
+    from eoseg.metrics.truth import truth_on_grid
     from eoseg.post.vectorize import vectorize
     from eoseg.report.quicklook import error_map_png, quicklook_png
     from eoseg.training.checkpoint import load_bundle
@@ -249,16 +246,6 @@ def cpu_threads() -> Iterator[int]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
-
-
-def truth_on_grid(footprints: Path, mask: Path) -> np.ndarray:
-    """The footprints burnt on the mask's grid (class 1), as an (H, W) array (for the error map)."""
-    from eoseg.metrics.truth import TruthOnGrid
-
-    grid = raster_info(mask)
-    with TruthOnGrid(footprints, grid) as truth:
-        labels, _ = truth.read(Window(0, 0, grid.width, grid.height))
-    return labels[0]
 
 
 @contextmanager

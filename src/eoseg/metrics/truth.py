@@ -81,3 +81,25 @@ class TruthOnGrid:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def truth_on_grid(
+    truth: str | os.PathLike[str],
+    prediction: str | os.PathLike[str],
+    *,
+    attribute: str | None = None,
+    resample: bool = False,
+    label_crs: str | None = None,
+) -> np.ndarray:
+    """The whole truth (polygons burnt, or a raster) on a prediction raster's grid as an ``(H, W)`` class array.
+
+    Invalid truth pixels are 255. Holds one full band in memory (used for error-map PNGs).
+    """
+    from eoseg.geo.raster import raster_info
+
+    grid = raster_info(prediction)
+    with TruthOnGrid(truth, grid, attribute=attribute, resample=resample, label_crs=label_crs) as reader:
+        labels, valid = reader.read(Window(0, 0, grid.width, grid.height))
+    band = labels[0].astype(np.uint8, copy=True)
+    band[~valid] = 255
+    return band
