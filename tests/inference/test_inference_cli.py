@@ -12,6 +12,7 @@ from inference_helpers import image_stats, write_scene
 
 from eoseg.cli.app import main
 from eoseg.cli.predict_cmd import parse_scene, split_items
+from eoseg.config import load_config
 from eoseg.config.schema import ChipSpec, DataSpec, ExperimentConfig, ModelSpec
 from eoseg.errors import ConfigError, InputError
 from eoseg.models.factory import build_model
@@ -104,7 +105,10 @@ def test_predict_command_end_to_end(tmp_path, checkpoint, capsys) -> None:
         )
         == 0
     )
-    assert sorted(p.name for p in out.iterdir()) == ["city.mask.tif", "city.prob.tif", "city.quicklook.png"]
+    names = ["city.mask.tif", "city.prob.tif", "city.quicklook.png", "config.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    resolved = load_config(out / "config.yaml")  # the run's resolved config, overrides applied
+    assert (resolved.predict.overlap, resolved.post.threshold) == (16, 0.3)
     with rasterio.open(out / "city.mask.tif") as src:
         mask = src.read(1)
     assert (mask[:10] == 255).all() and (mask[10:] != 255).all()

@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from eoseg.config.loader import apply_overrides, config_to_dict, validate_config
-from eoseg.config.schema import PostSpec, PredictSpec
+from eoseg.config.loader import apply_overrides, config_to_dict, save_config, validate_config
+from eoseg.config.schema import ExperimentConfig
 from eoseg.errors import ConfigError, InputError
 from eoseg.progress import console
 
@@ -73,10 +73,9 @@ def parse_scene(item: str, image_names: list[str]) -> dict[str, Path]:
     return images
 
 
-def resolve_specs(config_dict: dict, overrides: list[str]) -> tuple[PredictSpec, PostSpec]:
-    """The predict and post sections of a checkpoint's config with the command-line overrides applied."""
-    config = validate_config(apply_overrides(config_dict, overrides), "predict overrides")
-    return config.predict, config.post
+def resolve_config(config_dict: dict, overrides: list[str]) -> ExperimentConfig:
+    """A checkpoint's config with the command-line ``predict.*`` / ``post.*`` overrides applied."""
+    return validate_config(apply_overrides(config_dict, overrides), "predict overrides")
 
 
 def predict(
@@ -103,16 +102,19 @@ def predict(
 
     args = split_items(items)
     bundles = [load_bundle(path) for path in args.checkpoints]
-    spec, post = resolve_specs(config_to_dict(bundles[0].config), args.overrides)
+    config = resolve_config(config_to_dict(bundles[0].config), args.overrides)
     scenes = [parse_scene(item, bundles[0].image_names) for item in args.scenes]
-    results = predict_scenes(bundles, scenes, out, spec, post, progress=not quiet)
+    results = predict_scenes(bundles, scenes, out, config.predict, config.post, progress=not quiet)
+    save_config(config, out / "config.yaml")
     pictures: dict[str, list[Path]] = {r.name: [] for r in results}
     if quicklook:
+        from eoseg.post.vectorize import vectorize
         from eoseg.report.quicklook import quicklook_png
 
         for scene, result in zip(scenes, results, strict=True):
             png = out / f"{result.name}.quicklook.png"
-            pictures[result.name].append(quicklook_png(next(iter(scene.values())), result.mask, png))
+            polygons = vectorize(result.mask) if result.mask is not None else None
+            pictures[result.name].append(quicklook_png(next(iter(scene.values())), result.mask, png, polygons))
     table = Table("scene", "windows", "Mpx/s", "outputs", title="eoseg predict", title_justify="left")
     for r in results:
         names = [p.name for p in (*r.paths, *pictures[r.name])]
