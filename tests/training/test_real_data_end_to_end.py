@@ -1,19 +1,25 @@
-"""The real SpaceNet tile: prepared with `eoseg prepare`'s library function and trained a few steps."""
+"""The real SpaceNet tile end to end: prepared, trained a few steps, predicted whole, vectorized, evaluated."""
 
 from __future__ import annotations
 
 import math
 
+import geopandas as gpd
+import numpy as np
 import rasterio
 from rasterio.windows import Window
 
 from eoseg.config.loader import validate_config
 from eoseg.data.prepare import prepare
+from eoseg.inference.predictor import predict_scene
+from eoseg.metrics.evaluate import evaluate
+from eoseg.metrics.objects import object_metrics
+from eoseg.post.vectorize import vectorize
 from eoseg.training.checkpoint import load_bundle
 from eoseg.training.train import train
 
 
-def test_spacenet_tile_prepares_and_trains(shared_data, tmp_path):
+def test_spacenet_tile_end_to_end(shared_data, tmp_path):
     """The tile is cut into a west and an east scene so that fold 0 validates on the other half."""
     folder = shared_data / "spacenet-atlanta"
     tile, labels = folder / "atlanta_pan.tif", folder / "atlanta_buildings.geojson"
@@ -43,3 +49,20 @@ def test_spacenet_tile_prepares_and_trains(shared_data, tmp_path):
     assert result.steps == 4 and math.isfinite(result.history[0]["train/loss"])
     bundle = load_bundle(result.last_checkpoint)
     assert bundle.inputs == ["image"] and bundle.stats["dtypes"] == {"image": "uint16"}
+
+    # the whole tile (not the halves), with flips TTA, through the briefly trained model
+    spec = config.predict.model_copy(update={"tta": "flips", "window": 128, "device": "cpu"})
+    out = predict_scene([bundle], {"image": tile}, tmp_path / "pred", spec, config.post, progress=False)
+    with rasterio.open(tile) as src, rasterio.open(out.mask) as mask, rasterio.open(out.prob) as prob:
+        for result in (mask, prob):
+            assert (result.crs, result.transform, result.shape) == (src.crs, src.transform, src.shape)
+        nodata = src.read(1) == src.nodata
+        predicted = mask.read(1)
+        assert (predicted[nodata] == 255).all() and set(np.unique(predicted[~nodata])) <= {0, 1}
+    polygons = vectorize(out.mask, tmp_path / "pred" / "atlanta.gpkg", prob=out.prob)
+    assert polygons.crs == "EPSG:32616"
+    metrics = evaluate([out.mask], [labels], objects=False)
+    assert 0.0 <= metrics["pixel"]["micro"]["iou"] <= 1.0
+    truth = gpd.read_file(labels).to_crs(polygons.crs)
+    counts = object_metrics({"atlanta": (polygons.geometry, truth.geometry)})["overall"]
+    assert counts["tp"] + counts["fn"] == 43  # every true footprint is matched or missed, once
