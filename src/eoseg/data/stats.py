@@ -235,4 +235,7 @@ def normalize(array: np.ndarray, stats: Mapping[str, Any]) -> np.ndarray:
         raise ValueError(f"array has {array.shape[0]} channels but the statistics describe {len(channels)}")
     mean = np.array([c["mean"] for c in channels], dtype=np.float32)[:, None, None]
     std = np.array([c["std"] or 1.0 for c in channels], dtype=np.float32)[:, None, None]
-    return ((array.astype(np.float32, copy=False) - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+    out = array.astype(np.float32, copy=True)  # per window and per sample: one copy, then in place
+    out -= mean
+    out /= np.where(std > 0, std, np.float32(1.0))
+    return out

@@ -125,8 +125,13 @@ class EnsembleRunner:
         """``inputs[r]``: float32 ``(B, N, H, W)`` of input recipe ``r``; returns merged outputs."""
         merged: dict[str, torch.Tensor] = {}
         members: list[np.ndarray] = []
+        on_device: dict[int, torch.Tensor] = {}  # models sharing an input recipe share one copy
         for bundle, recipe, weight in zip(self.bundles, self.recipe_of, self.weights, strict=True):
-            x = torch.from_numpy(np.ascontiguousarray(inputs[recipe])).to(self.device, non_blocking=True)
+            if recipe not in on_device:
+                on_device[recipe] = torch.from_numpy(np.ascontiguousarray(inputs[recipe])).to(
+                    self.device, non_blocking=True
+                )
+            x = on_device[recipe]
             model_out = self._run_model(bundle, x)
             for name, value in model_out.items():
                 merged[name] = merged.get(name, 0) + weight * value

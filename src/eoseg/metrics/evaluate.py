@@ -132,11 +132,10 @@ def object_scores(pairs: Sequence[tuple[PathLike, PathLike]], iou_threshold: flo
         if _is_csv(pred_path):
             pred = read_spacenet_csv(pred_path)
             truth = read_spacenet_csv(truth_path)
-            for image_id in sorted(set(pred["image_id"]) | set(truth["image_id"])):
-                scenes[image_id] = (
-                    list(pred.geometry[pred["image_id"] == image_id]),
-                    list(truth.geometry[truth["image_id"] == image_id]),
-                )
+            pred_by = {k: list(v) for k, v in pred.geometry.groupby(pred["image_id"], sort=False)}
+            truth_by = {k: list(v) for k, v in truth.geometry.groupby(truth["image_id"], sort=False)}
+            for image_id in sorted(pred_by.keys() | truth_by.keys()):
+                scenes[image_id] = (pred_by.get(image_id, []), truth_by.get(image_id, []))
             continue
         pred = _polygons(pred_path, None)
         truth = _polygons(truth_path, pred.crs)

@@ -55,12 +55,16 @@ def match_polygons(
 
     Indices refer to the non-empty geometries of each input, in order.
     """
-    pred_arr, truth_arr = _polygons(pred), _polygons(truth)
+    return _match(_polygons(pred), _polygons(truth), iou_threshold)
+
+
+def _match(pred_arr: np.ndarray, truth_arr: np.ndarray, iou_threshold: float) -> list[tuple[int, int, float]]:
+    """:func:`match_polygons` on already repaired polygon arrays."""
     if not pred_arr.size or not truth_arr.size:
         return []
     pi, ti = STRtree(truth_arr).query(pred_arr, predicate="intersects")
     inter = shapely.area(shapely.intersection(pred_arr[pi], truth_arr[ti]))
-    union = shapely.area(pred_arr[pi]) + shapely.area(truth_arr[ti]) - inter
+    union = shapely.area(pred_arr)[pi] + shapely.area(truth_arr)[ti] - inter
     iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     candidates = np.flatnonzero(iou >= iou_threshold)
     order = candidates[np.argsort(-iou[candidates], kind="stable")]
@@ -81,9 +85,9 @@ def object_counts(
     pred: Sequence[BaseGeometry], truth: Sequence[BaseGeometry], iou_threshold: float = 0.5
 ) -> ObjectCounts:
     """TP/FP/FN of one scene under the SpaceNet rule."""
-    n_pred, n_truth = len(_polygons(pred)), len(_polygons(truth))
-    tp = len(match_polygons(pred, truth, iou_threshold))
-    return ObjectCounts(tp=tp, fp=n_pred - tp, fn=n_truth - tp)
+    pred_arr, truth_arr = _polygons(pred), _polygons(truth)
+    tp = len(_match(pred_arr, truth_arr, iou_threshold))
+    return ObjectCounts(tp=tp, fp=len(pred_arr) - tp, fn=len(truth_arr) - tp)
 
 
 def object_metrics(
