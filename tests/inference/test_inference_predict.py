@@ -56,6 +56,18 @@ def test_identity_model_reproduces_input_exactly_with_georeference_and_nodata(tm
     np.testing.assert_array_equal(mask[0], expected)
 
 
+def test_scene_without_declared_nodata_uses_the_rule_training_used(tmp_path) -> None:
+    """prepare treats 0 as nodata in a uint8 image that declares none; prediction must do the same."""
+    array = scene_array(64, 64)
+    scene = write_scene(tmp_path / "scene.tif", array, nodata=None)
+    out = predict_scene(
+        [make_bundle(IdentityModel(), std=255.0, chip=64)], {"image": scene}, tmp_path / "out", SPEC,
+        PostSpec(threshold=0.5), progress=False,
+    )
+    mask, _, _ = read(out.mask)
+    np.testing.assert_array_equal(mask[0] == 255, array[0] == 0)
+
+
 def test_outputs_are_cogs_with_overviews(tmp_path) -> None:
     scene = write_scene(tmp_path / "scene.tif", scene_array(700, 600))
     out = predict_scene(

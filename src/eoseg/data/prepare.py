@@ -45,7 +45,7 @@ from eoseg.geo.raster import (
     Source,
     align_to,
     check_overlap,
-    default_nodata,
+    effective_nodata,
     info_of,
     open_raster,
     raster_info,
@@ -92,10 +92,7 @@ class DatasetPlan:
 
     def nodata(self, scene: SceneSpec, image: str) -> float:
         """Nodata of an image of a scene: data.nodata override, the file's, else NaN / 0 by dtype."""
-        info = self.infos[scene.id][image]
-        if image in self.data.nodata:
-            return self.data.nodata[image]
-        return info.nodata if info.nodata is not None else default_nodata(info.dtype)
+        return effective_nodata(self.infos[scene.id][image], self.data.nodata.get(image))
 
 
 def plan_dataset(data: DataSpec) -> DatasetPlan:

@@ -213,6 +213,17 @@ def default_nodata(dtype: str) -> float:
     return float("nan") if np.issubdtype(np.dtype(dtype), np.floating) else 0
 
 
+def effective_nodata(info: RasterInfo, override: float | None = None) -> float:
+    """The nodata eoseg uses for an image: the configured override, else the file's, else :func:`default_nodata`.
+
+    Preparing chips and predicting scenes both use this rule, so a pixel that was invalid in training is
+    invalid at prediction time too.
+    """
+    if override is not None:
+        return override
+    return info.nodata if info.nodata is not None else default_nodata(info.dtype)
+
+
 def write_geotiff(
     path: str | os.PathLike[str],
     array: np.ndarray,

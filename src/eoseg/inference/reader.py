@@ -25,7 +25,7 @@ from eoseg.geo.raster import (
     RasterInfo,
     align_to,
     check_overlap,
-    default_nodata,
+    effective_nodata,
     open_raster,
     raster_info,
     read_window,
@@ -95,8 +95,7 @@ def check_scene(images: dict[str, Path], bundle: ModelBundle) -> SceneImages:
         aligned[name] = not reference.same_grid(info)
         if aligned[name]:
             check_overlap(reference, info, f"image {name!r}")
-        fallback = default_nodata(info.dtype) if aligned[name] else None
-        nodata[name] = overrides.get(name, info.nodata if info.nodata is not None else fallback)
+        nodata[name] = effective_nodata(info, overrides.get(name))  # the rule training used
     return SceneImages({n: Path(images[n]) for n in expected}, reference, nodata, aligned)
 
 
