@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from eoseg.config.schema import DataSpec
 from eoseg.data.augment import Augment
 from eoseg.data.bandmath import BandMath
-from eoseg.data.stats import normalize, read_stats
+from eoseg.data.stats import model_inputs, read_stats
 from eoseg.errors import InputError
 from eoseg.geo.raster import valid_mask
 
@@ -120,9 +120,7 @@ class ChipDataset(Dataset):
             images[name] = array
             ok = valid_mask(array, nodata)
             valid = ok if valid is None else valid & ok
-        inputs = normalize(self.bandmath.apply(images), self.stats)
-        inputs[:, ~valid] = 0.0
-        return inputs, valid
+        return model_inputs(self.bandmath, images, valid, self.stats), valid
 
     def read_targets(self, index: int) -> dict[str, np.ndarray]:
         """``{target name: float32 (bands, H, W)}`` with NaN where the chip says ignore / nodata."""

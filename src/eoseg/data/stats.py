@@ -19,11 +19,14 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eoseg.geo.atomic import write_text_atomic
+
+if TYPE_CHECKING:
+    from eoseg.data.bandmath import BandMath
 
 INT_OFFSET = 32768
 INT_BINS = INT_OFFSET + 65536
@@ -239,3 +242,12 @@ def normalize(array: np.ndarray, stats: Mapping[str, Any]) -> np.ndarray:
     out -= mean
     out /= np.where(std > 0, std, np.float32(1.0))
     return out
+
+
+def model_inputs(
+    bandmath: BandMath, images: Mapping[str, np.ndarray], valid: np.ndarray, stats: Mapping[str, Any]
+) -> np.ndarray:
+    """What the model sees, in training and prediction alike: band math, normalisation, invalid pixels 0."""
+    inputs = normalize(bandmath.apply(dict(images)), stats)
+    inputs[:, ~valid] = 0.0
+    return inputs

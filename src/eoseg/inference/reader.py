@@ -19,7 +19,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from eoseg.data.bandmath import BandMath
-from eoseg.data.stats import normalize
+from eoseg.data.stats import model_inputs
 from eoseg.errors import InputError
 from eoseg.geo.raster import (
     RasterInfo,
@@ -119,9 +119,7 @@ class InputRecipe:
         return tuple(self.bandmath.inputs), repr(self.stats.get("channels"))
 
     def __call__(self, images: dict[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
-        x = normalize(self.bandmath.apply(images), self.stats)
-        x[:, ~valid] = 0.0
-        return x
+        return model_inputs(self.bandmath, images, valid, self.stats)
 
 
 class WindowReader:
