@@ -139,3 +139,20 @@ def test_missing_manifest_and_other_inputs(binary_chips, tmp_path):
     config = tiny_config(binary_chips, "binary", tmp_path, {"data.bands": {"image": ["red", "green", "blue"]}})
     with pytest.raises(InputError, match=r"image 'image' was prepared with bands \['image_1', 'image_2', 'image_3'\]"):
         ChipDataModule(config)
+
+
+def test_image_level_softmax_target_is_one_class_per_sample(binary_chips, tmp_path):
+    """The buildings preset's heads through the dataset and the default collate: image_class is ``(B,)``."""
+    heads = {"mask": {"channels": 2, "activation": "softmax"},
+             "dice": {"channels": 1, "activation": "sigmoid", "target": "mask"},
+             "image_class": {"kind": "image_class", "channels": 2, "activation": "softmax", "target": "mask"}}
+    config = tiny_config(binary_chips, "binary", tmp_path, {
+        "model.heads": heads, "loss": {"mask": {"focal": 1.0}, "dice": {"dice": 0.1}, "image_class": {"focal": 1.0}}})
+    manifest = pd.read_parquet(binary_chips / "manifest.parquet")
+    stats = json.loads((binary_chips / "stats.json").read_text())
+    dataset = ChipDataset(binary_chips, manifest, stats, config.data, build_task_kind(config).head_targets)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
+    has_object = [bool((manifest.at[i, "frac:mask:1"]) > 0) for i in range(4)]
+    assert batch["targets"]["image_class"].shape == (4,)
+    assert batch["targets"]["image_class"].tolist() == [int(v) for v in has_object]
+    assert batch["targets"]["mask"].shape == (4, 32, 32) and batch["targets"]["dice"].shape == (4, 1, 32, 32)

@@ -146,6 +146,7 @@ class ChipDataset(Dataset):
         return {
             "image": torch.from_numpy(np.ascontiguousarray(inputs)),
             "valid": torch.from_numpy(np.ascontiguousarray(valid)),
-            "targets": {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in heads.items()},
+            # np.ascontiguousarray makes 0-d arrays 1-d: image-level class labels must stay scalars (B,)
+            "targets": {k: torch.as_tensor(np.ascontiguousarray(v) if np.ndim(v) else v) for k, v in heads.items()},
             "index": index,
         }
