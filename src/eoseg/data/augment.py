@@ -4,6 +4,14 @@ The model inputs, the validity mask and every target chip go through one ``album
 (targets as ``additional_targets`` of type mask, so geometry moves them with nearest-neighbour sampling
 and colour transforms leave them alone). Pixels moved in from outside the chip are invalid.
 
+Randomness: every sample gets one NumPy generator and one Python ``random.Random`` made from its key (for
+training, the run seed, the epoch and the sample index; :func:`sample_random_state`), shared by all
+transforms of the pipeline, so each transform draws its own numbers from one stream: the draws are
+independent between transforms and between samples, and the same key gives the same result in any
+process. (``Compose.set_random_seed`` would give every transform the *same* seed: with albumentations
+2.x HorizontalFlip, VerticalFlip and RandomRotate90 then fire together or not at all, and the chips are
+rotated but never mirrored.)
+
 Direction fields (targets with two bands holding a vector (x, y) per pixel, x along columns and y along
 rows, as the geopose recipe's flow (sin θ, cos θ)) are rewritten with the geometry: three keypoints (an
 origin and the two unit steps) go through the same transform, and the linear map they span is applied
@@ -14,6 +22,7 @@ flip -> (x, -y), rot90 -> (y, -x), transpose -> (y, x)) and also handles rotatio
 from __future__ import annotations
 
 import difflib
+import random
 from collections.abc import Mapping, Sequence
 
 import albumentations as A
@@ -40,8 +49,19 @@ def build_transform(spec: AugmentSpec, index: int) -> A.BasicTransform:
         raise ConfigError(f"data.augment[{index}] ({spec.name}): invalid params {spec.params}: {first}") from exc
 
 
+SeedKey = int | Sequence[int]
+"""What a sample's augmentation is derived from: an int, or a sequence such as ``(seed, epoch, index)``."""
+
+
+def sample_random_state(key: SeedKey) -> tuple[np.random.Generator, random.Random]:
+    """A NumPy generator and a Python ``Random`` for one sample, both derived from ``key`` only."""
+    entropy = [int(key)] if isinstance(key, int | np.integer) else [int(k) for k in key]
+    numpy_seq, python_seq = np.random.SeedSequence(entropy).spawn(2)
+    return np.random.default_rng(numpy_seq), random.Random(int(python_seq.generate_state(2, np.uint64)[0]))
+
+
 class Augment:
-    """Random augmentation of ``(inputs (N,H,W), valid (H,W), {target: (bands,H,W)})``, reproducible by seed.
+    """Random augmentation of ``(inputs (N,H,W), valid (H,W), {target: (bands,H,W)})``, reproducible by key.
 
     ``directions`` names the targets that are direction fields (rewritten with the geometry).
     """
@@ -61,10 +81,11 @@ class Augment:
         return f"target_{target}"
 
     def __call__(
-        self, inputs: np.ndarray, valid: np.ndarray, targets: Mapping[str, np.ndarray], seed: int
+        self, inputs: np.ndarray, valid: np.ndarray, targets: Mapping[str, np.ndarray], seed: SeedKey
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Augment one sample; the same ``seed`` gives the same result."""
-        self.compose.set_random_seed(seed)
+        """Augment one sample; the same ``seed`` (an int or a key such as ``(seed, epoch, index)``) gives the
+        same result, and the transforms draw independently of each other."""
+        self.compose.set_random_state(*sample_random_state(seed))
         height, width = valid.shape
         arrays = {self._key(t): np.moveaxis(targets[t], 0, -1) for t in self.targets}
         kwargs = {"image": np.moveaxis(inputs, 0, -1), VALID: valid.astype(np.uint8), **arrays}
