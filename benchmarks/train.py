@@ -31,7 +31,7 @@ from eoseg.data.datamodule import ChipDataModule
 from eoseg.data.prepare import prepare
 from eoseg.demo.town import make_town
 from eoseg.tasks.kinds import build_task_kind
-from eoseg.tasks.module import SegmentationTask
+from eoseg.training.module import SegmentationTask
 
 WARMUP = 2
 

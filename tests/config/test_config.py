@@ -68,7 +68,7 @@ def test_loss_for_missing_head_is_rejected():
 
 
 def test_unknown_preset_suggests_closest():
-    msg = r"buildngs: neither a config file nor a preset \(did you mean 'buildings'\?\)"
+    msg = r"config='buildngs' is not a known preset \(and no such file\); did you mean 'buildings'\? give a YAML"
     with pytest.raises(ConfigError, match=msg):
         load_config("buildngs")
 

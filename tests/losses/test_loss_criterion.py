@@ -77,7 +77,7 @@ def config_with(loss: dict) -> dict:
     [
         (
             {"mask": {"focl": 1.0}},
-            r"loss.mask.focl: unknown loss 'focl'; did you mean 'focal'\? valid: bce, ce, focal, "
+            r"loss.mask='focl' is not a known loss; did you mean 'focal'\? valid: bce, ce, focal, "
             r"dice, dice_pos, jaccard, lovasz, kl, huber, mse, smooth_l1, cosine",
         ),
         (

@@ -37,7 +37,7 @@ def test_encoder_weights_from_safetensors_of_a_whole_model(source: torch.nn.Modu
     path = tmp_path / "model.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, path)  # keys prefixed encoder.
     target = build_model(SPEC, TaskSpec(), 3)
-    report = load_encoder_weights(target, path)
+    report = load_encoder_weights(target.backbone, path)
     assert same_encoder(target, source)
     assert len(report.loaded) == len(source.encoder.state_dict()) and not report.missing
 
@@ -47,7 +47,7 @@ def test_torchvision_classifier_weights_fit_the_resnet_encoder(tmp_path: Path) -
     path = tmp_path / "resnet18.pth"
     torch.save(classifier.state_dict(), path)
     model = build_model(SPEC, TaskSpec(), 3)
-    report = load_encoder_weights(model, path)
+    report = load_encoder_weights(model.backbone, path)
     assert report.unexpected == ["fc.bias", "fc.weight"]
     assert torch.equal(model.backbone.conv1.weight, classifier.conv1.weight)
 
@@ -72,7 +72,7 @@ def test_weights_of_another_encoder_are_refused(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"the file does not fit encoder ResNetEncoder \(\d+ tensors missing"
     ):
-        load_encoder_weights(model, path)
+        load_encoder_weights(model.backbone, path)
     assert torch.equal(model.backbone.conv1.weight, before)
 
 
@@ -82,13 +82,13 @@ class Payload:
 
 def test_missing_file_and_pickle_payload_are_input_errors(source: torch.nn.Module, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"nope.pt: weights file not found; check the path"):
-        load_encoder_weights(source, tmp_path / "nope.pt")
+        load_encoder_weights(source.backbone, tmp_path / "nope.pt")
     path = tmp_path / "pickled.pt"
     torch.save({"state_dict": source.encoder.state_dict(), "extra": Payload()}, path)
     with pytest.raises(
         InputError, match=r"pickled.pt: refused to load, the file carries pickled Python objects"
     ):
-        load_encoder_weights(source, path)
+        load_encoder_weights(source.backbone, path)
 
 
 def test_init_state_keeps_new_heads_and_checks_channels(source: torch.nn.Module) -> None:

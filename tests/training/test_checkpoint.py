@@ -9,7 +9,7 @@ import torch
 
 from eoseg.cli.app import main
 from eoseg.errors import ConfigError, InputError
-from eoseg.training.checkpoint import load_bundle, read_checkpoint
+from eoseg.models.checkpoint import load_bundle, read_checkpoint
 from eoseg.training.train import train
 
 from .chipdata import tiny_config, write_chips
@@ -78,7 +78,7 @@ def test_init_checkpoint_with_other_input_channels(trained, tmp_path):
 def test_init_checkpoint_starts_from_its_weights(trained, chips, tmp_path):
     config = tiny_config(chips("binary"), "binary", tmp_path, {
         "model.init_checkpoint": str(trained.last_checkpoint), "train.limit_train_batches": 0})
-    from eoseg.tasks.module import SegmentationTask
+    from eoseg.training.module import SegmentationTask
 
     module = SegmentationTask(config, read_checkpoint(trained.last_checkpoint)["eoseg"]["stats"])
     saved = read_checkpoint(trained.last_checkpoint)["state_dict"]

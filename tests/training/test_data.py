@@ -86,7 +86,9 @@ def test_direction_follows_the_image_under_d4(seed):
 
 
 def test_unknown_augmentation_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"data.augment\[0\].name: 'HorizontalFlipp' .*did you mean 'HorizontalFlip'"):
+    msg = (r"data.augment\[0\].name='HorizontalFlipp' is not a known albumentations transform; "
+           r"did you mean 'HorizontalFlip'")
+    with pytest.raises(ConfigError, match=msg):
         Augment([AugmentSpec(name="HorizontalFlipp")], [])
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from eoseg.config import save_config
-from eoseg.training.checkpoint import load_bundle
+from eoseg.models.checkpoint import load_bundle
 
 from .chipdata import tiny_config
 

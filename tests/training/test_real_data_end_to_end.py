@@ -14,8 +14,8 @@ from eoseg.data.prepare import prepare
 from eoseg.inference.predictor import predict_scene
 from eoseg.metrics.evaluate import evaluate
 from eoseg.metrics.objects import object_metrics
+from eoseg.models.checkpoint import load_bundle
 from eoseg.post.vectorize import vectorize
-from eoseg.training.checkpoint import load_bundle
 from eoseg.training.train import train
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from eoseg.errors import EosegError
-from eoseg.training.checkpoint import load_bundle, read_checkpoint
+from eoseg.models.checkpoint import load_bundle, read_checkpoint
 from eoseg.training.train import train
 
 from .chipdata import tiny_config, write_chips

@@ -72,8 +72,8 @@ def thresholds_cmd(
 
     Example: eoseg thresholds val/*.prob.tif -t a.tif -t b.tif --min-areas 0,10,50 --out post.yaml
     """
+    from eoseg.geo.products import check_writable
     from eoseg.geo.raster import raster_info
-    from eoseg.post.io import check_writable
     from eoseg.post.search import DEFAULT_THRESHOLDS, search_thresholds, write_overlay
     if kind not in ("binary", "multiclass", "multilabel"):
         raise ConfigError(f"--kind: {kind!r} is not binary, multiclass or multilabel")

@@ -98,7 +98,7 @@ def predict(
     post.threshold=0.4
     """
     from eoseg.inference.predictor import predict_scenes
-    from eoseg.training.checkpoint import load_bundle
+    from eoseg.models.checkpoint import load_bundle
 
     args = split_items(items)
     bundles = [load_bundle(path) for path in args.checkpoints]

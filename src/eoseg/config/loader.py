@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import difflib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from eoseg.config.schema import ExperimentConfig
 from eoseg.errors import ConfigError
 from eoseg.geo.atomic import write_text_atomic
+from eoseg.registry import closest, lookup
 
 PRESET_PACKAGE = "eoseg.config.presets"
 
@@ -35,9 +35,8 @@ def read_source(source: str | Path) -> tuple[dict[str, Any], str]:
         text, label = path.read_text(), str(path)
     else:
         name = str(source)
-        if name not in list_presets():
-            raise ConfigError(f"{name}: neither a config file nor a preset{_suggest(name, list_presets())}; "
-                              f"presets: {', '.join(list_presets())}")
+        lookup(dict.fromkeys(list_presets()), name, option="config", what="preset (and no such file)",
+               valid=f"give a YAML file or a preset: {', '.join(list_presets())}")
         text = resources.files(PRESET_PACKAGE).joinpath(f"{name}.yaml").read_text()
         label = f"preset {name}"
     try:
@@ -150,8 +149,8 @@ def _section_type(annotation: Any) -> Any:
 
 
 def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    match = closest(word, choices)
+    return f" (did you mean {match!r}?)" if match is not None else ""
 
 
 def _presets_hint() -> str:

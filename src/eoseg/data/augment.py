@@ -21,7 +21,6 @@ flip -> (x, -y), rot90 -> (y, -x), transpose -> (y, x)) and also handles rotatio
 
 from __future__ import annotations
 
-import difflib
 import random
 from collections.abc import Mapping, Sequence
 
@@ -30,18 +29,16 @@ import numpy as np
 
 from eoseg.config.schema import AugmentSpec
 from eoseg.errors import ConfigError
+from eoseg.registry import lookup
 
 VALID = "valid"
 
 
 def build_transform(spec: AugmentSpec, index: int) -> A.BasicTransform:
     """One albumentations transform from its config entry; unknown names and bad parameters are errors."""
-    cls = getattr(A, spec.name, None)
-    if not (isinstance(cls, type) and issubclass(cls, A.BasicTransform)):
-        names = [n for n in dir(A) if isinstance(getattr(A, n), type) and issubclass(getattr(A, n), A.BasicTransform)]
-        close = difflib.get_close_matches(spec.name, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else "; see albumentations' list of transforms"
-        raise ConfigError(f"data.augment[{index}].name: {spec.name!r} is not an albumentations transform{hint}")
+    transforms = {n: c for n in dir(A) if isinstance(c := getattr(A, n), type) and issubclass(c, A.BasicTransform)}
+    cls = lookup(transforms, spec.name, option=f"data.augment[{index}].name", what="albumentations transform",
+                 valid="see albumentations' list of transforms")
     try:
         return cls(p=spec.p, **spec.params)
     except (TypeError, ValueError) as exc:

@@ -145,9 +145,9 @@ def _run(out_dir: Path, size: DemoSize, seed: int, overrides: Sequence[str], pro
     from eoseg.inference.predictor import predict_scene
     from eoseg.metrics.evaluate import evaluate, object_scores
     from eoseg.metrics.truth import truth_on_grid
+    from eoseg.models.checkpoint import load_bundle
     from eoseg.post.vectorize import vectorize
     from eoseg.report.quicklook import error_map_png, quicklook_png
-    from eoseg.training.checkpoint import load_bundle
     from eoseg.training.train import train
 
     timings: dict[str, dict[str, float]] = {}

@@ -19,12 +19,12 @@ from typing import Literal
 
 import numpy as np
 
+from eoseg.config.activation import activation_of
 from eoseg.config.schema import HeadSpec, PostSpec, PredictSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import RasterSpec
 from eoseg.inference.blend import BlendedBand
 from eoseg.inference.reader import SceneImages
-from eoseg.models.heads import activation_of
 
 MASK_NODATA = 255
 MaskMode = Literal["threshold", "argmax"]

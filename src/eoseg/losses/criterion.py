@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ from eoseg.config.schema import ExperimentConfig, HeadSpec, LossTermSpec, TaskSp
 from eoseg.errors import ConfigError
 from eoseg.losses.targets import head_mode
 from eoseg.losses.terms import LOSSES, LossTerm
+from eoseg.registry import lookup
 
 _FIXED = {"self", "head", "mode", "ignore_index"}
 
@@ -28,11 +28,7 @@ class TermKey:
 def build_term(head_name: str, head: HeadSpec, task: TaskSpec, name: str, params: dict) -> LossTerm:
     """One loss term for a head; ConfigError naming ``loss.<head>.<name>`` for a bad name, head or param."""
     option = f"loss.{head_name}.{name}"
-    if name not in LOSSES:
-        close = difflib.get_close_matches(name, list(LOSSES), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"{option}: unknown loss {name!r}; {hint}valid: {', '.join(LOSSES)}")
-    cls = LOSSES[name]
+    cls = lookup(LOSSES, name, option=f"loss.{head_name}", what="loss")
     mode = head_mode(head, task)
     if mode not in cls.modes:
         usable = sorted(n for n, c in LOSSES.items() if mode in c.modes)

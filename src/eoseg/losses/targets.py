@@ -12,8 +12,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from eoseg.config.activation import activation_of
 from eoseg.config.schema import HeadSpec, TaskSpec
-from eoseg.models.heads import activation_of
 
 Mode = Literal["binary", "multilabel", "multiclass", "regression", "direction"]
 

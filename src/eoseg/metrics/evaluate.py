@@ -21,12 +21,12 @@ from eoseg.errors import InputError
 from eoseg.formats.spacenet import read_spacenet_csv
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygonize, row_windows
+from eoseg.geo.products import check_writable
 from eoseg.geo.raster import open_raster, raster_info, valid_mask
 from eoseg.geo.vector import read_vector, repair_polygons
 from eoseg.metrics.objects import object_metrics
 from eoseg.metrics.pixel import PixelMetrics
 from eoseg.metrics.truth import TruthOnGrid, is_vector
-from eoseg.post.io import check_writable
 
 PathLike = str | os.PathLike[str]
 

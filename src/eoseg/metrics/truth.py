@@ -15,10 +15,10 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from eoseg.errors import InputError
+from eoseg.geo.products import VECTOR_SUFFIXES
 from eoseg.geo.raster import RasterInfo, align_to, info_of, open_raster, valid_mask
 from eoseg.geo.rasterize import LabelLayer, rasterize_labels
 from eoseg.geo.vector import burn_values, load_labels
-from eoseg.post.io import VECTOR_SUFFIXES
 
 
 def is_vector(path: str | os.PathLike[str]) -> bool:

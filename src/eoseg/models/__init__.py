@@ -1,7 +1,7 @@
 """Models: architecture x encoder factory, extra heads, siamese wrapper for pairs, local weight loading."""
 
 from eoseg.models.factory import ARCHITECTURES, MultiHeadModel, build_model, resolve_architecture
-from eoseg.models.heads import activate, activation_of
+from eoseg.models.heads import activate
 from eoseg.models.weights import LoadReport, load_encoder_weights, load_init_state, read_state_dict
 
 __all__ = [
@@ -9,7 +9,6 @@ __all__ = [
     "LoadReport",
     "MultiHeadModel",
     "activate",
-    "activation_of",
     "build_model",
     "load_encoder_weights",
     "load_init_state",

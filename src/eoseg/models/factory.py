@@ -7,7 +7,6 @@ downloaded: the encoder starts from random weights, or from the local file ``mod
 
 from __future__ import annotations
 
-import difflib
 import inspect
 
 import segmentation_models_pytorch as smp
@@ -19,6 +18,7 @@ from eoseg.errors import ConfigError
 from eoseg.models.heads import build_head
 from eoseg.models.siamese import SiameseEncoder, levels_read_by
 from eoseg.models.weights import load_encoder_weights
+from eoseg.registry import did_you_mean, lookup
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     cls.__name__: cls for key, cls in smp.MODEL_ARCHITECTURES_MAPPING.items() if key != "dpt"
@@ -34,22 +34,9 @@ def _arch_key(name: str) -> str:
     return "".join(ch for ch in key if ch.isalnum())
 
 
-def _suggestion(name: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}? " if close else ""
-
-
 def resolve_architecture(name: str) -> type[nn.Module]:
     """The smp class for ``name`` (case and ``+``/``-``/``_`` insensitive); ConfigError lists valid names."""
-    by_key = {_arch_key(n): cls for n, cls in ARCHITECTURES.items()}
-    if _arch_key(name) in by_key:
-        return by_key[_arch_key(name)]
-    names = {_arch_key(n): n for n in ARCHITECTURES}
-    close = difflib.get_close_matches(_arch_key(name), list(names), n=1, cutoff=0.6)
-    hint = f"did you mean {names[close[0]]!r}? " if close else ""
-    raise ConfigError(
-        f"model.arch={name!r} is not a known architecture; {hint}valid: {', '.join(ARCHITECTURES)}"
-    )
+    return lookup(ARCHITECTURES, name, option="model.arch", what="architecture", key=_arch_key)
 
 
 def check_encoder(name: str) -> None:
@@ -61,16 +48,13 @@ def check_encoder(name: str) -> None:
         timm_name = name[len(TIMM_PREFIX) :]
         if timm.is_model(timm_name):
             return
-        hint = _suggestion(timm_name, timm.list_models())
+        hint = did_you_mean(timm_name, timm.list_models())
         raise ConfigError(
             f"model.encoder={name!r}: {timm_name!r} is not a timm model; {hint}"
             "use tu-<name> with a name from timm.list_models(), e.g. tu-resnet18, tu-efficientnet_b0"
         )
-    hint = _suggestion(name, smp_names)
-    raise ConfigError(
-        f"model.encoder={name!r} is not a known encoder; {hint}valid: {', '.join(smp_names)}, "
-        "or tu-<any timm model> (e.g. tu-convnext_tiny)"
-    )
+    lookup(dict.fromkeys(smp_names), name, option="model.encoder", what="encoder",
+           valid=f"valid: {', '.join(smp_names)}, or tu-<any timm model> (e.g. tu-convnext_tiny)")
 
 
 class MultiHeadModel(nn.Module):
@@ -197,5 +181,5 @@ def build_model(model: ModelSpec, task: TaskSpec, in_channels: int) -> MultiHead
     }
     result = MultiHeadModel(encoder, net.decoder if has_dense else None, heads, dict(model.heads))
     if model.encoder_weights is not None:
-        load_encoder_weights(result, model.encoder_weights)
+        load_encoder_weights(result.backbone, model.encoder_weights)
     return result

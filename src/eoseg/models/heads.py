@@ -1,13 +1,11 @@
 """Model heads (dense, image-level, scalar, direction) and the activations applied outside the model.
 
 Every head is built from a :class:`~eoseg.config.schema.HeadSpec`. Dense heads read the decoder output;
-the others read the deepest encoder features. :func:`activation_of` decides, once for the whole package,
-how a head's raw output is turned into predictions (the losses dispatch on the same answer).
+the others read the deepest encoder features. :func:`eoseg.config.activation.activation_of` decides, once for
+the whole package, how a head's raw output is turned into predictions (the losses dispatch on the same answer).
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -15,9 +13,8 @@ from segmentation_models_pytorch.base import ClassificationHead, SegmentationHea
 from segmentation_models_pytorch.base.initialization import initialize_head
 from torch import Tensor, nn
 
+from eoseg.config.activation import activation_of
 from eoseg.config.schema import HeadSpec, TaskSpec
-
-Activation = Literal["sigmoid", "softmax", "identity", "relu", "normalize"]
 
 
 class DenseHead(nn.Module):
@@ -73,24 +70,6 @@ def build_head(spec: HeadSpec, decoder_channels: int, deepest_channels: int, ker
     if spec.kind == "direction":
         return DirectionHead(deepest_channels, spec)
     return PooledHead(deepest_channels, spec)
-
-
-def activation_of(head: HeadSpec, task: TaskSpec) -> Activation:
-    """The activation that turns ``head``'s raw output into predictions.
-
-    ``head.activation`` wins; otherwise: direction heads are L2-normalised, scalar heads and every head of a
-    regression task are identity, multilabel tasks use sigmoid, and other tasks use sigmoid for one
-    channel and softmax for several (binary, multiclass, change).
-    """
-    if head.kind == "direction":
-        return "normalize" if head.activation is None else head.activation
-    if head.activation is not None:
-        return head.activation
-    if head.kind == "scalar" or task.kind == "regression":
-        return "identity"
-    if task.kind == "multilabel" or head.channels == 1:
-        return "sigmoid"
-    return "softmax"
 
 
 def activate(head: HeadSpec, task: TaskSpec, tensor: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -19,9 +19,6 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from eoseg.errors import ConfigError, InputError
-
-if TYPE_CHECKING:
-    from eoseg.models.factory import MultiHeadModel
 
 _STRIP = ("", "model.", "encoder.", "model.encoder.", "state_dict.")
 _ADD = ("", "model.")
@@ -128,14 +125,13 @@ def _apply(module: nn.Module, state: dict[str, Tensor], report: LoadReport) -> N
     module.load_state_dict({k: state[k] for k in report.loaded}, strict=False)
 
 
-def load_encoder_weights(model: MultiHeadModel, path: Path) -> LoadReport:
-    """Load a local weights file into ``model.backbone`` (every encoder tensor must be present and fit).
+def load_encoder_weights(encoder: nn.Module, path: Path) -> LoadReport:
+    """Load a local weights file into ``encoder`` (a model's backbone) (every encoder tensor must be present and fit).
 
     Raises InputError for an unreadable file, ConfigError when the first conv's input channels differ or
     the file does not hold this encoder's parameters (the encoder is then left untouched).
     """
     source = f"model.encoder_weights={path}"
-    encoder = model.backbone
     state = _align(read_state_dict(path), set(encoder.state_dict()))
     _check_in_channels(encoder, state, source, "the weights file")
     report = _match(encoder, state)

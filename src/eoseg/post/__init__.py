@@ -5,5 +5,5 @@
 - :mod:`~eoseg.post.vote`: per-polygon class vote from a class-probability raster (xView2 damage);
 - :mod:`~eoseg.post.ensemble`: mean or k-of-n vote of rasters written earlier;
 - :mod:`~eoseg.post.search`: threshold and minimum-area search on validation predictions;
-- :mod:`~eoseg.post.zonal`, :mod:`~eoseg.post.io`: zonal means, probability reading, output checks.
+- :mod:`~eoseg.post.zonal`, :mod:`~eoseg.geo.products`: zonal means, probability reading, output checks.
 """

@@ -22,8 +22,8 @@ from rasterio.windows import Window
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import RasterSpec, TiledRasterWriter
 from eoseg.geo.polygonize import row_windows
+from eoseg.geo.products import check_same_grid, check_writable, read_probabilities
 from eoseg.geo.raster import Source, open_raster, valid_mask
-from eoseg.post.io import check_same_grid, check_writable, read_probabilities
 
 MASK_NODATA = 255
 BAND_ROWS = 512

@@ -24,11 +24,11 @@ from scipy import ndimage
 from eoseg.errors import ConfigError, InputError
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.polygonize import pixel_area_m2
+from eoseg.geo.products import check_writable, read_probabilities
 from eoseg.geo.raster import open_raster, raster_info
 from eoseg.metrics.clouds import dice_empty_one
 from eoseg.metrics.pixel import scores_from_counts
 from eoseg.metrics.truth import TruthOnGrid
-from eoseg.post.io import check_writable, read_probabilities
 from eoseg.post.threshold import MaskKind
 
 METRICS = ("iou", "f1", "dice", "mean_dice")

@@ -11,7 +11,7 @@ import numpy as np
 
 from eoseg.errors import ConfigError
 from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygon_areas_m2, polygonize
-from eoseg.post.io import check_same_grid, check_writable, write_vector
+from eoseg.geo.products import check_same_grid, check_writable, write_vector
 from eoseg.post.zonal import zonal_means
 
 

@@ -17,8 +17,8 @@ from rasterio import features
 from rasterio.windows import bounds as window_bounds
 
 from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, row_windows
+from eoseg.geo.products import read_probabilities
 from eoseg.geo.raster import open_raster
-from eoseg.post.io import read_probabilities
 
 
 def zonal_means(

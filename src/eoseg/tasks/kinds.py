@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from eoseg.config.activation import activation_of
 from eoseg.config.schema import ExperimentConfig, HeadSpec
 from eoseg.errors import ConfigError
-from eoseg.models.heads import activation_of
+from eoseg.registry import lookup
 from eoseg.tasks import targets as T
 from eoseg.tasks.metrics import MULTILABEL_IGNORE, ClassMetrics, RegressionMetrics, class_names
 
@@ -321,4 +322,4 @@ TASKS: dict[str, type[TaskKind]] = {
 
 def build_task_kind(config: ExperimentConfig) -> TaskKind:
     """The task kind of ``config.task.kind``."""
-    return TASKS[config.task.kind](config)
+    return lookup(TASKS, config.task.kind, option="task.kind", what="task kind")(config)

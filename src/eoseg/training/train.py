@@ -34,11 +34,12 @@ from eoseg.config.loader import config_to_dict, save_config
 from eoseg.config.schema import ExperimentConfig
 from eoseg.data.datamodule import ChipDataModule
 from eoseg.errors import ConfigError, InputError
+from eoseg.models.checkpoint import model_state, read_checkpoint
 from eoseg.report.render import display_rgb
 from eoseg.report.training_report import training_report
 from eoseg.tasks.kinds import build_task_kind
-from eoseg.tasks.module import SegmentationTask
-from eoseg.training.checkpoint import AtomicCheckpointIO, LastCheckpoint, model_state, read_checkpoint
+from eoseg.training.checkpoint import AtomicCheckpointIO, LastCheckpoint
+from eoseg.training.module import SegmentationTask
 
 REPORT_SAMPLES = 6
 IGNORE_DISPLAY = 255

@@ -1,8 +1,8 @@
 """The one LightningModule of eoseg: model, criterion, metrics and optimisation of any task kind.
 
-The task kind (:mod:`eoseg.tasks.kinds`) supplies what differs between binary, multiclass, multilabel,
-change and regression tasks; this module runs the steps, logs ``train/*`` and ``val/*``, keeps the
-per-epoch history, refuses a non-finite loss and writes the self-describing ``eoseg`` checkpoint entry.
+The task kind (:mod:`eoseg.tasks.kinds`, no Lightning there) supplies what differs between binary, multiclass,
+multilabel, change and regression tasks; this module runs the steps, logs ``train/*`` and ``val/*``, keeps
+the per-epoch history, refuses a non-finite loss and writes the self-describing ``eoseg`` checkpoint entry.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from eoseg.config.schema import ExperimentConfig
 from eoseg.errors import EosegError
 from eoseg.losses import build_criterion
 from eoseg.models import build_model
+from eoseg.models.checkpoint import KEY, init_from_checkpoint
 from eoseg.tasks.kinds import TaskKind, build_task_kind
-from eoseg.training.checkpoint import KEY, LastCheckpoint, describe, init_from_checkpoint, restore_rng
+from eoseg.training.checkpoint import LastCheckpoint, describe, restore_rng
 from eoseg.training.optim import build_optimizer, build_schedule
 
 
