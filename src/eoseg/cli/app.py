@@ -6,7 +6,17 @@ import importlib
 import sys
 
 import typer
+from rich.text import Text
 
+from eoseg.cli.runtime import (
+    INTERRUPTED,
+    Interrupted,
+    missing_folders,
+    output_folders,
+    print_error,
+    remove_if_empty,
+    warning_printer,
+)
 from eoseg.errors import EosegError
 from eoseg.progress import console
 
@@ -41,16 +51,35 @@ for _module in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, print user errors as one line (a traceback only with ``--debug``)."""
+    """Entry point: run the app, print user errors as one line (a traceback only with ``--debug``).
+
+    Warnings are printed as one line each; SIGINT/SIGTERM stop cleanly (see :mod:`eoseg.cli.runtime`);
+    output folders that a failed command created and left empty are removed.
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    created = missing_folders(output_folders(args))
+    interrupted = Interrupted()
+    interrupted.install()
+    code: int | str | None = 1
     try:
-        app(args=args, prog_name="eoseg")
+        with warning_printer():
+            app(args=args, prog_name="eoseg")
+        code = 0
     except EosegError as exc:
         if debug:
             raise
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        print_error(exc)
+        code = 2
     except KeyboardInterrupt:
-        console.print("interrupted; finished outputs are kept", highlight=False)
-        sys.exit(130)
+        code = interrupted.exit_code
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        interrupted.restore()
+        if code not in (0, None):
+            remove_if_empty(created)
+    if interrupted.signum is not None:  # Lightning and click turn the interrupt into their own exits
+        console.print(Text(INTERRUPTED), highlight=False)
+        code = interrupted.exit_code
+    sys.exit(code)

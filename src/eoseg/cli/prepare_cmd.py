@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import typer
 
 from eoseg.cli.options import CONFIG_ARG, OVERRIDES_ARG
+from eoseg.cli.runtime import warning_printer
 from eoseg.config import load_config
-from eoseg.progress import console
 
 
 def prepare_command(
@@ -34,17 +33,11 @@ def prepare_command(
         config.data.scenes_file = scenes
     if out is not None:
         config.data.root = out
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+    with warning_printer():
         result = prepare(config, overwrite=overwrite, progress=not quiet)
     resumed = f" ({len(result.resumed)} resumed)" if result.resumed else ""
     typer.echo(f"{result.chips} chips from {result.scenes} scenes{resumed} in {result.root}")
     typer.echo(f"manifest: {result.manifest}  stats: {result.stats}")
-
-
-def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
-    """Print a warning as one line (it names the file), above the progress bars."""
-    console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -80,10 +80,14 @@ class TiledRasterWriter:
         }
         if spec.nbits is not None:
             profile["nbits"] = spec.nbits
-        with rasterio.Env(**GDAL_ENV), warnings.catch_warnings():
-            if spec.crs is None:  # the caller has already warned that the scene has no georeference
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            self._ds = rasterio.open(self.tmp, "w", **profile)
+        try:
+            with rasterio.Env(**GDAL_ENV), warnings.catch_warnings():
+                if spec.crs is None:  # the caller has already warned that the scene has no georeference
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._ds = rasterio.open(self.tmp, "w", **profile)
+        except BaseException:  # an interrupt or a GDAL error here must not leave the temporary behind
+            self.tmp.unlink(missing_ok=True)
+            raise
         for i, name in enumerate(spec.band_names[: spec.count], start=1):
             self._ds.set_band_description(i, name)
         self._pending: list[tuple[np.ndarray, np.ndarray | None]] = []
