@@ -50,6 +50,17 @@ class TargetSpec(Section):
     # raster labels
     ignore_value: float | None = Field(default=None, description="raster value that means 'no label'")
     resampling: Literal["nearest", "bilinear", "average", "mode"] = "nearest"
+    soft: bool = Field(
+        default=False,
+        description="raster of probabilities in [0, 1] (soft labels, e.g. from eoseg pseudo-label): kept as "
+        "probabilities, not binarised; must lie on its scene's image grid",
+    )
+
+    @model_validator(mode="after")
+    def _soft_is_raster(self) -> TargetSpec:
+        if self.soft and self.kind != "raster":
+            raise ValueError("soft: true needs kind: raster (a raster of probabilities)")
+        return self
 
 
 class ChipSpec(Section):

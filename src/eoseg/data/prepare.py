@@ -245,6 +245,14 @@ class ScenePreparer:
                     f"data.targets.{name}.ignore_value: {ignore:g} does not fit the {info.dtype} raster {path}"
                 )
             ignore = int(ignore)
+        if spec.soft and not self.reference.same_grid(info):
+            raise InputError(
+                f"{path}: soft labels of target {name!r} are on another grid ({info.width}x{info.height} px, "
+                f"{info.crs}, origin {info.transform.c:g},{info.transform.f:g}) than image "
+                f"{self.reference.path.name} of scene {self.scene.id} ({self.reference.width}x"
+                f"{self.reference.height} px, {self.reference.crs}); soft labels must be written on their "
+                f"image's grid (as eoseg pseudo-label does); check that the scene list pairs the right files"
+            )
         check_overlap(self.reference, info, f"target {name!r} of scene {self.scene.id}")
         aligned = stack.enter_context(_maybe(align_to(src, self.reference, spec.resampling, ignore), src))
         return aligned, ignore, info.nodata
@@ -333,6 +341,8 @@ class ScenePreparer:
             if src_nodata is not None:
                 labelled &= valid_mask(target, src_nodata)
             target[:, ~labelled] = ignore
+            if self.data.targets[name].soft:
+                check_probabilities(target[:, labelled], name, self.scene)
             fractions[f"frac:{name}"] = float(labelled.sum()) / (size * size)
             has_labels |= bool(np.any(target[:, labelled] != 0))
             targets[name] = (target, ignore)
@@ -365,6 +375,16 @@ class ScenePreparer:
             row[f"target:{name}"] = rel.as_posix()
         row.update(fractions)
         return row
+
+
+def check_probabilities(values: np.ndarray, name: str, scene: SceneSpec) -> None:
+    """Soft labels must be probabilities: every labelled value within [0, 1]."""
+    if values.size and (values.min() < 0 or values.max() > 1):
+        raise InputError(
+            f"{scene.targets[name]}: soft labels of target {name!r} (scene {scene.id}) hold values "
+            f"{float(values.min()):g}..{float(values.max()):g}, not probabilities in [0, 1]; write probabilities "
+            f"(float) or unset data.targets.{name}.soft"
+        )
 
 
 class ChipWriter:

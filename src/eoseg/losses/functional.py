@@ -37,7 +37,10 @@ def soft_dice_scores(
     smooth: float,
     eps: float,
 ) -> Tensor:
-    """Soft dice ``(2 sum pt + smooth) / (sum p + sum t + smooth)`` per item; inputs ``(B, K, N)``.
+    """Soft dice ``(2 I + smooth) / (sum p + sum t + smooth)`` per item; inputs ``(B, K, N)``.
+
+    ``I = (sum p + sum t - sum |p - t|) / 2`` (``= sum min(p, t)``): ``sum pt`` for 0/1 targets, and for soft
+    targets the form smp's ``DiceLoss`` uses, which scores 1 when ``p`` equals the soft label.
 
     ``items="sample"``: one score per sample over all its channels and pixels. ``"positive"`` (clouds
     recipe): one score per (sample, channel) whose target has a value above 0.5; empty channels are left
@@ -45,8 +48,8 @@ def soft_dice_scores(
     """
     probs, target = probs * valid, target * valid
     dims = (1, 2) if items == "sample" else (2,)
-    intersection = (probs * target).sum(dims)
     cardinality = probs.sum(dims) + target.sum(dims)
+    intersection = (cardinality - (probs - target).abs().sum(dims)) / 2
     scores = (2.0 * intersection + smooth) / (cardinality + smooth).clamp_min(eps)
     if items == "positive":
         scores = scores[target.amax(dim=2) > 0.5]

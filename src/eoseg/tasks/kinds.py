@@ -13,7 +13,7 @@ Kinds are plain picklable objects: DataLoader workers call :meth:`TaskKind.head_
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import ClassVar
 
 import numpy as np
@@ -47,6 +47,7 @@ class TaskKind:
                 f"model.heads: task {self.kind} needs at least one dense head (heads: {list(self.heads)})"
             )
         self.main = dense[0]
+        self.soft = frozenset(n for n, t in config.data.targets.items() if t.soft)
         targets = list(config.data.targets)
         for name in self.heads:
             if self.target_of(name) not in targets:
@@ -65,12 +66,21 @@ class TaskKind:
         """Targets that are direction fields (rewritten by geometric augmentation)."""
         return sorted({self.target_of(n) for n, h in self.heads.items() if h.kind == "direction"})
 
-    def head_targets(self, chips: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``{head: target}`` of one sample from ``{target name: float32 (bands, H, W), NaN = ignore}``."""
+    def head_targets(
+        self, chips: Mapping[str, np.ndarray], soft: Collection[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """``{head: target}`` of one sample from ``{target name: float32 (bands, H, W), NaN = ignore}``.
+
+        Targets named in ``soft`` (default: those with ``data.targets.<name>.soft``) hold probabilities
+        and stay probabilities (:meth:`soft_target`).
+        """
+        soft = self.soft if soft is None else frozenset(soft)
         out: dict[str, np.ndarray] = {}
         for name, head in self.heads.items():
             chip, what = chips[self.target_of(name)], f"{self.target_of(name)} (head {name})"
-            if head.kind == "dense":
+            if self.target_of(name) in soft and head.kind in ("dense", "image_class"):
+                out[name] = self.soft_target(name, head, chip, what)
+            elif head.kind == "dense":
                 out[name] = self.dense_target(name, head, chip, what)
             elif head.kind == "image_class":
                 out[name] = self.image_target(name, head, chip, what)
@@ -96,6 +106,24 @@ class TaskKind:
             index = T.class_index(chip, head.channels, self.ignore_index, what, binary=self.object_classes)
             return T.largest_class(index, self.ignore_index)
         return T.presence(self.label_channels(chip, head.channels, what))
+
+    def soft_target(self, name: str, head: HeadSpec, chip: np.ndarray, what: str) -> np.ndarray:
+        """Soft-label target of a dense or image-level head; probabilities are kept, never thresholded.
+
+        Sigmoid heads: the chip's first bands (``(C, H, W)`` dense, their maximum ``(C,)`` image-level).
+        Softmax heads: a 1-band chip is the positive-class probability ``(1, H, W)`` of a 2-channel head
+        (the form ``kl`` reads; class losses round it at 0.5), a K-band chip a distribution ``(K, H, W)``;
+        an image-level softmax head gets the largest class of the rounded map.
+        """
+        softmax = self.activation(name) == "softmax"
+        bands = 1 if softmax and chip.shape[0] == 1 and head.channels == 2 else head.channels
+        probs = T.soft_channels(chip, bands, what)
+        if head.kind == "dense":
+            return probs
+        if softmax:
+            index = T.class_index(np.round(probs[:1]), head.channels, self.ignore_index, what, binary=True)
+            return T.largest_class(index, self.ignore_index)
+        return T.soft_presence(probs)
 
     # ------------------------------------------------------------------------- post-processing
     def threshold(self, k: int = 0) -> float:

@@ -95,6 +95,18 @@ def mean_direction(chip: np.ndarray, what: str) -> np.ndarray:
     return (mean / norm).astype(np.float32) if np.isfinite(norm) and norm > 0 else np.full(2, np.nan, np.float32)
 
 
+def soft_channels(chip: np.ndarray, channels: int, what: str) -> np.ndarray:
+    """``float32 (channels, H, W)``: soft labels kept as probabilities (clipped to [0, 1], NaN = ignore)."""
+    _check_bands(chip, channels, what)
+    return np.clip(chip[:channels], 0.0, 1.0).astype(np.float32)
+
+
+def soft_presence(probs: np.ndarray) -> np.ndarray:
+    """``float32 (K,)``: image-level soft label, the largest labelled probability per channel (0 if none)."""
+    flat = np.nan_to_num(probs, nan=0.0).reshape(probs.shape[0], -1)
+    return flat.max(axis=1, initial=0.0).astype(np.float32)
+
+
 def _positive(bands: np.ndarray) -> np.ndarray:
     out = (np.nan_to_num(bands, nan=0.0) > 0).astype(np.float32)
     out[~np.isfinite(bands)] = np.nan
