@@ -14,6 +14,7 @@ from eoseg.errors import InputError
 from eoseg.formats.spacenet import write_spacenet_csv
 from eoseg.geo.raster import write_geotiff
 from eoseg.metrics.evaluate import evaluate
+from eoseg.metrics.objects import SpaceNetRules
 
 UTM = "EPSG:32616"
 TRANSFORM = Affine(0.5, 0, 740000.0, 0, -0.5, 3740000.0)
@@ -61,6 +62,8 @@ def test_truth_polygons_are_reprojected_and_rasterized_on_the_prediction_grid(tm
     building = result["pixel"]["per_class"]["foreground"]
     assert (building["tp"], building["fp"], building["fn"]) == (24 + 36, 4, 0)
     overall = result["objects"]["overall"]
+    assert (overall["tp"], overall["fp"], overall["fn"]) == (2, 0, 0)  # the 4 px false positive is <= 20 px
+    overall = evaluate([pred], [truth], rules=SpaceNetRules(min_pred_area=0))["objects"]["overall"]
     assert (overall["tp"], overall["fp"], overall["fn"]) == (2, 1, 0)
 
 
@@ -91,6 +94,19 @@ def test_spacenet_csvs_are_compared_image_by_image(tmp_path):
     assert "pixel" not in result
 
 
+def test_spacenet_csvs_in_map_coordinates_measure_areas_in_pixels(tmp_path):
+    """--coords geo: matching on PolygonWKT_Geo, the 20 px rule with the pixel size from the truth's Pix/Geo."""
+    frame = gpd.GeoDataFrame(
+        {"image_id": ["AOI_1_Rio_img1", "AOI_1_Rio_img1"]},
+        geometry=[shapely.box(0, 0, 10, 10), shapely.box(20, 0, 24, 4)],
+    )
+    truth = write_spacenet_csv(tmp_path / "truth.csv", frame, "pixel", TRANSFORM)
+    pred = write_spacenet_csv(tmp_path / "pred.csv", frame.iloc[:1], "pixel", TRANSFORM)
+    objects = evaluate([pred], [truth], coords="geo")["objects"]  # the 16 px truth is dropped: not a miss
+    assert (objects["overall"]["tp"], objects["overall"]["fn"], objects["area_filter"]) == (1, 0, "on")
+    assert list(objects["per_aoi"]) == ["AOI_1_Rio"]
+
+
 def test_bad_inputs(tmp_path):
     preds, truths = two_scenes(tmp_path)
     with pytest.raises(InputError, match=r"2 prediction\(s\) but 1 truth file\(s\)"):
@@ -118,6 +134,6 @@ def test_real_spacenet_tile_footprints_survive_rasterize_vectorize_evaluate(shar
     result = evaluate([mask_path], [folder / "atlanta_buildings.geojson"])
     assert result["pixel"]["micro"]["iou"] == 1.0
     overall = result["objects"]["overall"]
-    assert overall["tp"] + overall["fp"] == len(polygons)
     assert overall["recall"] == 1.0 and overall["tp"] == len(footprints)
-    assert overall["fp"] <= 1  # a thin part of a footprint can rasterize into a separate 4-connected piece
+    # a thin part of a footprint rasterizes into a separate 4-connected piece of <= 20 px: dropped by the rule
+    assert overall["fp"] == 0 and len(polygons) == len(footprints) + 1

@@ -44,7 +44,12 @@ def test_vectorize_evaluate_ensemble_thresholds(tmp_path, scene, capsys):
 
     assert run("evaluate", mask, "--truth", out, "--out", tmp_path / "m.json") == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert metrics["pixel"]["micro"]["iou"] == 1.0 and metrics["objects"]["overall"]["tp"] == 2
+    assert metrics["pixel"]["micro"]["iou"] == 1.0
+    assert metrics["objects"]["overall"] == {"tp": 1, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0,
+                                                  "f1": 1.0}  # the 16 px building is below the 20 px rule
+    args = ("--min-truth-area", "0", "--min-pred-area", "0", "--out", tmp_path / "m0.json")
+    assert run("evaluate", mask, "--truth", out, *args) == 0
+    assert json.loads((tmp_path / "m0.json").read_text())["objects"]["overall"]["tp"] == 2
     printed = capsys.readouterr().out
     assert "pixel metrics" in printed and "object metrics" in printed
 

@@ -13,7 +13,7 @@ from eoseg.config.loader import validate_config
 from eoseg.data.prepare import prepare
 from eoseg.inference.predictor import predict_scene
 from eoseg.metrics.evaluate import evaluate
-from eoseg.metrics.objects import object_metrics
+from eoseg.metrics.objects import ImagePolygons, object_metrics
 from eoseg.models.checkpoint import load_bundle
 from eoseg.post.vectorize import vectorize
 from eoseg.training.train import train
@@ -64,5 +64,6 @@ def test_spacenet_tile_end_to_end(shared_data, tmp_path):
     metrics = evaluate([out.mask], [labels], objects=False)
     assert 0.0 <= metrics["pixel"]["micro"]["iou"] <= 1.0
     truth = gpd.read_file(labels).to_crs(polygons.crs)
-    counts = object_metrics({"atlanta": (polygons.geometry, truth.geometry)})["overall"]
+    images = {"atlanta": ImagePolygons(list(polygons.geometry), list(truth.geometry), pixel_area=0.25)}  # 0.5 m
+    counts = object_metrics(images)["overall"]
     assert counts["tp"] + counts["fn"] == 43  # every true footprint is matched or missed, once

@@ -8,6 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from eoseg.errors import ConfigError
+from eoseg.metrics.objects import AOI_PATTERN, SpaceNetRules
+
 METRIC_COLUMNS = ("iou", "f1", "precision", "recall", "dice")
 stdout = Console()
 
@@ -33,8 +36,11 @@ def _pixel_table(pixel: dict, scenes: dict[str, dict]) -> Table:
 
 
 def _object_table(objects: dict) -> Table:
-    table = Table(title=f"object metrics (SpaceNet rule, IoU >= {objects['iou_threshold']:g})")
-    table.add_column("scene")
+    title = (f"object metrics (SpaceNet rules: IoU > {objects['iou_threshold']:g}, truth < "
+             f"{objects['min_truth_area']:g} px and proposals <= {objects['min_pred_area']:g} px dropped; "
+             f"area filter {objects['area_filter']})")
+    table = Table(title=title)
+    table.add_column("image")
     for column in ("tp", "fp", "fn", "precision", "recall", "f1"):
         table.add_column(column, justify="right")
 
@@ -48,6 +54,9 @@ def _object_table(objects: dict) -> Table:
 
     for name, m in objects["per_scene"].items():
         row(name, m)
+    if len(objects["per_aoi"]) > 1 or len(objects["per_scene"]) > 1:
+        for name, m in objects["per_aoi"].items():
+            row(f"AOI {name}", m, "dim")
     row("overall", objects["overall"], "bold")
     return table
 
@@ -66,7 +75,22 @@ def evaluate_cmd(
     objects: bool | None = typer.Option(
         None, "--objects/--no-objects", help="Object metrics (default: when polygons are involved)."
     ),
-    iou_threshold: float = typer.Option(0.5, "--iou", help="IoU for a matched object."),
+    iou_threshold: float = typer.Option(0.5, "--iou", help="A matched object needs an IoU strictly above this."),
+    min_truth_area: float = typer.Option(
+        20.0, "--min-truth-area", help="Drop truth polygons with an area below this many pixels (SpaceNet: 20)."
+    ),
+    min_pred_area: float = typer.Option(
+        20.0, "--min-pred-area", help="Drop proposals with an area of at most this many pixels (SpaceNet: 20)."
+    ),
+    coords: str = typer.Option(
+        "pixel", "--coords", help="SpaceNet CSVs: compare PolygonWKT_Pix (pixel) or PolygonWKT_Geo (geo)."
+    ),
+    pixel_size: float | None = typer.Option(
+        None, "--pixel-size", help="Pixel size in CRS units for polygon files in map coordinates (area rules)."
+    ),
+    aoi_pattern: str = typer.Option(
+        AOI_PATTERN, "--aoi-pattern", help="Regex whose first group is the AOI of an image id (per-AOI scores)."
+    ),
     error_maps: Path | None = typer.Option(
         None, "--error-maps", help="Folder for one error-map PNG per raster prediction (TP/FP/FN colours)."
     ),
@@ -76,6 +100,9 @@ def evaluate_cmd(
     Example: eoseg evaluate out/atlanta.mask.tif --truth atlanta_buildings.geojson --out metrics.json --error-maps out
     """
     from eoseg.metrics.evaluate import evaluate
+
+    if coords not in ("pixel", "geo"):
+        raise ConfigError(f"--coords {coords!r}: choose pixel or geo")
     result = evaluate(
         preds,
         truth,
@@ -86,7 +113,10 @@ def evaluate_cmd(
         truth_attribute=truth_attribute,
         label_crs=truth_crs,
         objects=objects,
-        iou_threshold=iou_threshold,
+        rules=SpaceNetRules(iou_threshold, min_truth_area, min_pred_area),
+        coords=coords,
+        pixel_size=pixel_size,
+        aoi_pattern=aoi_pattern,
     )
     if "pixel" in result:
         stdout.print(_pixel_table(result["pixel"], result["pixel_scenes"]))

@@ -27,6 +27,7 @@ from eoseg.config.schema import ExperimentConfig
 from eoseg.demo.town import TRAIN_CSV, TownScene, make_town
 from eoseg.errors import EosegError, InputError
 from eoseg.geo.atomic import write_text_atomic
+from eoseg.geo.raster import raster_info
 from eoseg.progress import console
 
 MARKER = "eoseg-demo.json"
@@ -189,7 +190,8 @@ def _run(out_dir: Path, size: DemoSize, seed: int, overrides: Sequence[str], pro
 
     with _step(6, "evaluate against the true footprints", timings, "evaluate"):
         pixel = evaluate([predicted.mask], [held_out.footprints], classes=config.data.classes, objects=False)
-        objects = object_scores([(polygons_path, held_out.footprints)])
+        pixel_size = abs(raster_info(predicted.mask).transform.a)
+        objects = object_scores([(polygons_path, held_out.footprints)], pixel_size=pixel_size)
         quicklook = quicklook_png(held_out.image, predicted.mask, prediction_dir / f"{held_out.id}.quicklook.png",
                                   polygons=polygons_path)
         error_map = error_map_png(predicted.mask, truth_on_grid(held_out.footprints, predicted.mask),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 from eoseg.errors import InputError
 from eoseg.formats.spacenet import read_spacenet_csv
@@ -24,7 +25,7 @@ from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygonize, row_windows
 from eoseg.geo.products import check_writable
 from eoseg.geo.raster import open_raster, raster_info, valid_mask
 from eoseg.geo.vector import read_vector, repair_polygons
-from eoseg.metrics.objects import object_metrics
+from eoseg.metrics.objects import AOI_PATTERN, ImagePolygons, SpaceNetRules, object_metrics
 from eoseg.metrics.pixel import PixelMetrics
 from eoseg.metrics.truth import TruthOnGrid, is_vector
 
@@ -109,38 +110,81 @@ def pixel_metrics(
     return total.compute(), per_scene
 
 
-def _polygons(path: PathLike, crs: object | None) -> gpd.GeoSeries:
-    """Polygons of a vector file or of the foreground of a mask raster, in ``crs`` when given."""
+CONFIDENCE_COLUMNS = ("confidence", "mean_prob")
+"""Columns of a polygon file read as the proposal confidence (the first present); vectorize writes mean_prob."""
+
+
+def _polygons(path: PathLike, crs: object | None) -> tuple[gpd.GeoSeries, list[float] | None, float | None]:
+    """Polygons of a vector file or of the foreground of a mask raster (in ``crs`` when given), their
+    confidences and the area of one pixel in CRS units (known for rasters only)."""
+    pixel_area = None
     if is_vector(path):
         frame = repair_polygons(read_vector(path))
     else:
         frame = polygonize(path)
+        info = raster_info(path)
+        pixel_area = abs(info.transform.a * info.transform.e - info.transform.b * info.transform.d)
+    column = next((c for c in CONFIDENCE_COLUMNS if c in frame.columns), None)
+    confidence = frame[column].astype(float).tolist() if column else None
     series = frame.geometry
     if crs is not None and series.crs is not None and series.crs != crs:
         series = series.to_crs(crs)
-    return series
+    return series, confidence, pixel_area
 
 
-def object_scores(pairs: Sequence[tuple[PathLike, PathLike]], iou_threshold: float = 0.5) -> dict:
-    """SpaceNet object metrics per scene and overall (see :mod:`eoseg.metrics.objects`)."""
-    scenes: dict[str, tuple[list, list]] = {}
+def _csv_images(pred_path: PathLike, truth_path: PathLike, coords: str) -> dict[str, ImagePolygons]:
+    """Images of two SpaceNet CSVs; in map coordinates the pixel area comes from the truth's Pix/Geo pairs."""
+    pred = read_spacenet_csv(pred_path, coords)
+    truth = read_spacenet_csv(truth_path, coords)
+    areas: dict[str, float] = {}
+    if coords == "geo":
+        try:
+            pix = read_spacenet_csv(truth_path, "pixel").geometry.area.to_numpy()
+        except InputError:
+            pix = None
+        if pix is not None:
+            ratio = truth.geometry.area.to_numpy() / np.where(pix > 0, pix, np.nan)
+            areas = {k: float(np.nanmedian(v)) for k, v in pd.Series(ratio).groupby(truth["image_id"].to_numpy())
+                     if np.isfinite(v).any()}
+    images = {}
+    for image_id in sorted(set(pred["image_id"]) | set(truth["image_id"])):
+        p, t = pred[pred["image_id"] == image_id], truth[truth["image_id"] == image_id]
+        images[image_id] = ImagePolygons(
+            list(p.geometry), list(t.geometry),
+            p["confidence"].tolist() if "confidence" in p.columns else None,
+            1.0 if coords == "pixel" else areas.get(image_id),
+        )
+    return images
+
+
+def object_scores(
+    pairs: Sequence[tuple[PathLike, PathLike]],
+    rules: SpaceNetRules = SpaceNetRules(),  # noqa: B008 (frozen dataclass)
+    *,
+    coords: str = "pixel",
+    pixel_size: float | None = None,
+    aoi_pattern: str = AOI_PATTERN,
+) -> dict:
+    """SpaceNet object metrics per image, per AOI and overall (see :mod:`eoseg.metrics.objects`).
+
+    SpaceNet CSVs are compared image by image in ``coords`` (``pixel`` or ``geo``); other polygons and
+    mask rasters are in map coordinates, with the pixel size of the prediction raster, else ``pixel_size``.
+    """
+    images: dict[str, ImagePolygons] = {}
     for pred_path, truth_path in pairs:
         if _is_csv(pred_path) != _is_csv(truth_path):
             raise InputError(
                 f"{pred_path} vs {truth_path}: a SpaceNet CSV can only be compared with another SpaceNet CSV"
             )
         if _is_csv(pred_path):
-            pred = read_spacenet_csv(pred_path)
-            truth = read_spacenet_csv(truth_path)
-            pred_by = {k: list(v) for k, v in pred.geometry.groupby(pred["image_id"], sort=False)}
-            truth_by = {k: list(v) for k, v in truth.geometry.groupby(truth["image_id"], sort=False)}
-            for image_id in sorted(pred_by.keys() | truth_by.keys()):
-                scenes[image_id] = (pred_by.get(image_id, []), truth_by.get(image_id, []))
+            images.update(_csv_images(pred_path, truth_path, coords))
             continue
-        pred = _polygons(pred_path, None)
-        truth = _polygons(truth_path, pred.crs)
-        scenes[scene_name(pred_path)] = (list(pred), list(truth))
-    return object_metrics(scenes, iou_threshold)
+        pred, confidence, pixel_area = _polygons(pred_path, None)
+        truth, _, _ = _polygons(truth_path, pred.crs)
+        if pixel_area is None and pixel_size is not None:
+            pixel_area = pixel_size * pixel_size
+        images[scene_name(pred_path)] = ImagePolygons(list(pred), list(truth), confidence, pixel_area)
+    return object_metrics(images, rules, aoi_pattern)
 
 
 def evaluate(
@@ -154,7 +198,10 @@ def evaluate(
     truth_attribute: str | None = None,
     label_crs: str | None = None,
     objects: bool | None = None,
-    iou_threshold: float = 0.5,
+    rules: SpaceNetRules = SpaceNetRules(),  # noqa: B008
+    coords: str = "pixel",
+    pixel_size: float | None = None,
+    aoi_pattern: str = AOI_PATTERN,
     band_rows: int = DEFAULT_BAND_ROWS,
 ) -> dict:
     """Metrics of predictions against truth: ``{"pixel": ..., "pixel_scenes": ..., "objects": ...}``.
@@ -188,7 +235,8 @@ def evaluate(
         )
     any_vector = any(is_vector(p) or _is_csv(p) for p in [*preds, *truths])
     if objects or (objects is None and any_vector):
-        result["objects"] = object_scores(pairs, iou_threshold)
+        result["objects"] = object_scores(
+            pairs, rules, coords=coords, pixel_size=pixel_size, aoi_pattern=aoi_pattern)
     if out is not None:
         write_text_atomic(out, json.dumps(result, indent=2))
     return result

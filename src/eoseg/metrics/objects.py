@@ -1,15 +1,24 @@
-"""Object metrics for buildings, the SpaceNet rule.
+"""Object metrics for buildings, following the official SpaceNet rules exactly.
 
-A predicted polygon is a true positive when its IoU with a truth polygon not matched yet is at least
-0.5. Candidate pairs come from an STRtree query; pairs are matched greedily by decreasing IoU, so each
-truth and each prediction is used at most once. A second prediction on an already matched building is
-a false positive.
+The SpaceNet building scorer (SpaceNet 2-4; reproduced by solaris ``Evaluator.eval_iou``):
+
+1. truth polygons with an area below ``min_truth_area`` (20 px) are dropped; proposals with an area of
+   at most ``min_pred_area`` (20 px) are dropped (both configurable, in pixels);
+2. proposals are visited in descending confidence when a confidence is given, else in file order;
+3. each proposal takes the not yet matched truth polygon with the highest IoU; it is a true positive
+   when that IoU is strictly greater than 0.5 (the truth is then used up), else a false positive;
+4. truth polygons left unmatched are false negatives; F1 from the counts summed per image, per AOI
+   (the prefix of the image id) and overall.
+
+Areas are in pixels: polygons in map coordinates are measured with ``pixel_area`` (CRS units² per
+pixel); without it the area rule cannot be applied and the result says so (``area_filter``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import shapely
@@ -17,6 +26,18 @@ from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 
 from eoseg.metrics.pixel import scores_from_counts
+
+AOI_PATTERN = r"^(AOI_\d+_[A-Za-z]+)"
+"""Default AOI of an image id: SpaceNet's ``AOI_<n>_<City>`` prefix (else the id up to its last ``_``)."""
+
+
+@dataclass(frozen=True)
+class SpaceNetRules:
+    """The SpaceNet scoring rules; the defaults are the official ones."""
+
+    iou_threshold: float = 0.5  # a match needs IoU strictly greater than this
+    min_truth_area: float = 20.0  # truth polygons with area < this (pixels) are dropped
+    min_pred_area: float = 20.0  # proposals with area <= this (pixels) are dropped
 
 
 @dataclass(frozen=True)
@@ -42,62 +63,134 @@ class ObjectCounts:
         }
 
 
-def _polygons(geoms: Iterable[BaseGeometry]) -> np.ndarray:
-    """Non-empty geometries as a numpy array, repaired with ``make_valid`` (self-touching rings)."""
-    array = np.asarray([g for g in geoms if g is not None and not g.is_empty], dtype=object)
-    return shapely.make_valid(array) if array.size else array
+def _polygons(geoms: Iterable[BaseGeometry | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Non-empty geometries repaired with ``make_valid`` (self-touching rings), and their input indices."""
+    geoms = list(geoms)
+    keep = [i for i, g in enumerate(geoms) if g is not None and not g.is_empty]
+    array = np.asarray([geoms[i] for i in keep], dtype=object)
+    return (shapely.make_valid(array) if array.size else array), np.asarray(keep, dtype=np.int64)
 
 
-def match_polygons(
-    pred: Sequence[BaseGeometry], truth: Sequence[BaseGeometry], iou_threshold: float = 0.5
+def _order(count: int, confidence: Sequence[float] | None, index: np.ndarray) -> np.ndarray:
+    """Visiting order of proposals: descending confidence (stable), else file order."""
+    if confidence is None:
+        return np.arange(count)
+    values = np.asarray(confidence, dtype=np.float64)[index]
+    return np.argsort(-values, kind="stable")
+
+
+def _match(
+    pred: np.ndarray, truth: np.ndarray, order: np.ndarray, iou_threshold: float
 ) -> list[tuple[int, int, float]]:
-    """Matched ``(pred_index, truth_index, iou)`` pairs with IoU >= ``iou_threshold``, greedy by IoU.
-
-    Indices refer to the non-empty geometries of each input, in order.
-    """
-    return _match(_polygons(pred), _polygons(truth), iou_threshold)
-
-
-def _match(pred_arr: np.ndarray, truth_arr: np.ndarray, iou_threshold: float) -> list[tuple[int, int, float]]:
-    """:func:`match_polygons` on already repaired polygon arrays."""
-    if not pred_arr.size or not truth_arr.size:
+    """Official matching on repaired arrays: ``(pred, truth, iou)`` positions of the true positives."""
+    if not pred.size or not truth.size:
         return []
-    pi, ti = STRtree(truth_arr).query(pred_arr, predicate="intersects")
-    inter = shapely.area(shapely.intersection(pred_arr[pi], truth_arr[ti]))
-    union = shapely.area(pred_arr)[pi] + shapely.area(truth_arr)[ti] - inter
+    pi, ti = STRtree(truth).query(pred, predicate="intersects")
+    inter = shapely.area(shapely.intersection(pred[pi], truth[ti]))
+    union = shapely.area(pred)[pi] + shapely.area(truth)[ti] - inter
     iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    candidates = np.flatnonzero(iou >= iou_threshold)
-    order = candidates[np.argsort(-iou[candidates], kind="stable")]
-    used_pred: set[int] = set()
-    used_truth: set[int] = set()
+    candidates: dict[int, list[tuple[float, int]]] = {}
+    for p, t, v in zip(pi.tolist(), ti.tolist(), iou.tolist(), strict=True):
+        candidates.setdefault(p, []).append((v, t))
+    used: set[int] = set()
     matches = []
-    for c in order:
-        p, t = int(pi[c]), int(ti[c])
-        if p in used_pred or t in used_truth:
+    for p in order.tolist():
+        free = [(v, t) for v, t in candidates.get(p, []) if t not in used]
+        if not free:
             continue
-        used_pred.add(p)
-        used_truth.add(t)
-        matches.append((p, t, float(iou[c])))
+        best, t = max(free, key=lambda c: (c[0], -c[1]))
+        if best > iou_threshold:
+            used.add(t)
+            matches.append((p, t, best))
     return matches
 
 
+def _filtered(
+    geoms: Iterable[BaseGeometry | None], minimum: float, strict: bool, pixel_area: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    polygons, index = _polygons(geoms)
+    if pixel_area is None or not polygons.size or minimum <= 0:
+        return polygons, index
+    area = shapely.area(polygons) / pixel_area
+    keep = area > minimum if strict else area >= minimum
+    return polygons[keep], index[keep]
+
+
+def match_polygons(
+    pred: Sequence[BaseGeometry | None],
+    truth: Sequence[BaseGeometry | None],
+    rules: SpaceNetRules = SpaceNetRules(),  # noqa: B008 (frozen dataclass)
+    confidence: Sequence[float] | None = None,
+    pixel_area: float | None = 1.0,
+) -> list[tuple[int, int, float]]:
+    """True-positive pairs ``(pred index, truth index, iou)`` under the SpaceNet rules (indices into the inputs).
+
+    ``pixel_area``: area of one pixel in the polygons' units (1 for pixel coordinates); ``None`` skips the
+    area rules.
+    """
+    p, p_index = _filtered(pred, rules.min_pred_area, True, pixel_area)
+    t, t_index = _filtered(truth, rules.min_truth_area, False, pixel_area)
+    order = _order(len(p), confidence, p_index)
+    return [(int(p_index[a]), int(t_index[b]), v) for a, b, v in _match(p, t, order, rules.iou_threshold)]
+
+
 def object_counts(
-    pred: Sequence[BaseGeometry], truth: Sequence[BaseGeometry], iou_threshold: float = 0.5
+    pred: Sequence[BaseGeometry | None],
+    truth: Sequence[BaseGeometry | None],
+    rules: SpaceNetRules = SpaceNetRules(),  # noqa: B008
+    confidence: Sequence[float] | None = None,
+    pixel_area: float | None = 1.0,
 ) -> ObjectCounts:
-    """TP/FP/FN of one scene under the SpaceNet rule."""
-    pred_arr, truth_arr = _polygons(pred), _polygons(truth)
-    tp = len(_match(pred_arr, truth_arr, iou_threshold))
-    return ObjectCounts(tp=tp, fp=len(pred_arr) - tp, fn=len(truth_arr) - tp)
+    """TP/FP/FN of one image under the SpaceNet rules (see :func:`match_polygons`)."""
+    p, p_index = _filtered(pred, rules.min_pred_area, True, pixel_area)
+    t, _ = _filtered(truth, rules.min_truth_area, False, pixel_area)
+    tp = len(_match(p, t, _order(len(p), confidence, p_index), rules.iou_threshold))
+    return ObjectCounts(tp=tp, fp=len(p) - tp, fn=len(t) - tp)
+
+
+def aoi_of(image_id: str, pattern: str = AOI_PATTERN) -> str:
+    """The AOI of an image id: the first group of ``pattern``, else the id up to its last ``_``."""
+    found = re.match(pattern, image_id)
+    if found:
+        return found.group(1) if found.groups() else found.group(0)
+    return image_id.rsplit("_", 1)[0] if "_" in image_id else image_id
+
+
+@dataclass
+class ImagePolygons:
+    """One image's proposals (with optional confidences) and truth, and its pixel area (None: unknown)."""
+
+    pred: Sequence[BaseGeometry | None]
+    truth: Sequence[BaseGeometry | None]
+    confidence: Sequence[float] | None = None
+    pixel_area: float | None = 1.0
 
 
 def object_metrics(
-    scenes: Mapping[str, tuple[Sequence[BaseGeometry], Sequence[BaseGeometry]]], iou_threshold: float = 0.5
+    images: Mapping[str, ImagePolygons | tuple[Sequence[BaseGeometry], Sequence[BaseGeometry]]],
+    rules: SpaceNetRules = SpaceNetRules(),  # noqa: B008
+    aoi_pattern: str = AOI_PATTERN,
 ) -> dict:
-    """Per scene ``{scene: (pred, truth)}`` and overall (counts summed over scenes) object metrics."""
-    per_scene = {name: object_counts(p, t, iou_threshold) for name, (p, t) in scenes.items()}
-    total = sum(per_scene.values(), ObjectCounts(0, 0, 0))
+    """SpaceNet metrics per image, per AOI and overall (counts summed); ``(pred, truth)`` tuples are pixel polygons."""
+    per_image: dict[str, ObjectCounts] = {}
+    unknown_area = []
+    for name, item in images.items():
+        item = item if isinstance(item, ImagePolygons) else ImagePolygons(*item)
+        if item.pixel_area is None:
+            unknown_area.append(name)
+        per_image[name] = object_counts(item.pred, item.truth, rules, item.confidence, item.pixel_area)
+    per_aoi: dict[str, ObjectCounts] = {}
+    for name, counts in per_image.items():
+        aoi = aoi_of(name, aoi_pattern)
+        per_aoi[aoi] = per_aoi.get(aoi, ObjectCounts(0, 0, 0)) + counts
+    total = sum(per_image.values(), ObjectCounts(0, 0, 0))
+    area_filter = "on" if not unknown_area else (
+        f"off for {len(unknown_area)} image(s) whose pixel size is unknown (pass pixel_size / --pixel-size)")
     return {
-        "iou_threshold": iou_threshold,
-        "per_scene": {name: counts.as_dict() for name, counts in per_scene.items()},
+        **asdict(rules),
+        "rule": "SpaceNet: IoU > iou_threshold, proposals in descending confidence",
+        "area_filter": area_filter,
+        "per_scene": {name: counts.as_dict() for name, counts in per_image.items()},
+        "per_aoi": {name: counts.as_dict() for name, counts in per_aoi.items()},
         "overall": total.as_dict(),
     }
