@@ -1,7 +1,7 @@
 """Imports run one way: a lower layer never imports a higher one, and no packages or modules form a cycle.
 
 Layers (highest first), as written in docs/design.md:
-cli, demo > inference, training > models, losses, data, post, metrics, tasks, report, formats
+cli, demo > inference, training, selftrain > models, losses, data, post, metrics, tasks, report, formats
 > geo, config > errors, progress, registry.
 """
 
@@ -20,7 +20,7 @@ LAYERS: dict[str, int] = {
     "errors": 0, "progress": 0, "registry": 0,
     "geo": 1, "config": 1,
     "models": 2, "losses": 2, "data": 2, "post": 2, "metrics": 2, "tasks": 2, "report": 2, "formats": 2,
-    "inference": 3, "training": 3,
+    "inference": 3, "training": 3, "selftrain": 3,
     "cli": 4, "demo": 4, "__main__": 4,
 }
 

@@ -28,15 +28,22 @@ class PredictArgs:
     overrides: list[str] = field(default_factory=list)
 
 
-def split_items(items: list[str]) -> PredictArgs:
-    """Checkpoints end in .ckpt/.safetensors; ``a.b=value`` are overrides; everything else is a scene."""
+def split_items(
+    items: list[str], sections: tuple[str, ...] = OVERRIDE_SECTIONS, command: str = "predict"
+) -> PredictArgs:
+    """Checkpoints end in .ckpt/.safetensors; ``a.b=value`` are overrides; everything else is a scene.
+
+    Overrides may only touch ``sections`` (the rest comes from the checkpoint).
+    """
     args = PredictArgs()
     for item in items:
         key, sep, _ = item.partition("=")
         if sep and OVERRIDE_KEY.match(key):
-            if key.split(".")[0] not in OVERRIDE_SECTIONS:
+            if key.split(".")[0] not in sections:
+                names = [f"{s}.*" for s in sections]
+                allowed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
                 raise ConfigError(
-                    f"override {item!r}: only predict.* and post.* can be changed when predicting "
+                    f"override {item!r}: only {allowed} can be changed by eoseg {command} "
                     "(the rest comes from the checkpoint)"
                 )
             args.overrides.append(item)
@@ -45,10 +52,10 @@ def split_items(items: list[str]) -> PredictArgs:
         else:
             args.scenes.append(item)
     if not args.checkpoints:
-        raise InputError("eoseg predict: no checkpoint given; pass at least one .ckpt file before the scenes")
+        raise InputError(f"eoseg {command}: no checkpoint given; pass at least one .ckpt file before the scenes")
     if not args.scenes:
         raise InputError(
-            "eoseg predict: no scene given; pass a GeoTIFF, or pre=a.tif,post=b.tif for image pairs"
+            f"eoseg {command}: no scene given; pass a GeoTIFF, or pre=a.tif,post=b.tif for image pairs"
         )
     return args
 

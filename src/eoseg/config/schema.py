@@ -288,6 +288,39 @@ class PostSpec(Section):
     metric: str = Field(default="iou", description="metric that threshold search maximises")
 
 
+# ------------------------------------------------------------------------------------- self-training
+
+
+class PseudoLabelSpec(Section):
+    """How predictions on unlabelled scenes become targets (``eoseg pseudo-label``; Open Cities, clouds).
+
+    ``soft`` keeps the probabilities; ``hard`` maps ``p > high`` to 1, ``p < low`` to 0 and ignores the band
+    between (Open Cities ``convert_soft_to_hard``); ``image`` keeps a chip only when every channel is
+    confidently empty (max probability below ``empty_below``) or present (above ``present_above``), with its
+    soft labels (clouds recipe).
+    """
+
+    rule: Literal["soft", "hard", "image"] = "soft"
+    low: float = Field(default=0.4, ge=0.0, le=1.0, description="hard rule: p < low -> 0")
+    high: float = Field(default=0.6, ge=0.0, le=1.0, description="hard rule: p > high -> 1; between: ignore")
+    empty_below: float = Field(default=0.3, ge=0.0, le=1.0, description="image rule: a channel is empty")
+    present_above: float = Field(default=0.7, ge=0.0, le=1.0, description="image rule: a channel is present")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PseudoLabelSpec:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.empty_below > self.present_above:
+            raise ValueError(f"empty_below ({self.empty_below}) must not exceed present_above ({self.present_above})")
+        return self
+
+
+class SelfTrainSpec(Section):
+    """Self-training: pseudo-label selection (``pseudo``)."""
+
+    pseudo: PseudoLabelSpec = Field(default_factory=PseudoLabelSpec)
+
+
 # ------------------------------------------------------------------------------------------- root
 
 
@@ -306,6 +339,7 @@ class ExperimentConfig(Section):
     tune: TuneSpec = Field(default_factory=TuneSpec)
     predict: PredictSpec = Field(default_factory=PredictSpec)
     post: PostSpec = Field(default_factory=PostSpec)
+    selftrain: SelfTrainSpec = Field(default_factory=SelfTrainSpec)
 
     @model_validator(mode="after")
     def _loss_heads_exist(self) -> ExperimentConfig:

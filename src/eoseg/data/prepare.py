@@ -446,7 +446,7 @@ def prepare(config: ExperimentConfig, overwrite: bool = False, progress: bool = 
     parts: dict[str, dict[str, Any]] = {}
     resumed: list[str] = []
     for scene in plan.scenes:
-        part = _read_part(parts_dir / f"{scene.id}.json")
+        part = read_part(parts_dir / f"{scene.id}.json")
         if part is not None:
             if part["signature"] != signatures[scene.id]:
                 raise ConfigError(
@@ -492,7 +492,7 @@ def _advance(bars: Any, task: Any) -> None:
         bars.advance(task)
 
 
-def _read_part(path: Path) -> dict[str, Any] | None:
+def read_part(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text())

@@ -1,0 +1,1 @@
+"""Self-training: pseudo-labels from predictions on unlabelled scenes (:mod:`eoseg.selftrain.pseudo`)."""
