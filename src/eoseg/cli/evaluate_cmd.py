@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eoseg.errors import ConfigError
+from eoseg.geo.products import IGNORE
 from eoseg.metrics.objects import AOI_PATTERN, SpaceNetRules
 
 METRIC_COLUMNS = ("iou", "f1", "precision", "recall", "dice")
@@ -66,7 +67,7 @@ def evaluate_cmd(
     truth: list[Path] = typer.Option(..., "--truth", "-t", help="Truth raster, vector or CSV per prediction (repeat)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the metrics as JSON here."),
     classes: str | None = typer.Option(None, "--classes", help="Class names, comma-separated (0 = background)."),
-    ignore_index: int = typer.Option(255, "--ignore-index", help="Truth value that is not scored."),
+    ignore_index: int = typer.Option(IGNORE, "--ignore-index", help="Truth value that is not scored."),
     resample: bool = typer.Option(False, "--resample", help="Warp truth rasters on another grid (nearest)."),
     truth_attribute: str | None = typer.Option(
         None, "--truth-attribute", help="Burn truth classes from this attribute."

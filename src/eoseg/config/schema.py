@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from eoseg.geo.products import IGNORE
+
 
 class Section(BaseModel):
     """Base of every config section: unknown keys are rejected, assignments are validated."""
@@ -181,7 +183,7 @@ class TaskSpec(Section):
     """What is learnt: decides targets, default heads, metrics and post-processing."""
 
     kind: Literal["binary", "multiclass", "multilabel", "change", "regression"] = "binary"
-    ignore_index: int = Field(default=255, description="class-target value that is not counted")
+    ignore_index: int = Field(default=IGNORE, description="class-target value that is not counted")
     damage_target: str = Field(default="damage", description="change task: target with ordinal damage classes")
 
 

@@ -26,11 +26,11 @@ from eoseg.data.augment import Augment
 from eoseg.data.bandmath import BandMath
 from eoseg.data.stats import model_inputs, read_stats
 from eoseg.errors import InputError
+from eoseg.geo.products import IGNORE
 from eoseg.geo.raster import valid_mask
 
 MANIFEST = "manifest.parquet"
 STATS = "stats.json"
-VECTOR_IGNORE = 255
 
 HeadTargetFn = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 """Task hook: ``{target name: float32 (bands, H, W), NaN = ignore}`` -> ``{head name: array}``."""
@@ -128,7 +128,7 @@ class ChipDataset(Dataset):
         for name, kind in self.target_kinds.items():
             with rasterio.open(self._path(index, f"target:{name}")) as src:
                 array = src.read().astype(np.float32)
-                ignore = VECTOR_IGNORE if kind == "vector" else src.nodata
+                ignore = IGNORE if kind == "vector" else src.nodata
             if ignore is not None:
                 array[~np.isfinite(array) | (array == np.float32(ignore))] = np.nan
             targets[name] = array

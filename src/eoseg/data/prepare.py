@@ -40,6 +40,7 @@ from eoseg.data.scenes import load_scenes
 from eoseg.data.stats import StatsAccumulator, integer_channel, write_stats
 from eoseg.errors import ConfigError, InputError
 from eoseg.geo.atomic import atomic_path, write_text_atomic
+from eoseg.geo.products import IGNORE
 from eoseg.geo.raster import (
     RasterInfo,
     Source,
@@ -57,7 +58,6 @@ from eoseg.geo.rasterize import LabelLayer, rasterize_labels
 from eoseg.geo.vector import burn_values, check_class_map, load_labels
 from eoseg.progress import make_progress
 
-IGNORE = 255
 STATS_BLOCK = 1024
 GDAL_CACHE_BYTES = 64 * 2**20  # block cache (bytes: a small number is read as MB by some GDAL code paths)
 WRITE_THREADS = min(2, os.cpu_count() or 1)
@@ -126,7 +126,7 @@ def _num_classes(name: str, spec: TargetSpec, data: DataSpec) -> int:
         return 0
     values = list(spec.class_map.values()) if spec.class_map else [spec.burn_value]
     if any(v < 0 or v >= IGNORE for v in values):
-        raise ConfigError(f"data.targets.{name}: class values must be in 0..254 (255 marks ignore); got {values}")
+        raise ConfigError(f"data.targets.{name}: class values must be in 0..254 ({IGNORE} marks ignore); got {values}")
     return max(len(data.classes), max(values) + 1)
 
 
@@ -224,7 +224,7 @@ class ScenePreparer:
         )
         frame, values = burn_values(frame, spec.burn_value, spec.burn_attribute, spec.class_map, path)
         if len(values) and (values.min() < 0 or values.max() >= IGNORE):
-            raise InputError(f"{path}: burn values must be in 0..254 (255 marks ignore); map them with class_map")
+            raise InputError(f"{path}: burn values must be in 0..254 ({IGNORE} marks ignore); map them with class_map")
         return LabelLayer(np.asarray(frame.geometry.values, dtype=object), values)
 
     def _label_raster(

@@ -1,32 +1,155 @@
-"""Reading and writing for post-processing: probability windows, grid checks, output checks, vectors."""
+"""The prediction products eoseg writes and reads back, with one writer and one reader each.
+
+- probability raster ``<name>.prob.tif``: one band per channel, band descriptions = class names;
+  ``uint8`` (p x 255, rounded) with validity in an internal mask band (every byte is a probability, so
+  no nodata value fits), or ``float16`` (stored as float32 with NBITS=16) with nodata NaN;
+- mask raster ``<name>.mask.tif``: ``uint8`` class index (one band) or 0/1 per channel, nodata :data:`IGNORE`;
+- value raster ``<name>.<head>.tif``: ``float32``, nodata NaN (regression heads);
+- image-level heads ``<name>.heads.json``: ``{head: {"kind": ..., "mean": [...], ...}}``, scene means.
+
+:data:`IGNORE` (255) is THE ignore / nodata value of every class raster eoseg writes or reads: target
+chips, truth, masks and votes. Also here: grid and output checks and the vector writer.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import geopandas as gpd
 import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from eoseg.errors import InputError
-from eoseg.geo.atomic import atomic_path
+from eoseg.geo.atomic import atomic_path, write_text_atomic
+from eoseg.geo.cog import RasterSpec
 from eoseg.geo.raster import RasterInfo, Source, raster_info, valid_mask
 
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+IGNORE = 255
+"""The one ignore / nodata value of class rasters (targets, truth, masks, votes); classes are 0..254."""
+
+ProbDtype = Literal["uint8", "float16"]
 VECTOR_SUFFIXES = {".gpkg", ".parquet", ".geoparquet", ".geojson", ".json", ".shp", ".fgb"}
 
 
+class Grid(Protocol):
+    """A raster grid: size, CRS and transform (a :class:`~eoseg.geo.raster.RasterInfo` is one)."""
+
+    width: int
+    height: int
+    crs: CRS | None
+    transform: Affine
+
+
+def _spec(grid: Grid, count: int, dtype: str, nodata: float | None, resampling: str,
+          band_names: Sequence[str], use_mask: bool = False, nbits: int | None = None) -> RasterSpec:
+    return RasterSpec(grid.width, grid.height, count, dtype, grid.crs, grid.transform, nodata, use_mask,
+                      resampling, tuple(band_names), nbits)
+
+
+def probability_spec(grid: Grid, band_names: Sequence[str], dtype: ProbDtype = "uint8") -> RasterSpec:
+    """The probability raster: uint8 with an internal validity mask, or float16 with nodata NaN."""
+    if dtype == "uint8":
+        return _spec(grid, len(band_names), "uint8", None, "average", band_names, use_mask=True)
+    return _spec(grid, len(band_names), "float32", float("nan"), "average", band_names, nbits=16)
+
+
+def encode_probabilities(
+    prob: np.ndarray, valid: np.ndarray, dtype: ProbDtype = "uint8"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows ``(data, valid)`` for :func:`probability_spec` from float probabilities ``(C, h, w)`` in [0, 1].
+
+    NaN pixels are invalid too. uint8: the mask travels beside the bytes; float16: invalid pixels are NaN.
+    """
+    valid = valid & np.isfinite(prob).all(axis=0)
+    if dtype == "uint8":
+        scaled = np.nan_to_num(prob, nan=0.0)  # one temporary, then in place: bands span the scene's width
+        np.clip(scaled, 0.0, 1.0, out=scaled)
+        scaled *= 255.0
+        np.rint(scaled, out=scaled)
+        return scaled.astype(np.uint8), valid
+    out = prob.astype(np.float16).astype(np.float32)
+    out[:, ~valid] = np.nan
+    return out, None
+
+
 def read_probabilities(src: Source, window: Window | None = None) -> np.ndarray:
-    """``float32 (C, h, w)`` probabilities in [0, 1] (uint8 rasters are divided by 255); NaN where nodata."""
+    """``float32 (C, h, w)`` probabilities in [0, 1] (uint8 / 255); NaN where nodata.
+
+    Validity is the raster's mask (its internal mask band, else its nodata value) and finiteness, so a
+    masked uint8 pixel stays nodata instead of becoming a probability.
+    """
     data = src.read(window=window)
-    valid = valid_mask(data, src.nodata)
+    valid = valid_mask(data, src.nodata) & (src.read_masks(window=window) > 0).all(axis=0)
     scale = 255.0 if data.dtype == np.uint8 else 1.0
     out = data.astype(np.float32) / np.float32(scale)
     out[:, ~valid] = np.nan
     return out
+
+
+def mask_spec(grid: Grid, band_names: Sequence[str]) -> RasterSpec:
+    """The mask raster: uint8, nodata :data:`IGNORE` (one ``class`` band, or one 0/1 band per channel)."""
+    return _spec(grid, len(band_names), "uint8", IGNORE, "nearest", band_names)
+
+
+def encode_mask(mask: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``uint8 (bands, h, w)`` rows for :func:`mask_spec`: invalid pixels set to :data:`IGNORE` (in place)."""
+    mask = mask.astype(np.uint8, copy=False)
+    mask[:, ~valid] = IGNORE
+    return mask
+
+
+def read_mask(src: Source, window: Window | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(values (bands, h, w), valid (h, w))`` of a mask raster; nodata, masked pixels and IGNORE are invalid.
+
+    A raster without a nodata value (e.g. an external 0/1 mask) uses :data:`IGNORE` as nodata.
+    """
+    data = src.read(window=window)
+    nodata = src.nodata if src.nodata is not None else IGNORE
+    valid = valid_mask(data, nodata) & (src.read_masks(window=window) > 0).all(axis=0)
+    return data, valid
+
+
+def value_spec(grid: Grid, band_names: Sequence[str]) -> RasterSpec:
+    """A value raster (regression heads): float32, nodata NaN."""
+    return _spec(grid, len(band_names), "float32", float("nan"), "average", band_names)
+
+
+def read_values(src: Source, window: Window | None = None) -> np.ndarray:
+    """``float32 (bands, h, w)`` values of a value raster; NaN where nodata or masked."""
+    data = src.read(window=window).astype(np.float32)
+    valid = valid_mask(data, src.nodata) & (src.read_masks(window=window) > 0).all(axis=0)
+    data[:, ~valid] = np.nan
+    return data
+
+
+def write_heads(path: str | os.PathLike[str], heads: dict[str, dict[str, Any]]) -> Path:
+    """Write image-level head values ``{head: {"kind", "mean", ...}}`` as JSON (atomically)."""
+    return write_text_atomic(path, json.dumps(heads, indent=2))
+
+
+def read_heads(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Read a ``heads.json`` written by :func:`write_heads`; InputError for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: heads file not found; give the <scene>.heads.json that `eoseg predict` wrote")
+    try:
+        heads = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a heads.json file ({exc}); give the one `eoseg predict` wrote") from exc
+    if not isinstance(heads, dict) or not all(isinstance(v, dict) and "mean" in v for v in heads.values()):
+        raise InputError(f"{path}: not a heads.json file (expected {{head: {{mean: [...]}}}}); "
+                         "give the one `eoseg predict` wrote")
+    return heads
 
 
 def check_same_grid(

@@ -23,10 +23,10 @@ from eoseg.config.activation import activation_of
 from eoseg.config.schema import HeadSpec, PostSpec, PredictSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import RasterSpec
+from eoseg.geo.products import encode_mask, encode_probabilities, mask_spec, probability_spec, value_spec
 from eoseg.inference.blend import BlendedBand
 from eoseg.inference.reader import SceneImages
 
-MASK_NODATA = 255
 MaskMode = Literal["threshold", "argmax"]
 Encoder = Callable[[BlendedBand], tuple[np.ndarray, np.ndarray | None]]
 
@@ -139,57 +139,22 @@ def scene_rasters(
 ) -> list[OutputRaster]:
     """The output rasters of one scene, on the scene's grid."""
     ref = scene.reference
-
-    def raster(
-        count: int,
-        dtype: str,
-        nodata: float | None,
-        resampling: str,
-        bands: tuple[str, ...] = (),
-        use_mask: bool = False,
-        nbits: int | None = None,
-    ) -> RasterSpec:
-        return RasterSpec(
-            ref.width,
-            ref.height,
-            count,
-            dtype,
-            ref.crs,
-            ref.transform,
-            nodata,
-            use_mask,
-            resampling,
-            bands,
-            nbits,
-        )
-
     outputs = []
     if plan.mode is not None:
-        if plan.prob_dtype == "uint8":
-            prob = raster(plan.channels, "uint8", None, "average", plan.band_names, use_mask=True)
-        else:
-            prob = raster(plan.channels, "float32", float("nan"), "average", plan.band_names, nbits=16)
+        prob = probability_spec(ref, plan.band_names, plan.prob_dtype)
         outputs.append(OutputRaster("prob", out_dir / f"{name}.prob.tif", prob, _prob_encoder(plan)))
-        count = 1 if plan.mode == "argmax" else plan.channels
         bands = ("class",) if plan.mode == "argmax" else plan.band_names
-        mask = raster(count, "uint8", MASK_NODATA, "nearest", bands)
-        outputs.append(OutputRaster("mask", out_dir / f"{name}.mask.tif", mask, _mask_encoder(plan)))
+        outputs.append(OutputRaster("mask", out_dir / f"{name}.mask.tif", mask_spec(ref, bands), _mask_encoder(plan)))
     for head in plan.value_heads:
-        spec = raster(head_channels[head], "float32", float("nan"), "average")
+        spec = value_spec(ref, [f"{head}_{i}" if head_channels[head] > 1 else head
+                                for i in range(head_channels[head])])
         outputs.append(OutputRaster(head, out_dir / f"{name}.{head}.tif", spec, _value_encoder(head)))
     return outputs
 
 
 def _prob_encoder(plan: OutputPlan) -> Encoder:
     def encode(band: BlendedBand) -> tuple[np.ndarray, np.ndarray | None]:
-        p = band.values[plan.main]
-        if plan.prob_dtype == "uint8":
-            scaled = np.nan_to_num(p, nan=0.0)  # one temporary, then in place: bands span the scene's width
-            np.clip(scaled, 0.0, 1.0, out=scaled)
-            scaled *= 255.0
-            np.rint(scaled, out=scaled)
-            return scaled.astype(np.uint8), band.valid
-        return p.astype(np.float16).astype(np.float32), None  # stored as half floats (NBITS=16)
+        return encode_probabilities(band.values[plan.main], band.valid, plan.prob_dtype)
 
     return encode
 
@@ -210,8 +175,7 @@ def _mask_encoder(plan: OutputPlan) -> Encoder:
             )
         else:
             mask = (band.values[plan.main] >= thresholds).astype(np.uint8)
-        mask[:, ~band.valid] = MASK_NODATA
-        return mask, None
+        return encode_mask(mask, band.valid), None
 
     return encode
 

@@ -7,7 +7,6 @@ never by the scene's height.
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 import time
@@ -22,8 +21,8 @@ from rich.progress import TextColumn
 
 from eoseg.config.schema import PostSpec, PredictSpec
 from eoseg.errors import ConfigError, InputError
-from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.cog import GDAL_ENV
+from eoseg.geo.products import write_heads
 from eoseg.inference.blend import BlendAccumulator
 from eoseg.inference.engine import EnsembleRunner, auto_batch_size, common_heads, resolve_device
 from eoseg.inference.outputs import member_key, plan_outputs, scene_rasters
@@ -182,9 +181,7 @@ def predict_scene(
         pixels=scene.height * scene.width,
     )
     if image_heads.count:
-        outputs.heads = write_text_atomic(
-            out_dir / f"{name}.heads.json", json.dumps(image_heads.summary(runner.heads), indent=2)
-        )
+        outputs.heads = write_heads(out_dir / f"{name}.heads.json", image_heads.summary(runner.heads))
     outputs.seconds = time.perf_counter() - started
     return outputs
 

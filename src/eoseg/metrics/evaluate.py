@@ -22,7 +22,7 @@ from eoseg.errors import InputError
 from eoseg.formats.spacenet import read_spacenet_csv
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygonize, row_windows
-from eoseg.geo.products import check_writable
+from eoseg.geo.products import IGNORE, check_writable
 from eoseg.geo.raster import open_raster, raster_info, valid_mask
 from eoseg.geo.vector import read_vector, repair_polygons
 from eoseg.metrics.objects import AOI_PATTERN, ImagePolygons, SpaceNetRules, object_metrics
@@ -58,7 +58,7 @@ def pixel_metrics(
     pairs: Sequence[tuple[PathLike, PathLike]],
     *,
     classes: Sequence[str] | None = None,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE,
     resample: bool = False,
     truth_attribute: str | None = None,
     label_crs: str | None = None,
@@ -193,7 +193,7 @@ def evaluate(
     *,
     out: PathLike | None = None,
     classes: Sequence[str] | None = None,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE,
     resample: bool = False,
     truth_attribute: str | None = None,
     label_crs: str | None = None,

@@ -15,7 +15,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from eoseg.errors import InputError
-from eoseg.geo.products import VECTOR_SUFFIXES
+from eoseg.geo.products import IGNORE, VECTOR_SUFFIXES
 from eoseg.geo.raster import RasterInfo, align_to, info_of, open_raster, valid_mask
 from eoseg.geo.rasterize import LabelLayer, rasterize_labels
 from eoseg.geo.vector import burn_values, load_labels
@@ -101,5 +101,5 @@ def truth_on_grid(
     with TruthOnGrid(truth, grid, attribute=attribute, resample=resample, label_crs=label_crs) as reader:
         labels, valid = reader.read(Window(0, 0, grid.width, grid.height))
     band = labels[0].astype(np.uint8, copy=True)
-    band[~valid] = 255
+    band[~valid] = IGNORE
     return band

@@ -20,20 +20,27 @@ import numpy as np
 from rasterio.windows import Window
 
 from eoseg.errors import ConfigError
-from eoseg.geo.cog import RasterSpec, TiledRasterWriter
+from eoseg.geo.cog import TiledRasterWriter
 from eoseg.geo.polygonize import row_windows
-from eoseg.geo.products import check_same_grid, check_writable, read_probabilities
-from eoseg.geo.raster import Source, open_raster, valid_mask
+from eoseg.geo.products import (
+    IGNORE,
+    check_same_grid,
+    check_writable,
+    encode_probabilities,
+    mask_spec,
+    probability_spec,
+    read_mask,
+    read_probabilities,
+)
+from eoseg.geo.raster import Source, open_raster
 
-MASK_NODATA = 255
 BAND_ROWS = 512
 
 
 def _votes(src: Source, window: Window, threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
     """``(on, valid)`` per band of one input: masks are on where > 0, probabilities where > threshold."""
     if threshold is None:
-        raw = src.read(window=window)
-        valid = valid_mask(raw, src.nodata)
+        raw, valid = read_mask(src, window)
         return (raw > 0) & valid, valid
     prob = read_probabilities(src, window)
     valid = np.isfinite(prob).all(axis=0)
@@ -53,8 +60,9 @@ def ensemble_rasters(
 ) -> Path:
     """Write the combination of ``paths`` (all on one grid) to ``out`` and return its path.
 
-    ``mean`` writes the inputs' dtype (uint8 0–255 stays uint8; floats become float32 with NaN nodata).
-    ``vote`` writes uint8 0/1 masks with nodata 255; ``min_votes`` defaults to a majority (n // 2 + 1).
+    ``mean`` writes a probability raster (:func:`eoseg.geo.products.probability_spec`): uint8 inputs give
+    uint8 with an internal mask, float inputs float16 with NaN. ``vote`` writes a mask raster (uint8 0/1,
+    nodata :data:`~eoseg.geo.products.IGNORE`); ``min_votes`` defaults to a majority (n // 2 + 1).
     """
     if not paths:
         raise ConfigError("ensemble: give at least one raster")
@@ -70,51 +78,36 @@ def ensemble_rasters(
     if w.shape != (n,) or np.any(w < 0) or w.sum() <= 0:
         raise ConfigError(f"ensemble weights: need {n} non-negative values with a positive sum, got {list(w)}")
     first = infos[0]
-    if mode == "mean":
-        as_uint8 = first.dtype == "uint8"
-        dtype, nodata = ("uint8", first.nodata) if as_uint8 else ("float32", float("nan"))
-    else:
-        dtype, nodata = "uint8", MASK_NODATA
+    prob_dtype = "uint8" if first.dtype == "uint8" else "float16"
     with contextlib.ExitStack() as stack:
         sources = [stack.enter_context(open_raster(p)) for p in paths]
         names = tuple(d or f"band_{i + 1}" for i, d in enumerate(sources[0].descriptions))
-        spec = RasterSpec(
-            width=first.width,
-            height=first.height,
-            count=first.count,
-            dtype=dtype,
-            crs=first.crs,
-            transform=first.transform,
-            nodata=nodata,
-            resampling="average" if mode == "mean" else "nearest",
-            band_names=names,
-        )
+        if mode == "mean":
+            spec = probability_spec(first, names, prob_dtype)
+        else:
+            spec = mask_spec(first, names)
         writer = stack.enter_context(TiledRasterWriter(out, spec))
         for window in row_windows(first.height, first.width, band_rows):
             if mode == "mean":
-                block = _mean_block(sources, window, w, as_uint8, nodata)
+                mean, covered = _mean_block(sources, window, w)
+                writer.write_rows(int(window.row_off), *encode_probabilities(mean, covered, prob_dtype))
             else:
-                block = _vote_block(sources, window, threshold, k)
-            writer.write_rows(int(window.row_off), block)
+                writer.write_rows(int(window.row_off), _vote_block(sources, window, threshold, k))
         return writer.finish()
 
 
-def _mean_block(
-    sources: list[Source], window: Window, w: np.ndarray, as_uint8: bool, nodata: float | None
-) -> np.ndarray:
+def _mean_block(sources: list[Source], window: Window, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean ``(C, h, w)`` over the inputs valid at each pixel, and where any input is valid."""
     total = weight = None
     for src, wi in zip(sources, w, strict=True):
         prob = read_probabilities(src, window)
-        valid = np.isfinite(prob)
+        valid = np.isfinite(prob).all(axis=0)
         part = np.where(valid, prob, 0.0) * wi
         total = part if total is None else total + part
         weight = valid * wi if weight is None else weight + valid * wi
     covered = weight > 0
     mean = np.divide(total, weight, out=np.zeros_like(total), where=covered)
-    if not as_uint8:
-        return np.where(covered, mean, np.nan).astype(np.float32)
-    scaled = np.clip(np.rint(mean * 255.0), 0, 255).astype(np.uint8)
-    return np.where(covered, scaled, 0 if nodata is None else nodata).astype(np.uint8)
+    return mean, covered
 
 
 def _vote_block(sources: list[Source], window: Window, threshold: float | None, k: int) -> np.ndarray:
@@ -125,4 +118,4 @@ def _vote_block(sources: list[Source], window: Window, threshold: float | None, 
         covered = valid if covered is None else covered | valid
     if covered.ndim == 2:
         covered = np.broadcast_to(covered, votes.shape)
-    return np.where(covered, (votes >= k).astype(np.uint8), MASK_NODATA).astype(np.uint8)
+    return np.where(covered, (votes >= k).astype(np.uint8), IGNORE).astype(np.uint8)

@@ -24,7 +24,7 @@ from scipy import ndimage
 from eoseg.errors import ConfigError, InputError
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.polygonize import pixel_area_m2
-from eoseg.geo.products import check_writable, read_probabilities
+from eoseg.geo.products import IGNORE, check_writable, read_probabilities
 from eoseg.geo.raster import open_raster, raster_info
 from eoseg.metrics.clouds import dice_empty_one
 from eoseg.metrics.pixel import scores_from_counts
@@ -97,7 +97,7 @@ def search_thresholds(
     metric: str = "iou",
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     min_areas: Sequence[float] = (0.0,),
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE,
     resample: bool = False,
     default_threshold: float = 0.5,
 ) -> list[ChannelChoice]:

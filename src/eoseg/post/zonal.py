@@ -59,7 +59,8 @@ def zonal_means(
             values = read_probabilities(src, window)
             if normalize:
                 total = values.sum(axis=0, keepdims=True)
-                values = np.divide(values, total, out=np.zeros_like(values), where=total > 0)
+                empty = np.where(np.isnan(total), np.nan, 0.0).astype(values.dtype)  # nodata stays nodata
+                values = np.divide(values, total, out=np.broadcast_to(empty, values.shape).copy(), where=total > 0)
             valid = (ids > 0) & np.all(np.isfinite(values), axis=0)
             idx = ids[valid]
             counts += np.bincount(idx, minlength=n + 1)

@@ -22,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from eoseg.errors import InputError
 from eoseg.geo.atomic import atomic_path
+from eoseg.geo.products import IGNORE
 from eoseg.report.render import IGNORE_RGB, display_rgb, encode_png, figure_png, overlay_classes
 
 POLYGON_RGB = (255, 235, 59)
@@ -67,7 +68,7 @@ def quicklook_png(
         full_shape = (src.height, src.width)
     if mask_path is not None:
         mask = _read_reduced(Path(mask_path), full_shape, shape, image_path)
-        n_classes = max(2, int(mask[mask != 255].max(initial=0)) + 1)
+        n_classes = max(2, int(mask[mask != IGNORE].max(initial=0)) + 1)
         picture = overlay_classes(picture, mask, n_classes, alpha=0.45)
     if polygons is not None:
         _outline(picture, _geometries(polygons, crs), to_pixels)
@@ -114,11 +115,11 @@ def error_map_png(
     return out_png
 
 
-def error_classes(pred: np.ndarray, truth: np.ndarray, pred_nodata: float | None = 255) -> np.ndarray:
+def error_classes(pred: np.ndarray, truth: np.ndarray, pred_nodata: float | None = IGNORE) -> np.ndarray:
     """Per-pixel outcome index into ``ERROR_CLASSES`` (0 TP, 1 FP, 2 FN, 3 wrong class, 4 TN, 5 ignored)."""
     pred = pred.astype(np.int64)
     truth = truth.astype(np.int64)
-    ignored = (truth == 255) | (pred == 255)
+    ignored = (truth == IGNORE) | (pred == IGNORE)
     if pred_nodata is not None and np.isfinite(pred_nodata):
         ignored |= pred == int(pred_nodata)
     outcome = np.full(pred.shape, 4, np.uint8)
@@ -160,7 +161,7 @@ def _read_reduced(path: Path, full_shape: tuple[int, int], shape: tuple[int, int
         nodata = src.nodata
     labels = labels.astype(np.int64)
     if nodata is not None and np.isfinite(nodata):
-        labels[labels == int(nodata)] = 255
+        labels[labels == int(nodata)] = IGNORE
     return labels
 
 

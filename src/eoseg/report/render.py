@@ -13,6 +13,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from eoseg.geo.products import IGNORE
+
 IGNORE_RGB = (150, 150, 150)
 """Colour of ignored / nodata label pixels."""
 
@@ -56,7 +58,7 @@ def class_colours(n_classes: int) -> np.ndarray:
     return colours
 
 
-def colour_classes(labels: np.ndarray, n_classes: int, ignore: int | None = 255) -> np.ndarray:
+def colour_classes(labels: np.ndarray, n_classes: int, ignore: int | None = IGNORE) -> np.ndarray:
     """A (H, W, 3) uint8 picture of a class-index array; ``ignore`` pixels are grey."""
     colours = class_colours(n_classes)
     rgb = colours[np.clip(labels, 0, len(colours) - 1).astype(np.intp)]
@@ -66,7 +68,7 @@ def colour_classes(labels: np.ndarray, n_classes: int, ignore: int | None = 255)
 
 
 def overlay_classes(
-    image: np.ndarray, labels: np.ndarray, n_classes: int, alpha: float = 0.5, ignore: int | None = 255
+    image: np.ndarray, labels: np.ndarray, n_classes: int, alpha: float = 0.5, ignore: int | None = IGNORE
 ) -> np.ndarray:
     """``image`` (H, W, 3) uint8 with every non-background class pixel tinted by its class colour.
 

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from eoseg.config.loader import config_to_yaml
 from eoseg.config.schema import ExperimentConfig
 from eoseg.geo.atomic import write_text_atomic
+from eoseg.geo.products import IGNORE
 from eoseg.report.render import (
     IGNORE_RGB,
     class_colours,
@@ -220,7 +221,7 @@ def _sample_figure(sample: dict[str, Any], config: ExperimentConfig) -> Figure:
     fig = Figure(figsize=(12.5, 2.8), layout="constrained")
     axes = fig.subplots(1, 5)
     if config.task.kind == "regression":  # continuous maps on one colour scale, blended over the image
-        truth_values = np.where(truth == 255, np.nan, truth.astype(float))
+        truth_values = np.where(truth == IGNORE, np.nan, truth.astype(float))
         lo, hi = np.nanpercentile(truth_values, [2, 98]) if np.isfinite(truth_values).any() else (0.0, 1.0)
         pred_rgb, truth_rgb = _values_rgb(pred.astype(float), lo, hi), _values_rgb(truth_values, lo, hi)
         panels = [image, _blend(image, pred_rgb), pred_rgb, _blend(image, truth_rgb), truth_rgb]
@@ -229,7 +230,7 @@ def _sample_figure(sample: dict[str, Any], config: ExperimentConfig) -> Figure:
             ax.set_title(title, fontsize=9)
     else:
         if np.issubdtype(truth.dtype, np.floating):  # NaN marks ignored pixels in float targets
-            truth = np.where(np.isfinite(truth), truth, 255).astype(np.int64)
+            truth = np.where(np.isfinite(truth), truth, IGNORE).astype(np.int64)
         labels = _pred_labels(pred, config)
         panels = [image, overlay_classes(image, labels, n_classes), None,
                   overlay_classes(image, truth, n_classes), colour_classes(truth, n_classes)]

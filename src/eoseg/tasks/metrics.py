@@ -17,6 +17,8 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError
 from torchmetrics.segmentation import DiceScore
 
+from eoseg.geo.products import IGNORE
+
 MULTILABEL_IGNORE = -1
 
 
@@ -39,7 +41,7 @@ class ClassMetrics(nn.Module):
     reports the mean over classes (macro).
     """
 
-    def __init__(self, names: Sequence[str], mode: str = "multiclass", ignore_index: int = 255,
+    def __init__(self, names: Sequence[str], mode: str = "multiclass", ignore_index: int = IGNORE,
                  overall: int | None = None) -> None:
         super().__init__()
         self.names, self.mode, self.overall = list(names), mode, overall

@@ -34,6 +34,7 @@ from eoseg.config.loader import config_to_dict, save_config
 from eoseg.config.schema import ExperimentConfig
 from eoseg.data.datamodule import ChipDataModule
 from eoseg.errors import ConfigError, InputError
+from eoseg.geo.products import IGNORE
 from eoseg.models.checkpoint import model_state, read_checkpoint
 from eoseg.report.render import display_rgb
 from eoseg.report.training_report import training_report
@@ -42,7 +43,6 @@ from eoseg.training.checkpoint import AtomicCheckpointIO, LastCheckpoint
 from eoseg.training.module import SegmentationTask
 
 REPORT_SAMPLES = 6
-IGNORE_DISPLAY = 255
 
 
 @dataclass
@@ -235,7 +235,7 @@ def collect_samples(
         pred, truth, score = module.kind.display(outputs, targets)
         truth = truth[0].cpu().numpy()
         if not np.issubdtype(truth.dtype, np.floating):
-            truth = np.where(truth < 0, IGNORE_DISPLAY, truth)
+            truth = np.where(truth < 0, IGNORE, truth)
         samples.append({"image": display_rgb(item["image"].numpy()), "pred": pred[0].cpu().numpy(), "truth": truth,
                         "metric": float(score[0]), "name": dataset.chip_id(index)})
     return samples
