@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from eoseg.errors import ConfigError
+from eoseg.errors import ConfigError, InputError
 from eoseg.geo.products import IGNORE
 from eoseg.metrics.objects import AOI_PATTERN, SpaceNetRules
 
@@ -95,11 +95,20 @@ def evaluate_cmd(
     error_maps: Path | None = typer.Option(
         None, "--error-maps", help="Folder for one error-map PNG per raster prediction (TP/FP/FN colours)."
     ),
+    fmt: str | None = typer.Option(
+        None, "--format", help="Score by a competition's rule: clouds (Kaggle Dice, empty = 1; CSVs or mask rasters)."
+    ),
+    truth_shape: str = typer.Option(
+        "1400x2100", "--truth-shape", help="clouds: HEIGHTxWIDTH of the truth CSV's masks (train.csv: 1400x2100)."
+    ),
 ) -> None:
     """Score predictions against truth: IoU, F1, precision, recall, Dice per class; building F1.
 
     Example: eoseg evaluate out/atlanta.mask.tif --truth atlanta_buildings.geojson --out metrics.json --error-maps out
     """
+    if fmt is not None:
+        _competition(fmt, preds, truth, out, truth_shape)
+        return
     from eoseg.metrics.evaluate import evaluate
 
     if coords not in ("pixel", "geo"):
@@ -128,6 +137,47 @@ def evaluate_cmd(
     if error_maps is not None:
         for path in write_error_maps(preds, truth, error_maps, resample, truth_attribute, truth_crs):
             stdout.print(f"error map written to {path}", highlight=False)
+
+
+COMPETITIONS = ("clouds",)
+
+
+def _competition(fmt: str, preds: list[Path], truths: list[Path], out: Path | None, truth_shape: str) -> None:
+    """Score with a competition's official rule and print / write it."""
+    import json
+
+    from eoseg.geo.atomic import write_text_atomic
+    from eoseg.geo.products import check_writable
+    from eoseg.metrics.clouds import score_clouds_csv, score_clouds_rasters
+
+    if fmt not in COMPETITIONS:
+        raise ConfigError(f"--format {fmt}: unknown format; use one of {', '.join(COMPETITIONS)}")
+    if out is not None:
+        check_writable(out)
+    if all(p.suffix.lower() == ".csv" for p in (*preds, *truths)):
+        if len(preds) != 1 or len(truths) != 1:
+            raise InputError("evaluate --format clouds: give one submission CSV and one truth CSV (--truth)")
+        result = score_clouds_csv(preds[0], truths[0], truth_shape=_shape(truth_shape))
+    else:
+        result = score_clouds_rasters(preds, truths)
+    table = Table(title=f"Kaggle clouds Dice (empty = 1) over {result['images']} image(s)")
+    table.add_column("class")
+    table.add_column("dice", justify="right")
+    for label, value in result["per_class"].items():
+        table.add_row(label, f"{value:.4f}")
+    table.add_row("mean", f"{result['dice']:.4f}", style="bold")
+    stdout.print(table)
+    if out is not None:
+        write_text_atomic(out, json.dumps(result, indent=2))
+        stdout.print(f"metrics written to {out}", highlight=False)
+
+
+def _shape(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise ConfigError(f"--truth-shape {text!r}: expected HEIGHTxWIDTH, e.g. 1400x2100") from exc
+    return height, width
 
 
 def write_error_maps(

@@ -61,14 +61,19 @@ def ensemble_cmd(
 def thresholds_cmd(
     probs: list[Path] = typer.Argument(..., help="Validation probability rasters."),
     truth: list[Path] = typer.Option(..., "--truth", "-t", help="Truth raster or vector per raster (repeat)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Config overlay YAML to write (post.threshold, post.min_area)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Config overlay YAML to write (post.threshold, post.min_area, post.gate)."
+    ),
     kind: str = typer.Option("binary", "--kind", help="binary, multiclass or multilabel."),
     metric: str = typer.Option("iou", "--metric", help="Metric to maximise: iou, f1, dice or mean_dice."),
     candidates: str | None = typer.Option(None, "--thresholds", help="Candidate thresholds (default 0.05..0.95)."),
     min_areas: str = typer.Option("0", "--min-areas", help="Candidate minimum areas in m², comma-separated."),
     resample: bool = typer.Option(False, "--resample", help="Warp truth rasters on another grid (nearest)."),
+    gate: str | None = typer.Option(
+        None, "--gate", help="Also search the classifier gate of this image-level head (multilabel), e.g. image_class."
+    ),
 ) -> None:
-    """Pick the per-class threshold and minimum area that maximise a metric on validation predictions.
+    """Pick the per-class threshold and minimum area (and gate) that maximise a metric on validation predictions.
 
     Example: eoseg thresholds val/*.prob.tif -t a.tif -t b.tif --min-areas 0,10,50 --out post.yaml
     """
@@ -87,12 +92,22 @@ def thresholds_cmd(
         min_areas=_floats(min_areas, "--min-areas") or [0.0],
         resample=resample,
     )
-    write_overlay(out, choices, raster_info(probs[0]).count, metric)
+    gate_spec = gate_scores = None
+    if gate is not None:
+        if kind != "multilabel":
+            raise ConfigError(f"--gate: the classifier gate empties channels of multilabel masks; --kind is {kind}")
+        from eoseg.post.search import search_gate
+
+        gate_spec, gate_scores = search_gate(probs, truth, choices, head=gate, resample=resample)
+    write_overlay(out, choices, raster_info(probs[0]).count, metric, gate_spec)
     table = Table(title=f"best {metric} per channel")
-    for column in ("channel", "threshold", "min area m²", metric, "at 0.5"):
+    columns = ["channel", "threshold", "min area m²", metric, "at 0.5"]
+    for column in columns + (["gate", "mean dice gated"] if gate_spec else []):
         table.add_column(column, justify="right")
     for c in choices:
-        table.add_row(str(c.channel), f"{c.threshold:g}", f"{c.min_area:g}", f"{c.score:.4f}", f"{c.default_score:.4f}")
+        extra = [f"{gate_spec.threshold[c.channel]:g}", f"{gate_scores[c.channel]:.4f}"] if gate_spec else []
+        scores = [f"{c.score:.4f}", f"{c.default_score:.4f}"]
+        table.add_row(str(c.channel), f"{c.threshold:g}", f"{c.min_area:g}", *scores, *extra)
     console.print(table)
     console.print(f"config overlay written to {out}", highlight=False)
 

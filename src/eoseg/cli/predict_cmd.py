@@ -98,6 +98,9 @@ def predict(
         False, "--quicklook", help="Also write <scene>.quicklook.png (image + mask)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    fmt: str | None = typer.Option(
+        None, "--format", help="Also write a competition submission: clouds (submission.csv from the JPEGs)."
+    ),
 ) -> None:
     """Predict whole scenes with one or more checkpoints (an ensemble), with blending, TTA and streaming.
 
@@ -111,7 +114,16 @@ def predict(
     bundles = [load_bundle(path) for path in args.checkpoints]
     config = resolve_config(config_to_dict(bundles[0].config), args.overrides)
     scenes = [parse_scene(item, bundles[0].image_names) for item in args.scenes]
-    results = predict_scenes(bundles, scenes, out, config.predict, config.post, progress=not quiet)
+    if fmt is not None:
+        from eoseg.inference.competitions import FORMATS, predict_clouds
+
+        if fmt not in FORMATS:
+            raise ConfigError(f"--format {fmt}: unknown format; use one of {', '.join(FORMATS)}")
+        images = [next(iter(s.values())) for s in scenes]
+        results, submission = predict_clouds(bundles, images, out, config.predict, config.post, progress=not quiet)
+        console.print(f"submission written to {submission}", highlight=False)
+    else:
+        results = predict_scenes(bundles, scenes, out, config.predict, config.post, progress=not quiet)
     save_config(config, out / "config.yaml")
     pictures: dict[str, list[Path]] = {r.name: [] for r in results}
     if quicklook:

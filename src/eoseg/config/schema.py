@@ -109,6 +109,26 @@ class SamplerSpec(Section):
     target: str = "mask"
 
 
+class CloudsFormat(Section):
+    """Kaggle Understanding Clouds layout: ``train.csv`` (Image_Label, EncodedPixels) + ``train_images/``."""
+
+    name: Literal["clouds"]
+    size: tuple[int, int] = Field(
+        default=(384, 576), description="(height, width) the 1400 x 2100 images and masks are resized to"
+    )
+
+    @field_validator("size")
+    @classmethod
+    def _positive_size(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if min(v) < 16:
+            raise ValueError(f"size {list(v)}: height and width must be at least 16 pixels, e.g. [384, 576]")
+        return v
+
+
+FormatSpec = CloudsFormat
+"""A competition's published layout that ``data.scenes_file`` is read as (docs/recipes/*.md)."""
+
+
 class DataSpec(Section):
     """Where scenes come from, how chips are made, and how they are fed to the model."""
 
@@ -116,6 +136,9 @@ class DataSpec(Section):
     scenes: list[SceneSpec] = Field(default_factory=list)
     scenes_file: Path | None = Field(
         default=None, description="CSV with columns id, region, one per image name and one per target name"
+    )
+    format: FormatSpec | None = Field(
+        default=None, description="read data.scenes_file as a competition's own layout (clouds: its train.csv)"
     )
     bands: dict[str, list[str]] = Field(
         default_factory=dict,

@@ -1,5 +1,8 @@
 """The scene list of a dataset: ``data.scenes`` in the config plus rows of ``data.scenes_file`` (CSV).
 
+With ``data.format`` the file is a competition's own layout instead (``clouds``: Kaggle's ``train.csv``),
+converted into scenes whose derived rasters go to ``<data.root>/sources``.
+
 CSV columns: ``id``, optional ``region``, then one column per image name (in order: the first image is
 the reference grid) and one per target name (the names of ``data.targets``). Relative paths in the CSV
 are taken relative to the CSV's folder.
@@ -21,7 +24,9 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 def load_scenes(data: DataSpec) -> list[SceneSpec]:
     """All scenes of the dataset, checked: unique safe ids, the same image names, existing files."""
     scenes = list(data.scenes)
-    if data.scenes_file is not None:
+    if data.format is not None:
+        scenes += format_scenes(data)
+    elif data.scenes_file is not None:
         scenes += read_scenes_csv(data.scenes_file, list(data.targets))
     if not scenes:
         raise ConfigError("data.scenes: no scenes given; list them in data.scenes or pass a CSV (data.scenes_file)")
@@ -49,6 +54,20 @@ def load_scenes(data: DataSpec) -> list[SceneSpec]:
                 if not Path(path).exists():
                     raise InputError(f"{path}: {kind} {name!r} of scene {scene.id} does not exist; fix the path")
     return scenes
+
+
+SOURCES_DIR = "sources"
+
+
+def format_scenes(data: DataSpec) -> list[SceneSpec]:
+    """Scenes of a competition layout (``data.format``), its derived rasters written to ``root/sources``."""
+    if data.scenes_file is None:
+        raise ConfigError(
+            f"data.format={data.format.name}: give the competition's file with --scenes (data.scenes_file)"
+        )
+    from eoseg.formats.clouds import clouds_scenes
+
+    return clouds_scenes(data.scenes_file, data.format.size, Path(data.root) / SOURCES_DIR)
 
 
 def read_scenes_csv(path: Path, target_names: list[str]) -> list[SceneSpec]:

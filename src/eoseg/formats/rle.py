@@ -19,12 +19,14 @@ def rle_encode(mask: np.ndarray) -> str:
     return " ".join(f"{s + 1} {e - s}" for s, e in zip(starts, ends, strict=True))
 
 
-def rle_decode(rle: str | float | None, shape: tuple[int, int]) -> np.ndarray:
-    """Decode an RLE string into a uint8 ``(height, width)`` mask; empty, None or NaN give zeros."""
+def rle_runs(rle: str | float | None, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """0-indexed run starts and lengths of an RLE string, checked against a ``(height, width)`` mask.
+
+    Raises :class:`InputError` for values that are not integers, an odd count, or runs outside the mask.
+    """
     height, width = shape
-    flat = np.zeros(height * width, np.uint8)
     if rle is None or isinstance(rle, float) or not str(rle).strip():
-        return flat.reshape(width, height).T.copy()
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     try:
         numbers = np.asarray(str(rle).split(), dtype=np.int64)
     except ValueError as exc:
@@ -32,8 +34,18 @@ def rle_decode(rle: str | float | None, shape: tuple[int, int]) -> np.ndarray:
     if numbers.size % 2:
         raise InputError(f"RLE string {str(rle)[:40]!r}: odd number of values; expected 'start length' pairs")
     starts, lengths = numbers[::2] - 1, numbers[1::2]
-    if starts.size and (starts.min() < 0 or (starts + lengths).max() > flat.size):
-        raise InputError(f"RLE string {str(rle)[:40]!r}: runs fall outside a {height}x{width} mask")
-    for start, length in zip(starts, lengths, strict=True):
+    if starts.size and (starts.min() < 0 or lengths.min() < 0 or (starts + lengths).max() > height * width):
+        raise InputError(
+            f"RLE string {str(rle)[:40]!r}: runs fall outside a {height}x{width} mask "
+            f"(starts are 1..{height * width}, counted down the columns)"
+        )
+    return starts, lengths
+
+
+def rle_decode(rle: str | float | None, shape: tuple[int, int]) -> np.ndarray:
+    """Decode an RLE string into a uint8 ``(height, width)`` mask; empty, None or NaN give zeros."""
+    height, width = shape
+    flat = np.zeros(height * width, np.uint8)
+    for start, length in zip(*rle_runs(rle, shape), strict=True):
         flat[start : start + length] = 1
     return flat.reshape(width, height).T.copy()

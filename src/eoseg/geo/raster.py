@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
@@ -267,3 +268,18 @@ def window_repr(window: Window) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def resize_array(array: np.ndarray, shape: tuple[int, int], resampling: str = "nearest") -> np.ndarray:
+    """``array (C, H, W)`` resampled by GDAL to ``shape`` (height, width), same dtype (images without a grid)."""
+    count, height, width = array.shape
+    if (height, width) == tuple(shape):
+        return array.copy()
+    profile = {"driver": "GTiff", "count": count, "height": height, "width": width, "dtype": array.dtype.name,
+               "interleave": "band", "photometric": "minisblack"}  # no band is read as alpha
+    with warnings.catch_warnings(), rasterio.io.MemoryFile() as memory:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a bare pixel array has no grid
+        with memory.open(**profile) as dst:
+            dst.write(array)
+        with memory.open() as src:
+            return src.read(out_shape=(count, *shape), resampling=Resampling[resampling])

@@ -6,7 +6,8 @@ per threshold, then all minimum areas at once from the components' sizes and the
 Metrics: ``iou``, ``f1``, ``dice`` pooled over all pixels of all scenes; ``mean_dice`` averages the
 per-scene Dice with empty = 1 (the clouds metric). Channels are searched one against the rest.
 Memory: one scene (its probabilities and truth) at a time. :func:`search_gate_thresholds` picks the
-image-classifier gate per class the same way (mean Dice with empty = 1, the clouds recipe).
+image-classifier gate per class the same way (mean Dice with empty = 1, the clouds recipe);
+:func:`search_gate` runs it on prediction rasters and their ``heads.json`` (``eoseg thresholds --gate``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import yaml
 from rasterio.windows import Window
 from scipy import ndimage
 
+from eoseg.config.schema import GateSpec, PostSpec
 from eoseg.errors import ConfigError, InputError
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.polygonize import pixel_area_m2
@@ -29,7 +31,8 @@ from eoseg.geo.raster import open_raster, raster_info
 from eoseg.metrics.clouds import dice_empty_one
 from eoseg.metrics.pixel import scores_from_counts
 from eoseg.metrics.truth import TruthOnGrid
-from eoseg.post.threshold import MaskKind
+from eoseg.post.clouds import image_probabilities
+from eoseg.post.threshold import MaskKind, postprocess
 
 METRICS = ("iou", "f1", "dice", "mean_dice")
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
@@ -143,8 +146,14 @@ def search_thresholds(
     return choices
 
 
-def write_overlay(path: str | os.PathLike[str], choices: Sequence[ChannelChoice], channels: int, metric: str) -> Path:
-    """Write a config overlay ``post: {threshold: [...], min_area: [...], metric}`` (one value per channel)."""
+def write_overlay(
+    path: str | os.PathLike[str],
+    choices: Sequence[ChannelChoice],
+    channels: int,
+    metric: str,
+    gate: GateSpec | None = None,
+) -> Path:
+    """Write a config overlay ``post: {threshold: [...], min_area: [...], metric[, gate]}`` (one value per channel)."""
     check_writable(path)
     threshold = [0.5] * channels
     min_area = [0.0] * channels
@@ -154,7 +163,10 @@ def write_overlay(path: str | os.PathLike[str], choices: Sequence[ChannelChoice]
     header = "".join(
         f"# channel {c.channel}: {metric} {c.score:.4f} (default threshold: {c.default_score:.4f})\n" for c in choices
     )
-    body = yaml.safe_dump({"post": {"threshold": threshold, "min_area": min_area, "metric": metric}}, sort_keys=False)
+    post: dict = {"threshold": threshold, "min_area": min_area, "metric": metric}
+    if gate is not None:
+        post["gate"] = gate.model_dump(mode="json")
+    body = yaml.safe_dump({"post": post}, sort_keys=False)
     return write_text_atomic(path, header + body)
 
 
@@ -182,3 +194,38 @@ def search_gate_thresholds(
     scores = np.where(probs[None] > grid[:, None, None], kept[None], emptied[None]).mean(axis=1)  # (T, K)
     best = scores.argmax(axis=0)
     return grid[best], scores[best, np.arange(k)]
+
+
+def search_gate(
+    probs: Sequence[str | os.PathLike[str]],
+    truths: Sequence[str | os.PathLike[str]],
+    choices: Sequence[ChannelChoice],
+    head: str = "image_class",
+    resample: bool = False,
+) -> tuple[GateSpec, np.ndarray]:
+    """The classifier gate per class on top of searched thresholds and minimum areas (multilabel, clouds).
+
+    Each probability raster's image-level head is read from ``<name>.heads.json`` beside it (as
+    ``eoseg predict`` writes it); masks are made with the chosen thresholds and minimum areas
+    (:func:`eoseg.post.threshold.postprocess`), then :func:`search_gate_thresholds` picks the gate.
+    Returns the gate and its mean Dice (empty = 1) per class.
+    """
+    channels = raster_info(probs[0]).count
+    threshold, min_area = [0.5] * channels, [0.0] * channels
+    for choice in choices:
+        threshold[choice.channel], min_area[choice.channel] = choice.threshold, choice.min_area
+    post = PostSpec(threshold=threshold, min_area=min_area)
+    image_probs, preds, labels_all = [], [], []
+    for prob_path, truth_path in zip(probs, truths, strict=True):
+        name = Path(prob_path).name.removesuffix(".tif").removesuffix(".prob")
+        image_probs.append(image_probabilities(Path(prob_path).with_name(f"{name}.heads.json"), head, str(prob_path)))
+        grid = raster_info(prob_path)
+        full = Window(0, 0, grid.width, grid.height)
+        with open_raster(prob_path) as src, TruthOnGrid(truth_path, grid, resample=resample) as truth:
+            prob = read_probabilities(src, full)
+            labels, truth_valid = truth.read(full)
+        center = pixel_area_m2(grid.transform, grid.crs, grid.height / 2, grid.width / 2)
+        preds.append(postprocess(prob, post, "multilabel", center))
+        labels_all.append(np.stack([(labels[c] > 0) & (labels[c] != IGNORE) & truth_valid for c in range(channels)]))
+    best, scores = search_gate_thresholds(np.stack(image_probs), preds, labels_all)
+    return GateSpec(head=head, threshold=[float(t) for t in best]), scores
