@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "eoseg.cli.prepare_cmd",
     "eoseg.cli.train_cmd",
     "eoseg.cli.predict_cmd",
+    "eoseg.cli.export_cmd",
     "eoseg.cli.selftrain_cmd",
     "eoseg.cli.post_cmd",
     "eoseg.cli.evaluate_cmd",

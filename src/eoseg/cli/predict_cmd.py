@@ -14,7 +14,7 @@ from eoseg.config.schema import ExperimentConfig
 from eoseg.errors import ConfigError, InputError
 from eoseg.progress import console
 
-CHECKPOINT_SUFFIXES = (".ckpt", ".safetensors")
+CHECKPOINT_SUFFIXES = (".ckpt", ".safetensors", ".onnx")
 OVERRIDE_KEY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_][\w-]*)+$")
 OVERRIDE_SECTIONS = ("predict", "post")
 
@@ -31,7 +31,7 @@ class PredictArgs:
 def split_items(
     items: list[str], sections: tuple[str, ...] = OVERRIDE_SECTIONS, command: str = "predict"
 ) -> PredictArgs:
-    """Checkpoints end in .ckpt/.safetensors; ``a.b=value`` are overrides; everything else is a scene.
+    """Checkpoints end in .ckpt/.safetensors/.onnx; ``a.b=value`` are overrides; everything else is a scene.
 
     Overrides may only touch ``sections`` (the rest comes from the checkpoint).
     """
@@ -52,7 +52,9 @@ def split_items(
         else:
             args.scenes.append(item)
     if not args.checkpoints:
-        raise InputError(f"eoseg {command}: no checkpoint given; pass at least one .ckpt file before the scenes")
+        raise InputError(
+            f"eoseg {command}: no checkpoint given; pass at least one .ckpt (or .onnx) file before the scenes"
+        )
     if not args.scenes:
         raise InputError(
             f"eoseg {command}: no scene given; pass a GeoTIFF, or pre=a.tif,post=b.tif for image pairs"
@@ -80,6 +82,14 @@ def parse_scene(item: str, image_names: list[str]) -> dict[str, Path]:
     return images
 
 
+def load_models(paths: list[Path]) -> list:
+    """One bundle per checkpoint: ``.onnx`` files run on onnxruntime, the others are eoseg checkpoints."""
+    from eoseg.models.checkpoint import load_bundle
+    from eoseg.models.onnx import load_onnx_bundle
+
+    return [load_onnx_bundle(p) if p.suffix.lower() == ".onnx" else load_bundle(p) for p in paths]
+
+
 def resolve_config(config_dict: dict, overrides: list[str]) -> ExperimentConfig:
     """A checkpoint's config with the command-line ``predict.*`` / ``post.*`` overrides applied."""
     return validate_config(apply_overrides(config_dict, overrides), "predict overrides")
@@ -89,7 +99,8 @@ def predict(
     items: list[str] = typer.Argument(
         ...,
         metavar="CKPT... SCENE... [KEY=VALUE]...",
-        help="Checkpoints (.ckpt), scenes (a.tif, or pre=a.tif,post=b.tif) and predict.*/post.* overrides.",
+        help="Checkpoints (.ckpt, or .onnx from `eoseg export`), scenes (a.tif, or pre=a.tif,post=b.tif) "
+        "and predict.*/post.* overrides.",
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output folder for <scene>.prob.tif, <scene>.mask.tif, ..."
@@ -108,10 +119,9 @@ def predict(
     post.threshold=0.4
     """
     from eoseg.inference.predictor import predict_scenes
-    from eoseg.models.checkpoint import load_bundle
 
     args = split_items(items)
-    bundles = [load_bundle(path) for path in args.checkpoints]
+    bundles = load_models(args.checkpoints)
     config = resolve_config(config_to_dict(bundles[0].config), args.overrides)
     scenes = [parse_scene(item, bundles[0].image_names) for item in args.scenes]
     if fmt is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from eoseg.cli.predict_cmd import parse_scene, resolve_config, split_items
+from eoseg.cli.predict_cmd import load_models, parse_scene, resolve_config, split_items
 from eoseg.config.loader import config_to_dict, save_config
 from eoseg.progress import console
 
@@ -28,11 +28,10 @@ def pseudo_label(
     Example: eoseg pseudo-label runs/a/best.ckpt town1-01.tif town1-02.tif --out pseudo predict.tta=d4
     selftrain.pseudo.rule=hard
     """
-    from eoseg.models.checkpoint import load_bundle
     from eoseg.selftrain.pseudo import pseudo_label as run
 
     args = split_items(items, PSEUDO_SECTIONS, "pseudo-label")
-    bundles = [load_bundle(path) for path in args.checkpoints]
+    bundles = load_models(args.checkpoints)  # .onnx models too
     config = resolve_config(config_to_dict(bundles[0].config), args.overrides)
     scenes = [parse_scene(item, bundles[0].image_names) for item in args.scenes]
     result = run(bundles, scenes, out, config, progress=not quiet)
