@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import shapely
 
-from eoseg.metrics.objects import ImagePolygons, SpaceNetRules, aoi_of, match_polygons, object_counts, object_metrics
+from eoseg.formats.spacenet import aoi_of
+from eoseg.metrics.objects import ImagePolygons, SpaceNetRules, match_polygons, object_counts, object_metrics
 
 box = shapely.box
 

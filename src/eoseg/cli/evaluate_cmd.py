@@ -10,7 +10,6 @@ from rich.table import Table
 
 from eoseg.errors import ConfigError, InputError
 from eoseg.geo.products import IGNORE
-from eoseg.metrics.objects import AOI_PATTERN, SpaceNetRules
 
 METRIC_COLUMNS = ("iou", "f1", "precision", "recall", "dice")
 stdout = Console()
@@ -89,8 +88,8 @@ def evaluate_cmd(
     pixel_size: float | None = typer.Option(
         None, "--pixel-size", help="Pixel size in CRS units for polygon files in map coordinates (area rules)."
     ),
-    aoi_pattern: str = typer.Option(
-        AOI_PATTERN, "--aoi-pattern", help="Regex whose first group is the AOI of an image id (per-AOI scores)."
+    aoi_pattern: str | None = typer.Option(
+        None, "--aoi-pattern", help="Regex whose first group is the AOI of an image id (default: AOI_<n>_<City>)."
     ),
     error_maps: Path | None = typer.Option(
         None, "--error-maps", help="Folder for one error-map PNG per raster prediction (TP/FP/FN colours)."
@@ -109,7 +108,9 @@ def evaluate_cmd(
     if fmt is not None:
         _competition(fmt, preds, truth, out, truth_shape)
         return
+    from eoseg.formats.spacenet import AOI_PATTERN
     from eoseg.metrics.evaluate import evaluate
+    from eoseg.metrics.objects import SpaceNetRules
 
     if coords not in ("pixel", "geo"):
         raise ConfigError(f"--coords {coords!r}: choose pixel or geo")
@@ -126,7 +127,7 @@ def evaluate_cmd(
         rules=SpaceNetRules(iou_threshold, min_truth_area, min_pred_area),
         coords=coords,
         pixel_size=pixel_size,
-        aoi_pattern=aoi_pattern,
+        aoi_pattern=aoi_pattern or AOI_PATTERN,
     )
     if "pixel" in result:
         stdout.print(_pixel_table(result["pixel"], result["pixel_scenes"]))

@@ -21,9 +21,13 @@ def _floats(text: str | None, option: str) -> list[float] | None:
 
 
 def vectorize_cmd(
-    mask: Path = typer.Argument(..., help="Class mask raster (e.g. scene.mask.tif)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output file: .gpkg, .parquet, .geojson, .shp or .fgb."),
-    prob: Path | None = typer.Option(None, "--prob", help="Probability raster: adds the mean_prob attribute."),
+    masks: list[Path] = typer.Argument(..., help="Class mask raster(s) (e.g. scene.mask.tif); several for .csv."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output file: .gpkg, .parquet, .geojson, .shp, .fgb, or .csv (SpaceNet submission)."
+    ),
+    prob: list[Path] | None = typer.Option(
+        None, "--prob", help="Probability raster per mask (repeat): adds mean_prob (the CSV's Confidence)."
+    ),
     simplify: float = typer.Option(0.0, "--simplify", help="Simplification tolerance in CRS units (0: none)."),
     min_area: str = typer.Option("0", "--min-area", help="Minimum polygon area in m² (one value or one per class)."),
     band: int = typer.Option(1, "--band", help="Band of the mask to trace."),
@@ -31,9 +35,21 @@ def vectorize_cmd(
     """Polygons of a mask in the raster's CRS, holes kept, with class, area_m2 and mean_prob.
 
     Example: eoseg vectorize out/atlanta.mask.tif --prob out/atlanta.prob.tif --min-area 10 --out atlanta.gpkg
+
+    Example: eoseg vectorize pred/*.mask.tif --out submission.csv   (SpaceNet CSV, pixel WKT, one row per building)
     """
-    from eoseg.post.vectorize import vectorize
-    frame = vectorize(mask, out, prob=prob, simplify=simplify, min_area=_floats(min_area, "--min-area"), band=band)
+    from eoseg.post.vectorize import spacenet_submission, vectorize
+
+    areas = _floats(min_area, "--min-area")
+    if out.suffix.lower() == ".csv":
+        frame = spacenet_submission(masks, out, probs=prob or None, simplify=simplify, min_area=areas)
+        images = frame["image_id"].nunique()
+        buildings = int((~frame.geometry.is_empty).sum())
+        console.print(f"{buildings} building(s) of {images} image(s) written to {out}", highlight=False)
+        return
+    if len(masks) != 1 or (prob and len(prob) != 1):
+        raise ConfigError(f"{out}: one mask (and at most one --prob) per polygon file; several masks need a .csv")
+    frame = vectorize(masks[0], out, prob=prob[0] if prob else None, simplify=simplify, min_area=areas, band=band)
     console.print(f"{len(frame)} polygon(s) written to {out}", highlight=False)
 
 

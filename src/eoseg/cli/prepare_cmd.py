@@ -9,13 +9,18 @@ import typer
 from eoseg.cli.options import CONFIG_ARG, OVERRIDES_ARG
 from eoseg.cli.runtime import warning_printer
 from eoseg.config import load_config
+from eoseg.errors import ConfigError
 
 
 def prepare_command(
     source: str = CONFIG_ARG,
     overrides: list[str] = OVERRIDES_ARG,
     scenes: Path | None = typer.Option(
-        None, "--scenes", help="CSV with columns id, region, one per image and one per target (data.scenes_file)."
+        None, "--scenes", help="CSV with columns id, region, one per image and one per target (data.scenes_file); "
+        "with --layout: the competition's download folder."
+    ),
+    layout: str | None = typer.Option(
+        None, "--layout", help="Read --scenes as a competition folder: spacenet or xbd (docs/recipes)."
     ),
     out: Path | None = typer.Option(None, "--out", help="Output folder (data.root)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo every scene instead of resuming."),
@@ -26,10 +31,18 @@ def prepare_command(
     A re-run skips finished scenes; --overwrite redoes them.
 
     Example: eoseg prepare buildings --scenes scenes.csv --out chips data.chips.scales=[1]
+
+    Example: eoseg prepare buildings --layout spacenet --scenes SN2_buildings_train --out chips
     """
     from eoseg.data.prepare import prepare
     config = load_config(source, overrides or [])
-    if scenes is not None:
+    if layout is not None:
+        from eoseg.formats.layouts import layout_scenes
+
+        if scenes is None:
+            raise ConfigError(f"--layout {layout}: give the competition's download folder with --scenes FOLDER")
+        config.data.scenes = [*config.data.scenes, *layout_scenes(layout, scenes, list(config.data.targets))]
+    elif scenes is not None:
         config.data.scenes_file = scenes
     if out is not None:
         config.data.root = out

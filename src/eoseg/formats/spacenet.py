@@ -9,6 +9,7 @@ Pixel coordinates are (column, row) with the origin at the top-left corner of th
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -23,6 +24,26 @@ from eoseg.geo.atomic import atomic_path
 from eoseg.geo.polygonize import apply_affine
 
 PIX, GEO = "PolygonWKT_Pix", "PolygonWKT_Geo"
+AOI_PATTERN = r"^(AOI_\d+_[A-Za-z]+)"
+"""Default AOI of an image id: SpaceNet's ``AOI_<n>_<City>`` prefix (else the id up to its last ``_``)."""
+
+
+SPACENET_ID = re.compile(r"(AOI_\d+_[A-Za-z]+_img\d+)$")
+"""A SpaceNet image id at the end of a file name (``RGB-PanSharpen_AOI_2_Vegas_img12`` -> ``AOI_2_Vegas_img12``)."""
+
+
+def spacenet_image_id(name: str) -> str:
+    """The SpaceNet image id in a file or scene name (without prefixes such as ``RGB-PanSharpen_``), else the name."""
+    found = SPACENET_ID.search(name)
+    return found.group(1) if found else name
+
+
+def aoi_of(image_id: str, pattern: str = AOI_PATTERN) -> str:
+    """The AOI of an image id: the first group of ``pattern``, else the id up to its last ``_``."""
+    found = re.match(pattern, image_id)
+    if found:
+        return found.group(1) if found.groups() else found.group(0)
+    return image_id.rsplit("_", 1)[0] if "_" in image_id else image_id
 
 
 def read_spacenet_csv(

@@ -82,6 +82,12 @@ def encode_probabilities(
     return out, None
 
 
+def scene_name(path: str | os.PathLike[str]) -> str:
+    """Scene name of a product file: its name without suffixes like ``.mask.tif``."""
+    name = Path(path).name
+    return name.split(".")[0] or name
+
+
 def read_probabilities(src: Source, window: Window | None = None) -> np.ndarray:
     """``float32 (C, h, w)`` probabilities in [0, 1] (uint8 / 255); NaN where nodata.
 

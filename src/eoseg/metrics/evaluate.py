@@ -22,7 +22,7 @@ from eoseg.errors import InputError
 from eoseg.formats.spacenet import read_spacenet_csv
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygonize, row_windows
-from eoseg.geo.products import IGNORE, check_writable
+from eoseg.geo.products import IGNORE, check_writable, scene_name
 from eoseg.geo.raster import open_raster, raster_info, valid_mask
 from eoseg.geo.vector import read_vector, repair_polygons
 from eoseg.metrics.objects import AOI_PATTERN, ImagePolygons, SpaceNetRules, object_metrics
@@ -34,12 +34,6 @@ PathLike = str | os.PathLike[str]
 
 def _is_csv(path: PathLike) -> bool:
     return Path(path).suffix.lower() == ".csv"
-
-
-def scene_name(path: PathLike) -> str:
-    """Scene name of a prediction file: its name without suffixes like ``.mask.tif``."""
-    name = Path(path).name
-    return name.split(".")[0] or name
 
 
 def _class_names(path: PathLike, count: int) -> list[str]:

@@ -16,7 +16,6 @@ pixel); without it the area rule cannot be applied and the result says so (``are
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -25,10 +24,8 @@ import shapely
 from shapely import STRtree
 from shapely.geometry.base import BaseGeometry
 
+from eoseg.formats.spacenet import AOI_PATTERN, aoi_of
 from eoseg.metrics.pixel import scores_from_counts
-
-AOI_PATTERN = r"^(AOI_\d+_[A-Za-z]+)"
-"""Default AOI of an image id: SpaceNet's ``AOI_<n>_<City>`` prefix (else the id up to its last ``_``)."""
 
 
 @dataclass(frozen=True)
@@ -146,14 +143,6 @@ def object_counts(
     t, _ = _filtered(truth, rules.min_truth_area, False, pixel_area)
     tp = len(_match(p, t, _order(len(p), confidence, p_index), rules.iou_threshold))
     return ObjectCounts(tp=tp, fp=len(p) - tp, fn=len(t) - tp)
-
-
-def aoi_of(image_id: str, pattern: str = AOI_PATTERN) -> str:
-    """The AOI of an image id: the first group of ``pattern``, else the id up to its last ``_``."""
-    found = re.match(pattern, image_id)
-    if found:
-        return found.group(1) if found.groups() else found.group(0)
-    return image_id.rsplit("_", 1)[0] if "_" in image_id else image_id
 
 
 @dataclass

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
+import shapely
 
-from eoseg.errors import ConfigError
+from eoseg.errors import ConfigError, InputError
+from eoseg.formats.spacenet import spacenet_image_id, write_spacenet_csv
 from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygon_areas_m2, polygonize
-from eoseg.geo.products import check_same_grid, check_writable, write_vector
+from eoseg.geo.products import check_same_grid, check_writable, scene_name, write_vector
+from eoseg.geo.raster import raster_info
 from eoseg.post.zonal import zonal_means
 
 
@@ -60,3 +64,38 @@ def vectorize(
     if out is not None:
         write_vector(frame, Path(out))
     return frame
+
+
+def spacenet_submission(
+    masks: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    probs: Sequence[str | os.PathLike[str]] | None = None,
+    simplify: float = 0.0,
+    min_area: float | Sequence[float] = 0.0,
+) -> gpd.GeoDataFrame:
+    """A SpaceNet submission CSV (``ImageId, BuildingId, PolygonWKT_Pix, Confidence``) of several masks.
+
+    The image id is the SpaceNet id in the mask's scene name (``RGB-PanSharpen_AOI_2_Vegas_img12.mask.tif`` ->
+    ``AOI_2_Vegas_img12``; else the scene name),
+    polygons are in the mask's pixel coordinates, the confidence is the polygon's mean probability (1 without
+    ``probs``); an image without buildings gets the ``POLYGON EMPTY`` row.
+    """
+    if probs is not None and len(probs) != len(masks):
+        raise InputError(f"--prob: {len(probs)} probability raster(s) for {len(masks)} mask(s); give one per mask")
+    check_writable(out)
+    frames, transforms = [], {}
+    for i, mask in enumerate(masks):
+        image_id = spacenet_image_id(scene_name(mask))
+        frame = vectorize(mask, prob=probs[i] if probs is not None else None, simplify=simplify, min_area=min_area)
+        confidence = frame["mean_prob"] if "mean_prob" in frame.columns else np.ones(len(frame))
+        transforms[image_id] = raster_info(mask).transform
+        if not len(frame):
+            frame = gpd.GeoDataFrame({"class": [0]}, geometry=[shapely.Polygon()], crs=frame.crs)
+            confidence = [0.0]
+        frames.append(gpd.GeoDataFrame({"image_id": image_id, "building_id": np.arange(len(frame)),
+                                        "confidence": np.asarray(confidence, dtype=float)},
+                                       geometry=frame.geometry.to_numpy(), crs=frame.crs))
+    table = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry")
+    write_spacenet_csv(out, table, "geo", transforms)
+    return table
