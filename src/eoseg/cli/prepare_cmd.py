@@ -9,7 +9,6 @@ import typer
 from eoseg.cli.options import CONFIG_ARG, OVERRIDES_ARG
 from eoseg.cli.runtime import warning_printer
 from eoseg.config import load_config
-from eoseg.errors import ConfigError
 
 
 def prepare_command(
@@ -17,10 +16,7 @@ def prepare_command(
     overrides: list[str] = OVERRIDES_ARG,
     scenes: Path | None = typer.Option(
         None, "--scenes", help="CSV with columns id, region, one per image and one per target (data.scenes_file); "
-        "with --layout: the competition's download folder."
-    ),
-    layout: str | None = typer.Option(
-        None, "--layout", help="Read --scenes as a competition folder: spacenet or xbd (docs/recipes)."
+        "with data.format: the competition's file or folder (docs/recipes)."
     ),
     out: Path | None = typer.Option(None, "--out", help="Output folder (data.root)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo every scene instead of resuming."),
@@ -32,17 +28,11 @@ def prepare_command(
 
     Example: eoseg prepare buildings --scenes scenes.csv --out chips data.chips.scales=[1]
 
-    Example: eoseg prepare buildings --layout spacenet --scenes SN2_buildings_train --out chips
+    Example: eoseg prepare buildings --scenes AOI_2_Vegas_Train --out chips data.format.name=spacenet
     """
     from eoseg.data.prepare import prepare
     config = load_config(source, overrides or [])
-    if layout is not None:
-        from eoseg.formats.layouts import layout_scenes
-
-        if scenes is None:
-            raise ConfigError(f"--layout {layout}: give the competition's download folder with --scenes FOLDER")
-        config.data.scenes = [*config.data.scenes, *layout_scenes(layout, scenes, list(config.data.targets))]
-    elif scenes is not None:
+    if scenes is not None:
         config.data.scenes_file = scenes
     if out is not None:
         config.data.root = out

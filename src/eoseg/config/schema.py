@@ -8,7 +8,7 @@ Every section rejects unknown keys, so a typo is an error that names the key pat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -125,7 +125,19 @@ class CloudsFormat(Section):
         return v
 
 
-FormatSpec = CloudsFormat
+class SpacenetFormat(Section):
+    """SpaceNet building folders: ``<AOI>/<RGB-PanSharpen|PS-RGB|...>/*.tif`` + ``geojson*/**/*.geojson``."""
+
+    name: Literal["spacenet"]
+
+
+class XbdFormat(Section):
+    """xBD / xView2: ``<split>/images/*_{pre,post}_disaster.{png,tif}`` + ``<split>/labels/*.json``."""
+
+    name: Literal["xbd"]
+
+
+FormatSpec = Annotated[CloudsFormat | SpacenetFormat | XbdFormat, Field(discriminator="name")]
 """A competition's published layout that ``data.scenes_file`` is read as (docs/recipes/*.md)."""
 
 
@@ -138,7 +150,8 @@ class DataSpec(Section):
         default=None, description="CSV with columns id, region, one per image name and one per target name"
     )
     format: FormatSpec | None = Field(
-        default=None, description="read data.scenes_file as a competition's own layout (clouds: its train.csv)"
+        default=None, description="read data.scenes_file as a competition's own layout (clouds: its train.csv; "
+        "spacenet, xbd: the download folder)"
     )
     bands: dict[str, list[str]] = Field(
         default_factory=dict,

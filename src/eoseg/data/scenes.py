@@ -1,7 +1,8 @@
 """The scene list of a dataset: ``data.scenes`` in the config plus rows of ``data.scenes_file`` (CSV).
 
-With ``data.format`` the file is a competition's own layout instead (``clouds``: Kaggle's ``train.csv``),
-converted into scenes whose derived rasters go to ``<data.root>/sources``.
+With ``data.format`` the file is a competition's own layout instead (``clouds``: Kaggle's ``train.csv``,
+converted into scenes whose derived rasters go to ``<data.root>/sources``; ``spacenet`` and ``xbd``: the
+download folder, read in place).
 
 CSV columns: ``id``, optional ``region``, then one column per image name (in order: the first image is
 the reference grid) and one per target name (the names of ``data.targets``). Relative paths in the CSV
@@ -65,6 +66,14 @@ def format_scenes(data: DataSpec) -> list[SceneSpec]:
         raise ConfigError(
             f"data.format={data.format.name}: give the competition's file with --scenes (data.scenes_file)"
         )
+    if data.format.name == "spacenet":
+        from eoseg.formats.spacenet import spacenet_scenes
+
+        return spacenet_scenes(Path(data.scenes_file), list(data.targets))
+    if data.format.name == "xbd":
+        from eoseg.formats.xbd import xbd_scenes
+
+        return xbd_scenes(Path(data.scenes_file), list(data.targets))
     from eoseg.formats.clouds import clouds_scenes
 
     return clouds_scenes(data.scenes_file, data.format.size, Path(data.root) / SOURCES_DIR)

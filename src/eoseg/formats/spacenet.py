@@ -19,11 +19,13 @@ import pandas as pd
 import shapely
 from affine import Affine
 
+from eoseg.config.schema import SceneSpec
 from eoseg.errors import InputError
 from eoseg.geo.atomic import atomic_path
 from eoseg.geo.polygonize import apply_affine
 
 PIX, GEO = "PolygonWKT_Pix", "PolygonWKT_Geo"
+SPACENET_IMAGE_FOLDERS = ("RGB-PanSharpen", "PS-RGB", "PS-MS", "MUL-PanSharpen", "PAN", "MUL")
 AOI_PATTERN = r"^(AOI_\d+_[A-Za-z]+)"
 """Default AOI of an image id: SpaceNet's ``AOI_<n>_<City>`` prefix (else the id up to its last ``_``)."""
 
@@ -125,3 +127,25 @@ def _wkt(geom: shapely.Geometry | None) -> str:
     if geom is None or geom.is_empty:
         return "POLYGON EMPTY"
     return shapely.to_wkt(geom, rounding_precision=-1)
+
+
+def spacenet_scenes(folder: Path, targets: list[str]) -> list[SceneSpec]:
+    """Scenes of a SpaceNet building folder (``data.format.name=spacenet``), read in place.
+
+    One scene per ``<AOI>/<RGB-PanSharpen|PS-RGB|...>/<prefix>_AOI_<n>_<City>_img<k>.tif``; its label (for
+    every target) is the GeoJSON under a ``geojson*`` folder whose name ends in ``_<image id>.geojson``;
+    the region (folds, per-AOI scores) is the AOI of the image id.
+    """
+    images = sorted(p for name in SPACENET_IMAGE_FOLDERS for p in folder.glob(f"**/{name}/*.tif"))
+    if not images:
+        raise InputError(f"{folder}: no SpaceNet images found (expected */RGB-PanSharpen/*.tif or */PS-RGB/*.tif)")
+    labels = {p.stem: p for p in folder.glob("**/geojson*/**/*.geojson")}
+    scenes = []
+    for image in images:
+        image_id = spacenet_image_id(image.stem)
+        label = next((p for stem, p in labels.items() if stem.endswith(f"_{image_id}")), None)
+        if label is None:
+            raise InputError(f"{image}: no buildings GeoJSON ending in _{image_id}.geojson under a geojson* folder")
+        scenes.append(SceneSpec(id=image_id, images={"image": image}, targets=dict.fromkeys(targets, label),
+                                region=aoi_of(image_id)))
+    return scenes

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
 import geopandas as gpd
 import shapely
 
+from eoseg.config.schema import SceneSpec
 from eoseg.errors import InputError
 
 DAMAGE_CLASSES = {"no-damage": 1, "minor-damage": 2, "major-damage": 3, "destroyed": 4}
@@ -57,3 +59,34 @@ def read_xbd_json(
     frame["damage"] = frame["damage"].astype("int64")
     frame.attrs["metadata"] = doc.get("metadata", {})
     return frame
+
+
+XBD_IMAGE = re.compile(r"^(?P<id>(?P<disaster>.+)_\d+)_(?P<when>pre|post)_disaster\.(?:png|tif|tiff)$")
+
+
+def xbd_scenes(folder: Path, targets: list[str]) -> list[SceneSpec]:
+    """Scenes of an xBD folder (``data.format.name=xbd``), read in place.
+
+    One scene per ``<split>/images/<disaster>_<id>_{pre,post}_disaster.{png,tif}`` pair, images ``pre`` and
+    ``post``; every target reads ``<split>/labels/<disaster>_<id>_post_disaster.json``; region = disaster.
+    """
+    pairs: dict[str, dict[str, Path]] = {}
+    disasters: dict[str, str] = {}
+    for path in sorted(folder.glob("**/images/*")):
+        found = XBD_IMAGE.match(path.name)
+        if found:
+            pairs.setdefault(found["id"], {})[found["when"]] = path
+            disasters[found["id"]] = found["disaster"]
+    if not pairs:
+        raise InputError(f"{folder}: no xBD images found (expected */images/<disaster>_<id>_pre_disaster.png)")
+    scenes = []
+    for image_id, pair in sorted(pairs.items()):
+        if set(pair) != {"pre", "post"}:
+            missing = ({"pre", "post"} - set(pair)).pop()
+            raise InputError(f"{next(iter(pair.values()))}: the {missing}-disaster image of {image_id} is missing")
+        label = pair["post"].parent.parent / "labels" / f"{image_id}_post_disaster.json"
+        if targets and not label.is_file():
+            raise InputError(f"{label}: label JSON of {image_id} not found beside its images")
+        scenes.append(SceneSpec(id=image_id, images={"pre": pair["pre"], "post": pair["post"]},
+                                targets=dict.fromkeys(targets, label), region=disasters[image_id]))
+    return scenes

@@ -1,6 +1,6 @@
 """The buildings recipe (Open Cities / SpaceNet) end to end, as docs/recipes/buildings.md walks it.
 
-SpaceNet folder -> ``prepare --layout spacenet`` -> ``train buildings`` (the preset as shipped: focal
+SpaceNet folder -> ``prepare`` with ``data.format.name=spacenet`` -> ``train buildings`` (the preset as shipped: focal
 softmax + dice sigmoid + image-level heads, chips at scales 0.5/1/2; only sizes and epochs shrunk) ->
 ``predict`` with two checkpoints (ensemble) and the preset's D4 x two-scale TTA -> ``vectorize`` to a
 SpaceNet submission CSV -> ``evaluate`` with the official SpaceNet rules.
@@ -15,7 +15,7 @@ import pytest
 import rasterio
 import torch
 
-from ..cli import eoseg
+from ..conftest import run_cli
 from .data import AOI, make_spacenet
 
 torch.set_num_threads(1)
@@ -29,17 +29,17 @@ SHORT = ["train.epochs=2", "train.limit_train_batches=6", "train.limit_val_batch
 def test_buildings_recipe_from_spacenet_folder_to_official_score(tmp_path, capsys):
     data = make_spacenet(tmp_path / "spacenet")
     chips, runs, pred = tmp_path / "chips", tmp_path / "runs", tmp_path / "pred"
-    eoseg("prepare", "buildings", "--layout", "spacenet", "--scenes", data["train"], "--out", chips, *SIZES[:3],
-          "--quiet")
+    run_cli(["prepare", "buildings", "--scenes", data["train"], "--out", chips, "data.format.name=spacenet",
+             *SIZES[:3], "--quiet"])
     manifest = pd.read_parquet(chips / "manifest.parquet")
     assert sorted(manifest["scale"].unique()) == [0.5, 1.0, 2.0]  # the preset's multi-scale chips
     assert set(manifest["region"]) == {AOI} and set(manifest["scene"]) == {f"{AOI}_img1", f"{AOI}_img2"}
 
-    eoseg("train", "buildings", f"data.root={chips}", f"train.out={runs}", *SIZES, *SHORT)
+    run_cli(["train", "buildings", f"data.root={chips}", f"train.out={runs}", *SIZES, *SHORT])
     checkpoints = runs / "buildings" / "checkpoints"
     image = data["test"] / f"RGB-PanSharpen_{AOI}_img3.tif"
-    eoseg("predict", checkpoints / "best.ckpt", checkpoints / "last.ckpt", image, "--out", pred,
-          "predict.window=128", "-q")
+    run_cli(["predict", checkpoints / "best.ckpt", checkpoints / "last.ckpt", image, "--out", pred,
+             "predict.window=128", "-q"])
     name = image.stem
     config = (pred / "config.yaml").read_text()
     assert "tta: d4" in config and "- 0.75" in config  # the preset's TTA ran
@@ -50,14 +50,15 @@ def test_buildings_recipe_from_spacenet_folder_to_official_score(tmp_path, capsy
                                                           heads["image_class"]["mean"][1]])
 
     submission = tmp_path / "submission.csv"
-    eoseg("vectorize", pred / f"{name}.mask.tif", "--prob", pred / f"{name}.prob.tif", "--out", submission)
+    run_cli(["vectorize", pred / f"{name}.mask.tif", "--prob", pred / f"{name}.prob.tif", "--out", submission])
     table = pd.read_csv(submission)
     assert list(table.columns) == ["ImageId", "BuildingId", "PolygonWKT_Pix", "Confidence"]
     assert set(table["ImageId"]) == {f"{AOI}_img3"}
 
     metrics = tmp_path / "metrics.json"
-    printed = eoseg("evaluate", submission, "--truth", data["truth"], "--out", metrics, capsys=capsys)
-    assert "SpaceNet rules: IoU > 0.5" in printed
+    capsys.readouterr()
+    run_cli(["evaluate", submission, "--truth", data["truth"], "--out", metrics])
+    assert "SpaceNet rules: IoU > 0.5" in capsys.readouterr().out
     objects = json.loads(metrics.read_text())["objects"]
     truth = pd.read_csv(data["truth"])
     overall = objects["overall"]
