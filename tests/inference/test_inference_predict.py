@@ -326,7 +326,7 @@ def test_config_errors_name_the_option(tmp_path) -> None:
         (
             SPEC,
             PostSpec(threshold=[0.3, 0.5]),
-            r"post.threshold: gives 2 values but head 'mask' has 1 channel",
+            r"post.threshold: has 2 values but the probability raster has 1 channel",
         ),
         (
             SPEC.model_copy(update={"ensemble_weights": [1, 2]}),

@@ -59,7 +59,7 @@ def test_vectorize_evaluate_ensemble_thresholds(tmp_path, scene, capsys):
 
     overlay = tmp_path / "post.yaml"
     assert run("thresholds", prob, "--truth", mask, "--thresholds", "0.05,0.5,0.95", "--out", overlay) == 0
-    assert "threshold:\n  - 0.5\n" in overlay.read_text()  # background is 0.08: 0.05 lets it in
+    assert "threshold: 0.5\n" in overlay.read_text()  # binary: one value; background is 0.08: 0.05 lets it in
 
 
 def test_errors_are_one_line(tmp_path, scene, capsys):

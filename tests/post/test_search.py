@@ -52,7 +52,7 @@ def test_overlay_is_a_valid_post_section(tmp_path):
     path = write_overlay(tmp_path / "post.yaml", choices, channels=1, metric="iou")
     overlay = yaml.safe_load(path.read_text())
     post = PostSpec(**overlay["post"])
-    assert post.threshold == [0.5] and post.min_area == [0.75]
+    assert post.threshold == 0.5 and post.min_area == 0.75  # binary: one value, for the foreground
 
 
 def test_unknown_metric_is_refused(tmp_path):

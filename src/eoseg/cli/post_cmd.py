@@ -80,8 +80,13 @@ def thresholds_cmd(
     out: Path = typer.Option(
         ..., "--out", "-o", help="Config overlay YAML to write (post.threshold, post.min_area, post.gate)."
     ),
-    kind: str = typer.Option("binary", "--kind", help="binary, multiclass or multilabel."),
-    metric: str = typer.Option("iou", "--metric", help="Metric to maximise: iou, f1, dice or mean_dice."),
+    config: str | None = typer.Option(
+        None, "--config", "-c", help="Preset or YAML: its post.metric and main head give --metric and --kind."
+    ),
+    kind: str | None = typer.Option(None, "--kind", help="binary, multiclass or multilabel (default: binary)."),
+    metric: str | None = typer.Option(
+        None, "--metric", help="Metric to maximise: iou, f1, dice or mean_dice (default: post.metric, else iou)."
+    ),
     candidates: str | None = typer.Option(None, "--thresholds", help="Candidate thresholds (default 0.05..0.95)."),
     min_areas: str = typer.Option("0", "--min-areas", help="Candidate minimum areas in m², comma-separated."),
     resample: bool = typer.Option(False, "--resample", help="Warp truth rasters on another grid (nearest)."),
@@ -96,6 +101,17 @@ def thresholds_cmd(
     from eoseg.geo.products import check_writable
     from eoseg.geo.raster import raster_info
     from eoseg.post.search import DEFAULT_THRESHOLDS, search_thresholds, write_overlay
+    if config is not None:
+        from eoseg.config.loader import load_config
+        from eoseg.inference.outputs import main_head
+        from eoseg.post.postprocess import mask_kind
+
+        experiment = load_config(config)
+        metric = metric or experiment.post.metric
+        head = main_head(dict(experiment.model.heads))
+        if kind is None and head is not None:
+            kind = mask_kind(experiment.model.heads[head], experiment.task)
+    kind, metric = kind or "binary", metric or "iou"
     if kind not in ("binary", "multiclass", "multilabel"):
         raise ConfigError(f"--kind: {kind!r} is not binary, multiclass or multilabel")
     check_writable(out)
@@ -115,7 +131,7 @@ def thresholds_cmd(
         from eoseg.post.search import search_gate
 
         gate_spec, gate_scores = search_gate(probs, truth, choices, head=gate, resample=resample)
-    write_overlay(out, choices, raster_info(probs[0]).count, metric, gate_spec)
+    write_overlay(out, choices, raster_info(probs[0]).count, metric, gate_spec, kind)  # type: ignore[arg-type]
     table = Table(title=f"best {metric} per channel")
     columns = ["channel", "threshold", "min area m²", metric, "at 0.5"]
     for column in columns + (["gate", "mean dice gated"] if gate_spec else []):

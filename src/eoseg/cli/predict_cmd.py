@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from eoseg.config.loader import apply_overrides, config_to_dict, save_config, validate_config
+from eoseg.config.loader import apply_overrides, config_to_dict, read_source, save_config, validate_config
 from eoseg.config.schema import ExperimentConfig
 from eoseg.errors import ConfigError, InputError
 from eoseg.progress import console
@@ -90,8 +90,25 @@ def load_models(paths: list[Path]) -> list:
     return [load_onnx_bundle(p) if p.suffix.lower() == ".onnx" else load_bundle(p) for p in paths]
 
 
-def resolve_config(config_dict: dict, overrides: list[str]) -> ExperimentConfig:
-    """A checkpoint's config with the command-line ``predict.*`` / ``post.*`` overrides applied."""
+
+
+def read_post_file(path: Path) -> dict:
+    """The ``post`` / ``predict`` sections of an overlay YAML (as ``eoseg thresholds`` writes it)."""
+    raw, label = read_source(path)
+    unknown = sorted(set(raw) - set(OVERRIDE_SECTIONS))
+    if unknown or not raw:
+        raise ConfigError(
+            f"{label}: --post takes a YAML with post: (and predict:) sections, e.g. the one `eoseg thresholds` "
+            f"writes; found {unknown or 'nothing'}"
+        )
+    return raw
+
+
+def resolve_config(config_dict: dict, overrides: list[str], post_file: Path | None = None) -> ExperimentConfig:
+    """A checkpoint's config, then the ``--post`` file's sections, then the ``predict.*`` / ``post.*`` overrides."""
+    if post_file is not None:
+        for section, values in read_post_file(post_file).items():
+            config_dict[section] = {**(config_dict.get(section) or {}), **(values or {})}
     return validate_config(apply_overrides(config_dict, overrides), "predict overrides")
 
 
@@ -112,17 +129,20 @@ def predict(
     fmt: str | None = typer.Option(
         None, "--format", help="Also write a competition submission: clouds (submission.csv from the JPEGs)."
     ),
+    post_file: Path | None = typer.Option(
+        None, "--post", help="Overlay YAML with post: / predict: sections (e.g. from `eoseg thresholds`)."
+    ),
 ) -> None:
     """Predict whole scenes with one or more checkpoints (an ensemble), with blending, TTA and streaming.
 
     Example: eoseg predict runs/a/best.ckpt runs/b/best.ckpt city.tif --out pred predict.tta=d4
-    post.threshold=0.4
+    post.threshold=0.4   (or --post post.yaml, the overlay `eoseg thresholds` writes)
     """
     from eoseg.inference.predictor import predict_scenes
 
     args = split_items(items)
     bundles = load_models(args.checkpoints)
-    config = resolve_config(config_to_dict(bundles[0].config), args.overrides)
+    config = resolve_config(config_to_dict(bundles[0].config), args.overrides, post_file)
     scenes = [parse_scene(item, bundles[0].image_names) for item in args.scenes]
     if fmt is not None:
         from eoseg.inference.competitions import FORMATS, predict_clouds

@@ -88,6 +88,20 @@ def scene_name(path: str | os.PathLike[str]) -> str:
     return name.split(".")[0] or name
 
 
+def stored_probabilities(prob: np.ndarray, dtype: ProbDtype = "uint8") -> np.ndarray:
+    """The float32 probabilities that :func:`read_probabilities` gives back after writing ``prob``.
+
+    The mask is made from these, so that it agrees with the written probability raster (and with what
+    ``eoseg thresholds`` and ``eoseg ensemble`` read from it).
+    """
+    if dtype == "uint8":
+        out = np.clip(prob, 0.0, 1.0) * np.float32(255.0)
+        np.rint(out, out=out)
+        out /= np.float32(255.0)
+        return out.astype(np.float32, copy=False)
+    return prob.astype(np.float16).astype(np.float32)
+
+
 def read_probabilities(src: Source, window: Window | None = None) -> np.ndarray:
     """``float32 (C, h, w)`` probabilities in [0, 1] (uint8 / 255); NaN where nodata.
 

@@ -3,8 +3,10 @@
 - ``<name>.prob.tif``: the main dense head's probabilities, one band per channel; uint8 (p x 255, validity
   in an internal mask band, since every byte value is a probability) or float16 (IEEE half floats, read
   as float32 by GDAL < 3.11; nodata NaN).
-- ``<name>.mask.tif``: uint8; per-channel ``p >= threshold`` (0/1, one band per channel) for sigmoid heads,
-  the argmax class index for softmax heads, or the k-of-n vote of the models' masks; nodata 255.
+- ``<name>.mask.tif``: uint8, made by :class:`eoseg.post.postprocess.Postprocessor` from the ``post``
+  section (``p > threshold``; binary: one 0/1 band, multiclass: one class band, multilabel: one 0/1 band
+  per channel), or the k-of-n vote of the models' masks; gate and minimum area are applied in a second
+  pass over the written mask; nodata :data:`~eoseg.geo.products.IGNORE`.
 - ``<name>.<head>.tif``: float32 values of every other dense head (all dense heads for regression),
   nodata NaN.
 All have the scene's CRS and transform; nodata pixels of the input are nodata in every output.
@@ -15,19 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from eoseg.config.activation import activation_of
 from eoseg.config.schema import HeadSpec, PostSpec, PredictSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import RasterSpec
-from eoseg.geo.products import encode_mask, encode_probabilities, mask_spec, probability_spec, value_spec
+from eoseg.geo.products import encode_probabilities, mask_spec, probability_spec, stored_probabilities, value_spec
 from eoseg.inference.blend import BlendedBand
 from eoseg.inference.reader import SceneImages
+from eoseg.post.postprocess import Postprocessor
 
-MaskMode = Literal["threshold", "argmax"]
 Encoder = Callable[[BlendedBand], tuple[np.ndarray, np.ndarray | None]]
 
 
@@ -38,11 +38,6 @@ def main_head(heads: dict[str, HeadSpec]) -> str | None:
     return next((name for name, head in heads.items() if head.kind == "dense"), None)
 
 
-def mask_mode(head: HeadSpec, task: TaskSpec) -> MaskMode:
-    """Argmax over channels for softmax heads, else a threshold per channel (sigmoid, multilabel)."""
-    return "argmax" if activation_of(head, task) == "softmax" else "threshold"
-
-
 def member_key(head: str, index: int) -> str:
     """Accumulator name of one ensemble member's copy of the main head (for voting)."""
     return f"{head}@{index}"
@@ -50,12 +45,11 @@ def member_key(head: str, index: int) -> str:
 
 @dataclass(frozen=True)
 class OutputPlan:
-    """Which heads go to which rasters, with thresholds and voting settings."""
+    """Which heads go to which rasters, the post-processor of the mask, and voting settings."""
 
     main: str | None
-    mode: MaskMode | None  # None: regression, no probability or mask raster
+    post: Postprocessor | None  # None: regression, no probability or mask raster
     channels: int
-    thresholds: np.ndarray  # (channels,)
     vote: int | None
     members: int
     value_heads: tuple[str, ...]
@@ -66,7 +60,7 @@ class OutputPlan:
     def accumulated(self) -> list[str]:
         """Names the blend accumulator holds: dense heads, plus per-member copies when voting."""
         names = list(self.value_heads)
-        if self.main is not None and self.mode is not None:
+        if self.main is not None and self.post is not None:
             names.insert(0, self.main)
         if self.vote is not None:
             names += [member_key(self.main, m) for m in range(self.members)]
@@ -89,24 +83,22 @@ def plan_outputs(
             raise ConfigError(
                 "predict.vote: voting needs a segmentation head; unset it for regression models"
             )
-        return OutputPlan(main, None, 0, np.zeros(0), None, members, tuple(dense), (), spec.prob_dtype)
+        return OutputPlan(main, None, 0, None, members, tuple(dense), (), spec.prob_dtype)
     head = heads[main]
-    mode = mask_mode(head, task)
-    thresholds = np.asarray(
-        post.threshold if isinstance(post.threshold, list) else [post.threshold] * head.channels,
-        dtype=np.float32,
-    )
-    if thresholds.size != head.channels:
-        raise ConfigError(
-            f"post.threshold: gives {thresholds.size} values but head {main!r} "
-            f"has {head.channels} channel(s); "
-            "give one value or one per channel"
-        )
+    processor = Postprocessor.for_head(post, head, task)
+    if post.gate is not None:
+        gate = heads.get(post.gate.head)
+        if gate is None or gate.kind != "image_class":
+            known = ", ".join(n for n, h in heads.items() if h.kind == "image_class") or "none"
+            raise ConfigError(
+                f"post.gate.head={post.gate.head!r}: the model has no such image-level class head "
+                f"(image_class heads: {known}); unset post.gate or name one"
+            )
     if spec.vote is not None:
-        if mode != "threshold":
+        if processor.kind == "multiclass":
             raise ConfigError(
                 f"predict.vote: k-of-n voting needs binary or multilabel masks, head {main!r} is "
-                "multiclass (argmax); unset predict.vote"
+                "multiclass; unset predict.vote"
             )
         if not 1 <= spec.vote <= members:
             raise ConfigError(
@@ -119,9 +111,7 @@ def plan_outputs(
     else:
         names = tuple(f"{main}_{i}" for i in range(head.channels))
     others = tuple(n for n in dense if n != main)
-    return OutputPlan(
-        main, mode, head.channels, thresholds, spec.vote, members, others, names, spec.prob_dtype
-    )
+    return OutputPlan(main, processor, head.channels, spec.vote, members, others, names, spec.prob_dtype)
 
 
 @dataclass(frozen=True)
@@ -140,10 +130,10 @@ def scene_rasters(
     """The output rasters of one scene, on the scene's grid."""
     ref = scene.reference
     outputs = []
-    if plan.mode is not None:
+    if plan.post is not None:
         prob = probability_spec(ref, plan.band_names, plan.prob_dtype)
         outputs.append(OutputRaster("prob", out_dir / f"{name}.prob.tif", prob, _prob_encoder(plan)))
-        bands = ("class",) if plan.mode == "argmax" else plan.band_names
+        bands = plan.band_names if plan.post.kind == "multilabel" else ("class",)
         outputs.append(OutputRaster("mask", out_dir / f"{name}.mask.tif", mask_spec(ref, bands), _mask_encoder(plan)))
     for head in plan.value_heads:
         spec = value_spec(ref, [f"{head}_{i}" if head_channels[head] > 1 else head
@@ -160,22 +150,17 @@ def _prob_encoder(plan: OutputPlan) -> Encoder:
 
 
 def _mask_encoder(plan: OutputPlan) -> Encoder:
-    thresholds = plan.thresholds[:, None, None]
+    """Thresholds (or the k-of-n vote) by the plan's :class:`Postprocessor`; gate and min-area come after."""
+    post = plan.post
+
+    def stored(values: np.ndarray) -> np.ndarray:  # threshold what the probability raster holds
+        return stored_probabilities(values, plan.prob_dtype)
 
     def encode(band: BlendedBand) -> tuple[np.ndarray, np.ndarray | None]:
         if plan.vote is not None:
-            votes = sum(
-                (band.values[member_key(plan.main, m)] >= thresholds).astype(np.uint8)
-                for m in range(plan.members)
-            )
-            mask = (votes >= plan.vote).astype(np.uint8)
-        elif plan.mode == "argmax":
-            mask = np.argmax(np.nan_to_num(band.values[plan.main], nan=-np.inf), axis=0)[None].astype(
-                np.uint8
-            )
-        else:
-            mask = (band.values[plan.main] >= thresholds).astype(np.uint8)
-        return encode_mask(mask, band.valid), None
+            members = [stored(band.values[member_key(plan.main, m)]) for m in range(plan.members)]
+            return post.vote(members, plan.vote, band.valid), None
+        return post.mask(stored(band.values[plan.main]), band.valid), None
 
     return encode
 

@@ -180,8 +180,11 @@ def predict_scene(
         windows=len(layout),
         pixels=scene.height * scene.width,
     )
-    if image_heads.count:
-        outputs.heads = write_heads(out_dir / f"{name}.heads.json", image_heads.summary(runner.heads))
+    summary = image_heads.summary(runner.heads) if image_heads.count else None
+    if outputs.mask is not None and plan.post is not None and plan.post.needs_finalize():
+        plan.post.finalize(outputs.mask, summary)  # gate and minimum area: a second pass by row bands
+    if summary is not None:
+        outputs.heads = write_heads(out_dir / f"{name}.heads.json", summary)
     outputs.seconds = time.perf_counter() - started
     return outputs
 

@@ -1,7 +1,7 @@
 """Kaggle clouds submission rows from predicted probability rasters and their image-level heads.
 
 Per image: the whole ``post`` section on the prediction grid (per-class thresholds, then the image
-classifier gate, then minimum areas, :func:`eoseg.post.threshold.postprocess`), then the four masks
+classifier gate, then minimum areas, :class:`eoseg.post.postprocess.Postprocessor`), then the four masks
 resized to 350 x 525 (nearest) and run-length encoded. Minimum areas count pixels of the 350 x 525
 submission mask, because the resized images carry that grid (:func:`eoseg.formats.clouds.submission_grid`).
 """
@@ -20,7 +20,7 @@ from eoseg.formats.rle import rle_encode
 from eoseg.geo.polygonize import pixel_area_m2
 from eoseg.geo.products import read_heads, read_probabilities
 from eoseg.geo.raster import open_raster, resize_array
-from eoseg.post.threshold import postprocess
+from eoseg.post.postprocess import Postprocessor
 
 
 def image_probabilities(heads_json: str | os.PathLike[str] | None, head: str, what: str) -> np.ndarray:
@@ -47,8 +47,11 @@ def submission_masks(
         raise InputError(
             f"{prob}: has {probs.shape[0]} band(s); a clouds model predicts {len(LABELS)} ({', '.join(LABELS)})"
         )
-    image_prob = image_probabilities(heads_json, post.gate.head, str(prob)) if post.gate is not None else None
-    mask = postprocess(probs, post, "multilabel", pixel_area_m2(transform, None), image_prob)
+    heads = None
+    if post.gate is not None:
+        heads = {post.gate.head: {"mean": image_probabilities(heads_json, post.gate.head, str(prob)).tolist()}}
+    processor = Postprocessor(post, "multilabel", len(LABELS))
+    mask = (processor(probs, pixel_area_m2(transform, None), heads) == 1).astype(np.uint8)  # nodata: 0
     return resize_array(mask, SUBMISSION_SHAPE, "nearest")
 
 

@@ -32,7 +32,7 @@ from eoseg.metrics.clouds import dice_empty_one
 from eoseg.metrics.pixel import scores_from_counts
 from eoseg.metrics.truth import TruthOnGrid
 from eoseg.post.clouds import image_probabilities
-from eoseg.post.threshold import MaskKind, postprocess
+from eoseg.post.postprocess import MaskKind, Postprocessor, decided_channels
 
 METRICS = ("iou", "f1", "dice", "mean_dice")
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
@@ -106,8 +106,10 @@ def search_thresholds(
 ) -> list[ChannelChoice]:
     """Best threshold and minimum area (m²) per probability channel, searched over the candidates.
 
-    Ties go to the lower threshold, then the smaller area. Multiclass background (channel 0) is not
-    searched. ``default_score`` is the score at ``default_threshold`` without area filter (when that
+    Ties go to the lower threshold, then the smaller area. The channels searched are those the
+    :class:`~eoseg.post.postprocess.Postprocessor` thresholds (binary: the foreground channel, also of a
+    2-channel softmax; multiclass: not the background), by its rule ``p > threshold``.
+    ``default_score`` is the score at ``default_threshold`` without area filter (when that
     threshold is a candidate, else NaN), to show the gain.
     """
     if metric not in METRICS:
@@ -119,7 +121,7 @@ def search_thresholds(
     if not thresholds or not areas or min(areas) < 0:
         raise ConfigError("thresholds: give candidate thresholds and non-negative minimum areas")
     channels = raster_info(probs[0]).count
-    searched = [c for c in range(channels) if not (kind == "multiclass" and c == 0)]
+    searched = decided_channels(kind, channels)
     counts = {c: [] for c in searched}
     for prob_path, truth_path in zip(probs, truths, strict=True):
         grid = raster_info(prob_path)
@@ -152,14 +154,21 @@ def write_overlay(
     channels: int,
     metric: str,
     gate: GateSpec | None = None,
+    kind: MaskKind = "binary",
 ) -> Path:
-    """Write a config overlay ``post: {threshold: [...], min_area: [...], metric[, gate]}`` (one value per channel)."""
+    """Write a config overlay ``post: {threshold, min_area, metric[, gate]}`` that ``eoseg predict --post`` reads.
+
+    Binary: one threshold and one minimum area (for the foreground channel); otherwise one value per
+    channel (multiclass background: threshold 0 and area 0, unused by the post-processor).
+    """
     check_writable(path)
-    threshold = [0.5] * channels
-    min_area = [0.0] * channels
+    threshold: float | list[float] = [0.0 if kind == "multiclass" else 0.5] * channels
+    min_area: float | list[float] = [0.0] * channels
     for choice in choices:
         threshold[choice.channel] = choice.threshold
         min_area[choice.channel] = choice.min_area
+    if kind == "binary":
+        threshold, min_area = threshold[-1], min_area[-1]
     header = "".join(
         f"# channel {c.channel}: {metric} {c.score:.4f} (default threshold: {c.default_score:.4f})\n" for c in choices
     )
@@ -207,7 +216,7 @@ def search_gate(
 
     Each probability raster's image-level head is read from ``<name>.heads.json`` beside it (as
     ``eoseg predict`` writes it); masks are made with the chosen thresholds and minimum areas
-    (:func:`eoseg.post.threshold.postprocess`), then :func:`search_gate_thresholds` picks the gate.
+    (:class:`eoseg.post.postprocess.Postprocessor`), then :func:`search_gate_thresholds` picks the gate.
     Returns the gate and its mean Dice (empty = 1) per class.
     """
     channels = raster_info(probs[0]).count
@@ -225,7 +234,7 @@ def search_gate(
             prob = read_probabilities(src, full)
             labels, truth_valid = truth.read(full)
         center = pixel_area_m2(grid.transform, grid.crs, grid.height / 2, grid.width / 2)
-        preds.append(postprocess(prob, post, "multilabel", center))
+        preds.append(Postprocessor(post, "multilabel", channels)(prob, center) == 1)
         labels_all.append(np.stack([(labels[c] > 0) & (labels[c] != IGNORE) & truth_valid for c in range(channels)]))
     best, scores = search_gate_thresholds(np.stack(image_probs), preds, labels_all)
     return GateSpec(head=head, threshold=[float(t) for t in best]), scores

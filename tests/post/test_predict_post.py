@@ -1,0 +1,118 @@
+"""``eoseg predict`` applies the whole ``post`` section of the shipped presets (sizes shrunk), and the
+overlay that ``eoseg thresholds`` writes, fed back with ``--post``, reproduces the searched score."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+import yaml
+
+from eoseg.cli.app import main
+from eoseg.config import load_config
+from eoseg.geo.products import IGNORE, read_probabilities
+from eoseg.geo.raster import open_raster, write_geotiff
+from eoseg.models.factory import build_model
+from eoseg.post.search import search_thresholds
+from eoseg.training.checkpoint import describe
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "inference"))
+from inference_helpers import CRS_UTM, TRANSFORM, image_stats, write_scene  # noqa: E402
+
+SHRINK = ["model.encoder=resnet18", "data.chips.size=64", "data.chips.overlap=0", "predict.tta=none"]
+
+
+def run(*argv: object) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in argv])
+    return exit_info.value.code
+
+
+def preset_checkpoint(path: Path, preset: str, seed: int = 0) -> Path:
+    """A checkpoint of ``preset`` (shrunk) with random weights, as `eoseg train` writes it."""
+    config = load_config(preset, SHRINK)
+    torch.manual_seed(seed)
+    model = build_model(config.model, config.task, 3)
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    stats = image_stats(["red", "green", "blue"], mean=120.0, std=60.0)
+    torch.save({"eoseg": describe(config, stats, []), "state_dict": state, "epoch": 0, "global_step": 0}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("post")
+    rng = np.random.default_rng(3)
+    image = rng.integers(1, 255, (3, 96, 128)).astype(np.uint8)
+    image[:, :8] = 0  # nodata rows
+    scene = write_scene(root / "city.tif", image)
+    return root, scene
+
+
+def mask_of(out: Path, name: str = "city") -> np.ndarray:
+    with rasterio.open(out / f"{name}.mask.tif") as src:
+        return src.read()
+
+
+def test_softmax_threshold_and_overlay_reproduce_the_searched_score(setup):
+    root, scene = setup
+    ckpt = preset_checkpoint(root / "buildings.ckpt", "buildings")
+    first = root / "p1"
+    assert run("predict", ckpt, scene, "--out", first, "-q", "post.min_area=0") == 0
+    with open_raster(first / "city.prob.tif") as src:
+        assert src.descriptions == ("background", "building")
+        fg = read_probabilities(src)[1]
+    valid = np.isfinite(fg)
+    assert not valid[:8].any() and valid[8:].all()
+    low, high = (float(np.round(np.quantile(fg[valid], q), 3)) for q in (0.3, 0.7))
+    # a threshold changes a softmax binary mask (argmax would ignore it): exactly p > t on the written p
+    for t in (low, high):
+        out = root / f"t{t}"
+        assert run("predict", ckpt, scene, "--out", out, "-q", "post.min_area=0", f"post.threshold={t}") == 0
+        mask = mask_of(out)[0]
+        assert (mask[~valid] == IGNORE).all()
+        assert (mask[valid] == (fg[valid] > t)).all()
+    assert mask_of(root / f"t{low}").sum() > mask_of(root / f"t{high}")[mask_of(root / f"t{high}") != IGNORE].sum()
+
+    truth = (fg > np.quantile(fg[valid], 0.6)).astype(np.uint8)
+    truth ^= np.random.default_rng(5).random(truth.shape) < 0.1
+    truth[~valid] = IGNORE
+    truth_path = write_geotiff(root / "truth.tif", truth[None], CRS_UTM, TRANSFORM, IGNORE)
+    overlay = root / "post.yaml"
+    candidates = ",".join(str(float(np.round(np.quantile(fg[valid], q), 3))) for q in (0.2, 0.4, 0.5, 0.6, 0.8))
+    assert run("thresholds", first / "city.prob.tif", "-t", truth_path, "--config", "buildings",
+               "--thresholds", candidates, "--min-areas", "0,1,3", "--out", overlay) == 0
+    post = yaml.safe_load(overlay.read_text())["post"]
+    assert isinstance(post["threshold"], float) and post["metric"] == "iou"  # binary: one value; post.metric
+    [choice] = search_thresholds([first / "city.prob.tif"], [truth_path], kind="binary",
+                                 thresholds=[float(c) for c in candidates.split(",")], min_areas=[0, 1, 3])
+    second = root / "p2"
+    assert run("predict", ckpt, scene, "--out", second, "-q", "--post", overlay) == 0
+    assert load_config(second / "config.yaml").post.threshold == post["threshold"]
+    mask = mask_of(second)[0]
+    scored = (mask != IGNORE) & (truth != IGNORE)
+    tp = int(((mask == 1) & (truth == 1) & scored).sum())
+    fp = int(((mask == 1) & (truth == 0) & scored).sum())
+    fn = int(((mask == 0) & (truth == 1) & scored).sum())
+    assert tp / (tp + fp + fn) == pytest.approx(choice.score, abs=1e-9)
+
+
+def test_gate_empties_channels_whose_image_probability_is_below_the_threshold(setup):
+    root, scene = setup
+    ckpt = preset_checkpoint(root / "clouds.ckpt", "clouds")
+    outs = {}
+    for label, override in [("none", "post.gate=null"), ("open", "post.gate.threshold=0.0"),
+                            ("shut", "post.gate.threshold=1.0")]:
+        outs[label] = root / f"g-{label}"
+        assert run("predict", ckpt, scene, "--out", outs[label], "-q", override) == 0
+    heads = json.loads((outs["shut"] / "city.heads.json").read_text())
+    assert len(heads["image_class"]["mean"]) == 4
+    ungated, opened, shut = (mask_of(outs[k]) for k in ("none", "open", "shut"))
+    assert ungated.shape == (4, 96, 128) and ungated[ungated != IGNORE].sum() > 0
+    assert (opened == ungated).all()  # every image probability is > 0
+    assert (shut[shut != IGNORE] == 0).all() and ((shut == IGNORE) == (ungated == IGNORE)).all()
