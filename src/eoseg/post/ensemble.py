@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 from rasterio.windows import Window
 
+from eoseg.config.schema import PostSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import TiledRasterWriter
 from eoseg.geo.polygonize import row_windows
@@ -33,6 +34,7 @@ from eoseg.geo.products import (
     read_probabilities,
 )
 from eoseg.geo.raster import Source, open_raster
+from eoseg.post.postprocess import Postprocessor
 
 BAND_ROWS = 512
 
@@ -44,8 +46,8 @@ def _votes(src: Source, window: Window, threshold: float | None) -> tuple[np.nda
         return (raw > 0) & valid, valid
     prob = read_probabilities(src, window)
     valid = np.isfinite(prob).all(axis=0)
-    with np.errstate(invalid="ignore"):
-        return prob > threshold, valid
+    rule = Postprocessor(PostSpec(threshold=threshold), "multilabel", prob.shape[0])  # each band on its own
+    return rule.on(prob), valid
 
 
 def ensemble_rasters(
