@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from eoseg.config.schema import DataSpec
 from eoseg.data.augment import Augment
 from eoseg.data.bandmath import BandMath
-from eoseg.data.stats import model_inputs, read_stats
+from eoseg.data.stats import DatasetStats, model_inputs, read_stats
 from eoseg.errors import InputError
 from eoseg.geo.products import IGNORE
 from eoseg.geo.raster import valid_mask
@@ -97,7 +97,7 @@ class ChipDataset(Dataset):
         self.chips = chips.reset_index(drop=True)
         self.stats = dict(stats)
         self.bandmath = BandMath(self.stats["inputs"], self.stats["bands"])
-        self.nodata = {name: self.stats["nodata"].get(name) for name in self.stats["bands"]}
+        self.typed_stats = DatasetStats.from_dict(self.stats)  # nodata per scene: each chip's own rule
         self.target_kinds = {name: spec.kind for name, spec in data.targets.items()}
         self.head_targets = head_targets
         self.augment = augment
@@ -114,7 +114,9 @@ class ChipDataset(Dataset):
     def read_inputs(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """``(inputs float32 (N, H, W), valid bool (H, W))``: band math, normalisation, invalid pixels 0."""
         images, valid = {}, None
-        for name, nodata in self.nodata.items():
+        scene = self.chips.at[index, "scene"] if "scene" in self.chips.columns else None
+        for name in self.typed_stats.bands:
+            nodata = self.typed_stats.nodata_of(name, scene)
             with rasterio.open(self._path(index, f"image:{name}")) as src:
                 array = src.read()
             images[name] = array

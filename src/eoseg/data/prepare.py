@@ -37,7 +37,7 @@ from eoseg.config.schema import DataSpec, ExperimentConfig, SceneSpec, TargetSpe
 from eoseg.data.bandmath import BandMath, resolve_band_names
 from eoseg.data.folds import assign_folds
 from eoseg.data.scenes import load_scenes
-from eoseg.data.stats import StatsAccumulator, integer_channel, write_stats
+from eoseg.data.stats import DatasetStats, StatsAccumulator, integer_channel, write_stats
 from eoseg.errors import ConfigError, InputError
 from eoseg.geo.atomic import atomic_path, write_text_atomic
 from eoseg.geo.products import IGNORE
@@ -536,13 +536,14 @@ def finish(
     first = plan.scenes[0]
     stats_path = write_stats(
         root / "stats.json",
-        {
-            "inputs": plan.bandmath.inputs,
-            "bands": plan.bands,
-            "nodata": {name: plan.nodata(first, name) for name in plan.image_names},
-            "dtypes": {name: plan.infos[first.id][name].dtype for name in plan.image_names},
-            "channels": stats.summary(),
-        },
+        DatasetStats(
+            inputs=list(plan.bandmath.inputs),
+            bands={k: list(v) for k, v in plan.bands.items()},
+            nodata={name: plan.nodata(first, name) for name in plan.image_names},
+            dtypes={name: plan.infos[first.id][name].dtype for name in plan.image_names},
+            channels=stats.summary(),
+            scene_nodata={s.id: {name: plan.nodata(s, name) for name in plan.image_names} for s in plan.scenes},
+        ),
     )
     save_config(config, root / "config.yaml")
     return PrepareResult(root, manifest, stats_path, len(frame), len(plan.scenes), resumed)

@@ -211,7 +211,46 @@ def integer_channel(dtype: str | np.dtype) -> bool:
     return np.dtype(dtype) in INTEGER_DTYPES
 
 
-def write_stats(path: str | os.PathLike[str], stats: Mapping[str, Any]) -> Path:
+@dataclass(frozen=True)
+class DatasetStats:
+    """The typed content of ``stats.json`` (built once by ``eoseg prepare``, kept in every checkpoint).
+
+    ``nodata`` is the rule's value per image of the first scene (kept for old readers); ``scene_nodata``
+    holds it per scene (``{scene: {image: value}}``), so scenes that declare different nodata values
+    (0 in one, 65535 in another) are each read with their own. Old files without it still load.
+    """
+
+    inputs: list[str]
+    bands: dict[str, list[str]]
+    nodata: dict[str, float | None]
+    dtypes: dict[str, str]
+    channels: list[dict[str, Any]]
+    scene_nodata: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> DatasetStats:
+        """From a ``stats.json`` mapping (with or without ``scene_nodata``)."""
+        return cls(
+            inputs=list(raw["inputs"]),
+            bands={k: list(v) for k, v in raw["bands"].items()},
+            nodata=dict(raw.get("nodata", {})),
+            dtypes=dict(raw.get("dtypes", {})),
+            channels=[dict(c) for c in raw["channels"]],
+            scene_nodata={s: dict(v) for s, v in (raw.get("scene_nodata") or {}).items()},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``stats.json`` mapping."""
+        return {"inputs": self.inputs, "bands": self.bands, "nodata": self.nodata, "dtypes": self.dtypes,
+                "channels": self.channels, "scene_nodata": self.scene_nodata}
+
+    def nodata_of(self, image: str, scene: str | None = None) -> float | None:
+        """The nodata of ``image`` in ``scene`` (its own when recorded, else the first scene's)."""
+        per_scene = self.scene_nodata.get(str(scene), {}) if scene is not None else {}
+        return per_scene.get(image, self.nodata.get(image))
+
+
+def write_stats(path: str | os.PathLike[str], stats: Mapping[str, Any] | DatasetStats) -> Path:
     """Write stats.json atomically (NaN written as null)."""
 
     def clean(x: Any) -> Any:
@@ -223,7 +262,8 @@ def write_stats(path: str | os.PathLike[str], stats: Mapping[str, Any]) -> Path:
             return [clean(v) for v in x]
         return x
 
-    return write_text_atomic(path, json.dumps(clean(dict(stats)), indent=2))
+    raw = stats.to_dict() if isinstance(stats, DatasetStats) else dict(stats)
+    return write_text_atomic(path, json.dumps(clean(raw), indent=2))
 
 
 def read_stats(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from eoseg.config.schema import ExperimentConfig
+from eoseg.data.stats import DatasetStats
 
 
 @dataclass
@@ -23,6 +24,11 @@ class ModelBundle:
     stats: dict[str, Any]
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dataset_stats(self) -> DatasetStats:
+        """The typed band statistics (old checkpoints without per-scene nodata load too)."""
+        return DatasetStats.from_dict(self.stats)
 
     @property
     def inputs(self) -> list[str]:
