@@ -353,10 +353,37 @@ class PseudoLabelSpec(Section):
         return self
 
 
+class MixSpec(Section):
+    """Training on labelled chips mixed with a pseudo-labelled chip set (the Open Cities noisy student).
+
+    ``every: k`` adds one pseudo-labelled batch after every ``k`` labelled batches (Open Cities: 5);
+    ``share: s`` makes a share ``s`` of every batch pseudo-labelled. Each set has its own loss weight; the
+    pseudo-labelled batches use ``loss`` (default: the labelled ``loss``), e.g. ``{mask: {kl: 1.0}}``.
+    """
+
+    root: Path = Field(description="prepared pseudo-labelled chips (the chips/ folder of eoseg pseudo-label)")
+    every: int | None = Field(default=None, ge=1, le=1000, description="one pseudo batch every k labelled batches")
+    share: float | None = Field(default=None, gt=0.0, lt=1.0, description="share of each batch that is pseudo")
+    weight: float = Field(default=1.0, gt=0.0, le=100.0, description="loss weight of pseudo-labelled batches")
+    labelled_weight: float = Field(default=1.0, gt=0.0, le=100.0, description="loss weight of labelled batches")
+    loss: dict[str, dict[str, float | LossTermSpec]] | None = Field(
+        default=None, description="loss terms on pseudo-labelled batches; default: the labelled loss"
+    )
+
+    @model_validator(mode="after")
+    def _one_ratio(self) -> MixSpec:
+        if self.every is not None and self.share is not None:
+            raise ValueError("give either every (one pseudo batch every k batches) or share (per batch), not both")
+        if self.every is None and self.share is None:
+            self.every = 5
+        return self
+
+
 class SelfTrainSpec(Section):
-    """Self-training: pseudo-label selection (``pseudo``)."""
+    """Self-training: pseudo-label selection (``pseudo``) and labelled / pseudo-labelled mixing (``mix``)."""
 
     pseudo: PseudoLabelSpec = Field(default_factory=PseudoLabelSpec)
+    mix: MixSpec | None = None
 
 
 # ------------------------------------------------------------------------------------------- root
@@ -386,4 +413,9 @@ class ExperimentConfig(Section):
             raise ValueError(
                 f"loss names head(s) {unknown} that model.heads does not define (heads: {sorted(self.model.heads)})"
             )
+        mix = self.selftrain.mix
+        unknown = sorted(set(mix.loss or {}) - set(self.model.heads)) if mix is not None else []
+        if unknown:
+            raise ValueError(f"selftrain.mix.loss names head(s) {unknown} that model.heads does not define "
+                             f"(heads: {sorted(self.model.heads)})")
         return self

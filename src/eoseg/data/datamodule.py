@@ -7,18 +7,23 @@ fails before any model is built.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, RandomSampler
 
-from eoseg.config.schema import ExperimentConfig
+from eoseg.config.loader import load_config
+from eoseg.config.schema import AugmentSpec, DataSpec, ExperimentConfig
 from eoseg.data.augment import Augment
 from eoseg.data.dataset import MANIFEST, ChipDataset, HeadTargetFn, check_prepared, read_manifest, read_prepared_stats
+from eoseg.data.mixing import LABELLED, PSEUDO, MixedBatchSampler, SourceDataset, collate_parts
 from eoseg.data.sampler import weighted_sampler
-from eoseg.errors import ConfigError
+from eoseg.errors import ConfigError, InputError
 
 
 def split_folds(manifest: pd.DataFrame, fold: int, where: str = MANIFEST) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -56,6 +61,10 @@ class ChipDataModule(L.LightningDataModule):
         self.augment = Augment(data.augment, list(data.targets), directions) if data.augment else None
         self.train_set: ChipDataset | None = None
         self.val_set: ChipDataset | None = None
+        self.pseudo_set: ChipDataset | None = None
+        self.pseudo: PseudoChips | None = None
+        if config.selftrain.mix is not None:
+            self.pseudo = PseudoChips(Path(config.selftrain.mix.root), self.stats, data.augment, directions)
 
     @property
     def in_channels(self) -> int:
@@ -66,11 +75,15 @@ class ChipDataModule(L.LightningDataModule):
         data = self.config.data
         self.train_set = ChipDataset(self.root, self.train_chips, self.stats, data, self.head_targets, self.augment)
         self.val_set = ChipDataset(self.root, self.val_chips, self.stats, data, self.head_targets)
+        if self.pseudo is not None:
+            self.pseudo_set = self.pseudo.dataset(self.head_targets)
 
     def _loader(self, dataset: ChipDataset, train: bool) -> DataLoader:
         spec = self.config.train
         spec_sampler = self.config.data.sampler
         sampler = weighted_sampler(dataset.chips, spec_sampler) if train and spec_sampler is not None else None
+        if train and self.pseudo_set is not None:
+            return self._mixed_loader(dataset, self.pseudo_set, sampler or RandomSampler(dataset))
         return DataLoader(
             dataset,
             batch_size=spec.batch_size,
@@ -82,6 +95,21 @@ class ChipDataModule(L.LightningDataModule):
             drop_last=train and len(dataset) > spec.batch_size,  # a batch of one breaks batch norm
         )
 
+    def _mixed_loader(self, labelled: ChipDataset, pseudo: ChipDataset, sampler: Any) -> DataLoader:
+        """Batches from both sets by ``selftrain.mix`` (see :mod:`eoseg.data.mixing`)."""
+        spec, mix = self.config.train, self.config.selftrain.mix
+        assert mix is not None
+        batches = MixedBatchSampler(sampler, RandomSampler(pseudo), spec.batch_size, len(labelled), mix.every,
+                                    mix.share, drop_last=len(labelled) > spec.batch_size)
+        return DataLoader(
+            ConcatDataset([SourceDataset(labelled, LABELLED), SourceDataset(pseudo, PSEUDO)]),
+            batch_sampler=batches,
+            collate_fn=collate_parts,
+            num_workers=spec.num_workers,
+            persistent_workers=spec.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "setup() first"
         return self._loader(self.train_set, train=True)
@@ -89,3 +117,39 @@ class ChipDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None, "setup() first"
         return self._loader(self.val_set, train=False)
+
+
+class PseudoChips:
+    """A pseudo-labelled chip set (``selftrain.mix.root``), checked against the labelled set's inputs.
+
+    Its samples are normalised with the labelled set's statistics (those the model is trained and used
+    with); its soft targets (``data.targets.<name>.soft`` in its ``config.yaml``) stay probabilities.
+    """
+
+    def __init__(
+        self, root: Path, stats: dict[str, Any], augment: Sequence[AugmentSpec], directions: Sequence[str]
+    ) -> None:
+        option = f"selftrain.mix.root={root}"
+        self.root = root
+        self.manifest = read_manifest(root)
+        if self.manifest.empty:
+            raise InputError(f"{root / MANIFEST}: the pseudo-labelled set has no chips ({option}); "
+                             "pseudo-label more scenes or loosen selftrain.pseudo")
+        prepared = read_prepared_stats(root)
+        for key in ("bands", "inputs"):
+            if prepared[key] != stats[key]:
+                raise InputError(f"{option}: pseudo-labelled chips have {key} {prepared[key]} but the labelled "
+                                 f"chips have {stats[key]}; pseudo-label with a model trained on this dataset")
+        config_path = root / "config.yaml"
+        if not config_path.is_file():
+            raise InputError(f"{config_path}: not found ({option}); point it at the chips/ folder written by "
+                             "eoseg pseudo-label or eoseg prepare")
+        self.data: DataSpec = load_config(config_path).data
+        self.stats = {**stats, "nodata": prepared["nodata"]}
+        self.soft = frozenset(n for n, t in self.data.targets.items() if t.soft)
+        self.augment = Augment(list(augment), list(self.data.targets), directions) if augment else None
+
+    def dataset(self, head_targets: HeadTargetFn | None) -> ChipDataset:
+        """The chip dataset (augmented like the labelled one); ``head_targets`` gets ``soft=`` its soft targets."""
+        fn = functools.partial(head_targets, soft=self.soft) if head_targets is not None else None
+        return ChipDataset(self.root, self.manifest, self.stats, self.data, fn, self.augment)

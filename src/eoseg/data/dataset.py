@@ -32,8 +32,9 @@ from eoseg.geo.raster import valid_mask
 MANIFEST = "manifest.parquet"
 STATS = "stats.json"
 
-HeadTargetFn = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
-"""Task hook: ``{target name: float32 (bands, H, W), NaN = ignore}`` -> ``{head name: array}``."""
+HeadTargetFn = Callable[..., dict[str, np.ndarray]]
+"""Task hook: ``{target name: float32 (bands, H, W), NaN = ignore}`` -> ``{head name: array}``; a keyword
+``soft=`` names the targets that hold probabilities (pseudo-labelled sets)."""
 
 
 def read_manifest(root: str | os.PathLike[str]) -> pd.DataFrame:

@@ -77,6 +77,8 @@ class TaskKind:
         soft = self.soft if soft is None else frozenset(soft)
         out: dict[str, np.ndarray] = {}
         for name, head in self.heads.items():
+            if self.target_of(name) not in chips:  # e.g. a pseudo-labelled set has only the main target
+                continue
             chip, what = chips[self.target_of(name)], f"{self.target_of(name)} (head {name})"
             if self.target_of(name) in soft and head.kind in ("dense", "image_class"):
                 out[name] = self.soft_target(name, head, chip, what)

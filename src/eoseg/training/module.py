@@ -16,6 +16,7 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 
 from eoseg.config.schema import ExperimentConfig
+from eoseg.data.mixing import PSEUDO
 from eoseg.errors import EosegError
 from eoseg.losses import build_criterion
 from eoseg.models import build_model
@@ -40,6 +41,10 @@ class SegmentationTask(L.LightningModule):
         if config.model.init_checkpoint is not None:
             init_from_checkpoint(self.model, config.model.init_checkpoint)
         self.criterion = build_criterion(config)
+        mix = config.selftrain.mix
+        self.pseudo_criterion = (
+            build_criterion(config.model_copy(update={"loss": mix.loss})) if mix is not None and mix.loss else None
+        )
         self.val_metrics = self.kind.build_metrics()
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.history: list[dict[str, float]] = []
@@ -53,10 +58,32 @@ class SegmentationTask(L.LightningModule):
         total, parts = self.criterion(outputs, batch["targets"])
         return outputs, total, parts
 
+    def _mixed_losses(self, batches: dict[str, dict[str, Any]]) -> tuple[Tensor, dict[str, Tensor], int]:
+        """``selftrain.mix``: each source's loss (its own criterion) times its weight, summed."""
+        mix = self.config.selftrain.mix
+        assert mix is not None
+        total: Tensor | None = None
+        parts: dict[str, Tensor] = {}
+        size = 0
+        for source, batch in batches.items():
+            pseudo = source == PSEUDO
+            criterion = (self.pseudo_criterion or self.criterion) if pseudo else self.criterion
+            value, terms = criterion(self.model(batch["image"]), batch["targets"])
+            weighted = (mix.weight if pseudo else mix.labelled_weight) * value
+            total = weighted if total is None else total + weighted
+            parts[f"{source}/loss"] = value.detach()
+            parts.update({f"{source}/{k}": v for k, v in terms.items()})
+            size += batch["image"].shape[0]
+        assert total is not None
+        return total, parts, size
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        _, total, parts = self._losses(batch)
+        if "parts" in batch:
+            total, parts, size = self._mixed_losses(batch["parts"])
+        else:
+            _, total, parts = self._losses(batch)
+            size = batch["image"].shape[0]
         self._stop_if_not_finite(total, batch_idx)
-        size = batch["image"].shape[0]
         self.train_loss.update(total.detach())
         self.log("train/loss", total.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=size)
         self.log_dict({f"train/{k}": v.detach() for k, v in parts.items()}, on_step=False, on_epoch=True,

@@ -1,0 +1,108 @@
+"""Labelled + pseudo-labelled mixing (``selftrain.mix``): batch order, soft targets, weights, bad ratios."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch.utils.data import SequentialSampler
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.chipdata import tiny_config, write_chips  # noqa: E402
+
+from eoseg.cli import main  # noqa: E402
+from eoseg.config.loader import config_to_dict, save_config, validate_config  # noqa: E402
+from eoseg.data.mixing import MixedBatchSampler  # noqa: E402
+from eoseg.errors import InputError  # noqa: E402
+from eoseg.geo.raster import write_geotiff  # noqa: E402
+from eoseg.training.train import train  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def soft_chips(root: Path) -> Path:
+    """A prepared pseudo-labelled set: the synthetic binary chips with soft labels 0.1 / 0.9 (NaN = nodata)."""
+    write_chips(root, "binary", scenes=1, per_scene=3, seed=3)
+    manifest = pd.read_parquet(root / "manifest.parquet")
+    for rel in manifest["target:mask"]:
+        with rasterio.open(root / rel) as src:
+            mask, crs, transform = src.read(), src.crs, src.transform
+        soft = np.where(mask == 255, np.nan, np.where(mask > 0, 0.9, 0.1)).astype(np.float32)
+        write_geotiff(root / rel, soft, crs, transform, float("nan"))
+    raw = config_to_dict(validate_config({"data": {"root": str(root), "targets": {
+        "mask": {"kind": "raster", "soft": True}}, "chips": {"size": 32, "overlap": 0}, "folds": 1}}))
+    save_config(validate_config(raw), root / "config.yaml")
+    return root
+
+
+def test_sampler_every_k_and_share_per_batch() -> None:
+    labelled, pseudo = SequentialSampler(range(8)), SequentialSampler(range(3))
+    every = MixedBatchSampler(labelled, pseudo, batch_size=2, offset=8, every=2)
+    assert list(every) == [[0, 1], [2, 3], [8, 9], [4, 5], [6, 7], [10, 8]] and len(every) == 6
+    share = MixedBatchSampler(labelled, pseudo, batch_size=4, offset=8, share=0.25)
+    assert list(share) == [[0, 1, 2, 8], [3, 4, 5, 9]] and len(share) == 2
+
+
+class Sources(Callback):
+    def __init__(self) -> None:
+        self.batches: list[tuple[str, ...]] = []
+        self.pseudo_values: set[float] = set()
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self.batches.append(tuple(batch["parts"]))
+        if "pseudo" in batch["parts"]:
+            target = batch["parts"]["pseudo"]["targets"]["mask"]
+            self.pseudo_values |= {round(float(v), 3) for v in torch.unique(target[torch.isfinite(target)])}
+
+
+@pytest.mark.parametrize(("mix", "expected"), [
+    ({"every": 2}, [("labelled",), ("labelled",), ("pseudo",)]),
+    ({"share": 0.5}, [("labelled", "pseudo")] * 4),
+])
+def test_training_mixes_the_sets_with_their_own_loss(tmp_path, mix, expected) -> None:
+    labelled = write_chips(tmp_path / "labelled", "binary")
+    pseudo = soft_chips(tmp_path / "pseudo")
+    config = tiny_config(labelled, "binary", tmp_path / "runs", {
+        "selftrain.mix": {"root": str(pseudo), "weight": 0.5, "loss": {"mask": {"kl": 1.0}}, **mix}})
+    sources = Sources()
+    train(config, progress=False, report=False, callbacks=[sources])
+    assert sources.batches == expected  # 8 labelled training chips (folds 1, 2), batch size 4
+    assert sources.pseudo_values == {0.1, 0.9}  # soft labels reach the loss as probabilities
+    logged = pd.read_csv(tmp_path / "runs" / config.name / "metrics.csv").columns
+    assert {"train/pseudo/mask/kl", "train/labelled/mask/bce", "train/labelled/mask/dice"} <= set(logged)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("selftrain.mix.share=1.5", r"selftrain.mix.share: Input should be less than 1 \(got 1.5\)"),
+    ("selftrain.mix.every=0", r"selftrain.mix.every: Input should be greater than or equal to 1 \(got 0\)"),
+    ("selftrain.mix.weight=-1", r"selftrain.mix.weight: Input should be greater than 0 \(got -1\)"),
+    ("selftrain.mix.share=0.1", r"selftrain.mix.share=0.1: with train.batch_size=4 that is 0 pseudo-labelled "
+                                r"sample\(s\) per batch; it must leave at least one of each kind \(1..3\)"),
+])
+def test_mixing_ratio_out_of_range_is_one_line_error(tmp_path, capsys, override, message) -> None:
+    labelled = write_chips(tmp_path / "labelled", "binary", scenes=2, per_scene=2)
+    pseudo = soft_chips(tmp_path / "pseudo")
+    path = save_config(tiny_config(labelled, "binary", tmp_path / "runs", {"data.folds": 2}), tmp_path / "c.yaml")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(path), f"selftrain.mix.root={pseudo}", override, "--no-progress"])
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert re.search(message, err), err
+    assert not (tmp_path / "runs" / "tiny-binary" / "checkpoints").exists()
+
+
+def test_pseudo_set_with_other_bands_is_refused(tmp_path) -> None:
+    labelled = write_chips(tmp_path / "labelled", "binary", inputs=["image_1", "image_2"])
+    pseudo = soft_chips(tmp_path / "pseudo")
+    config = tiny_config(labelled, "binary", tmp_path / "runs", {
+        "data.inputs": ["image_1", "image_2"], "selftrain.mix": {"root": str(pseudo)}})
+    with pytest.raises(InputError, match=r"selftrain.mix.root=.*pseudo: pseudo-labelled chips have inputs "
+                                        r"\['image_1', 'image_2', 'image_3'\] but the labelled chips have"):
+        train(config, progress=False, report=False)
