@@ -29,11 +29,11 @@ class PredictArgs:
 
 
 def split_items(
-    items: list[str], sections: tuple[str, ...] = OVERRIDE_SECTIONS, command: str = "predict"
+    items: list[str], sections: tuple[str, ...] = OVERRIDE_SECTIONS, command: str = "predict", scenes: bool = True
 ) -> PredictArgs:
     """Checkpoints end in .ckpt/.safetensors/.onnx; ``a.b=value`` are overrides; everything else is a scene.
 
-    Overrides may only touch ``sections`` (the rest comes from the checkpoint).
+    Overrides may only touch ``sections`` (the rest comes from the checkpoint); ``scenes=False``: none needed.
     """
     args = PredictArgs()
     for item in items:
@@ -55,7 +55,7 @@ def split_items(
         raise InputError(
             f"eoseg {command}: no checkpoint given; pass at least one .ckpt (or .onnx) file before the scenes"
         )
-    if not args.scenes:
+    if scenes and not args.scenes:
         raise InputError(
             f"eoseg {command}: no scene given; pass a GeoTIFF, or pre=a.tif,post=b.tif for image pairs"
         )

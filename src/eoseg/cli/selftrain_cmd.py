@@ -1,4 +1,5 @@
-"""``eoseg pseudo-label``: soft labels and a prepared chip set from predictions on unlabelled scenes."""
+"""Self-training commands: ``pseudo-label`` (soft labels and chips from predictions on unlabelled scenes) and
+``mine-negatives`` (chips a model calls empty, or gets confidently wrong)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rich.table import Table
 
 from eoseg.cli.predict_cmd import load_models, parse_scene, resolve_config, split_items
 from eoseg.config.loader import config_to_dict, save_config
+from eoseg.errors import InputError
 from eoseg.progress import console
 
 PSEUDO_SECTIONS = ("predict", "post", "selftrain")
@@ -46,5 +48,38 @@ def pseudo_label(
                   f"per chip: {result.confidence}", highlight=False)
 
 
+def mine_negatives(
+    items: list[str] = typer.Argument(
+        ..., metavar="CKPT... [KEY=VALUE]...", help="Checkpoints (several = an ensemble) and selftrain.* overrides."
+    ),
+    labelled: list[Path] = typer.Option(
+        [], "--labelled", help="Prepared chip set with labels: its empty chips the model calls positive."
+    ),
+    unlabelled: list[Path] = typer.Option(
+        [], "--unlabelled", help="Prepared chip set without labels (e.g. pseudo-label's chips/): chips called empty."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="negatives.parquet to write (for selftrain.negatives.manifest)."),
+) -> None:
+    """Mine negatives: chips the model finds empty (image head and max pixel probability) or false positives.
+
+    Example: eoseg mine-negatives runs/a/best.ckpt --labelled chips --unlabelled pseudo/chips --out negatives.parquet
+    selftrain.negatives.empty_below=0.2
+    """
+    from eoseg.models.checkpoint import load_bundle
+    from eoseg.selftrain.negatives import mine_negatives as run
+
+    args = split_items(items, ("selftrain", "predict"), "mine-negatives", scenes=False)
+    if args.scenes:
+        raise InputError(f"eoseg mine-negatives: {args.scenes[0]!r} is not a checkpoint (.ckpt); give chip sets "
+                         "with --labelled / --unlabelled")
+    bundles = [load_bundle(path) for path in args.checkpoints]
+    config = resolve_config(config_to_dict(bundles[0].config), args.overrides)
+    result = run(bundles, labelled, unlabelled, out, config.selftrain.negatives, config.predict.device)
+    console.print(f"{result.negatives} negatives of {result.chips} chips ({result.empty} called empty, "
+                  f"{result.false_positive} confident false positives) -> {result.path}; train with "
+                  f"selftrain.negatives.manifest={result.path}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("pseudo-label")(pseudo_label)
+    app.command("mine-negatives")(mine_negatives)

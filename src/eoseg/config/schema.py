@@ -379,11 +379,28 @@ class MixSpec(Section):
         return self
 
 
+class NegativesSpec(Section):
+    """Negative mining (Open Cities ``mine_empty``): chips the model calls empty, or confident false positives.
+
+    ``eoseg mine-negatives`` lists chips of unlabelled sets whose image-level head and maximum pixel
+    probability are both below ``empty_below``, and chips of labelled sets without any object where the
+    maximum pixel probability exceeds ``false_positive_above``. Training adds the chips of ``manifest``
+    with an implicit zero mask, at most ``share`` of the training chips (the most confident first).
+    """
+
+    manifest: Path | None = Field(default=None, description="negatives.parquet of eoseg mine-negatives")
+    empty_below: float = Field(default=0.2, ge=0.0, le=1.0)
+    false_positive_above: float = Field(default=0.5, ge=0.0, le=1.0)
+    share: float = Field(default=0.1, gt=0.0, le=0.5, description="cap: negatives' share of the training chips")
+
+
 class SelfTrainSpec(Section):
-    """Self-training: pseudo-label selection (``pseudo``) and labelled / pseudo-labelled mixing (``mix``)."""
+    """Self-training: pseudo-label selection (``pseudo``), labelled / pseudo-labelled mixing (``mix``) and
+    negative mining (``negatives``)."""
 
     pseudo: PseudoLabelSpec = Field(default_factory=PseudoLabelSpec)
     mix: MixSpec | None = None
+    negatives: NegativesSpec = Field(default_factory=NegativesSpec)
 
 
 # ------------------------------------------------------------------------------------------- root

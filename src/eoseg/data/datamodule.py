@@ -57,6 +57,9 @@ class ChipDataModule(L.LightningDataModule):
         self.stats = read_prepared_stats(self.root)
         check_prepared(data, self.stats, self.manifest, self.root)
         self.train_chips, self.val_chips = split_folds(self.manifest, data.fold, str(self.root / MANIFEST))
+        negatives = config.selftrain.negatives
+        if negatives.manifest is not None:
+            self.train_chips = add_negatives(self.train_chips, Path(negatives.manifest), negatives.share)
         self.head_targets = head_targets
         self.augment = Augment(data.augment, list(data.targets), directions) if data.augment else None
         self.train_set: ChipDataset | None = None
@@ -153,3 +156,23 @@ class PseudoChips:
         """The chip dataset (augmented like the labelled one); ``head_targets`` gets ``soft=`` its soft targets."""
         fn = functools.partial(head_targets, soft=self.soft) if head_targets is not None else None
         return ChipDataset(self.root, self.manifest, self.stats, self.data, fn, self.augment)
+
+
+def add_negatives(train: pd.DataFrame, path: Path, share: float) -> pd.DataFrame:
+    """Training chips plus mined negatives (no target chip: an implicit zero mask), the most confident first,
+    at most ``share`` of the result (``selftrain.negatives``)."""
+    option = f"selftrain.negatives.manifest={path}"
+    if not path.is_file():
+        raise InputError(f"{path}: negatives list not found ({option}); write it with eoseg mine-negatives")
+    found = pd.read_parquet(path)
+    images = sorted(c for c in train.columns if c.startswith("image:"))
+    if sorted(c for c in found.columns if c.startswith("image:")) != images:
+        raise InputError(f"{option}: negatives have images {[c for c in found.columns if c.startswith('image:')]} "
+                         f"but the training chips have {images}; mine chips of this dataset's images")
+    cap = int(share / (1.0 - share) * len(train))
+    if "score" in found.columns:
+        found = found.sort_values("score", ascending=False, kind="stable")
+    chosen = found.head(cap)
+    chosen = chosen[[c for c in chosen.columns if c in train.columns or c == "reason"]].copy()
+    chosen["negative"] = True
+    return pd.concat([train.assign(negative=False), chosen], ignore_index=True)

@@ -102,6 +102,7 @@ class ChipDataset(Dataset):
         self.target_kinds = {name: spec.kind for name, spec in data.targets.items()}
         self.head_targets = head_targets
         self.augment = augment
+        self._bands: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.chips)
@@ -125,10 +126,20 @@ class ChipDataset(Dataset):
             valid = ok if valid is None else valid & ok
         return model_inputs(self.bandmath, images, valid, self.stats), valid
 
-    def read_targets(self, index: int) -> dict[str, np.ndarray]:
-        """``{target name: float32 (bands, H, W)}`` with NaN where the chip says ignore / nodata."""
+    def read_targets(self, index: int, shape: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+        """``{target name: float32 (bands, H, W)}`` with NaN where the chip says ignore / nodata.
+
+        A row without a target chip (a mined negative, ``selftrain.negatives``) has an implicit zero target
+        of ``shape``.
+        """
         targets = {}
         for name, kind in self.target_kinds.items():
+            rel = self.chips.at[index, f"target:{name}"] if f"target:{name}" in self.chips.columns else None
+            if rel is None or (isinstance(rel, float) and np.isnan(rel)):
+                if shape is None:
+                    raise InputError(f"chip {self.chip_id(index)}: no target:{name} chip in the manifest")
+                targets[name] = np.zeros((self.target_bands(name), *shape), dtype=np.float32)
+                continue
             with rasterio.open(self._path(index, f"target:{name}")) as src:
                 array = src.read().astype(np.float32)
                 ignore = IGNORE if kind == "vector" else src.nodata
@@ -137,9 +148,19 @@ class ChipDataset(Dataset):
             targets[name] = array
         return targets
 
+    def target_bands(self, name: str) -> int:
+        """Band count of target ``name`` (from its first chip in the manifest)."""
+        if name not in self._bands:
+            column = self.chips[f"target:{name}"].dropna()
+            if column.empty:
+                raise InputError(f"no chip of target {name!r} in the manifest: implicit zero targets need one")
+            with rasterio.open(self.root / str(column.iloc[0])) as src:
+                self._bands[name] = src.count
+        return self._bands[name]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         inputs, valid = self.read_inputs(index)
-        targets = self.read_targets(index)
+        targets = self.read_targets(index, valid.shape)
         if self.augment is not None:
             inputs, valid, targets = self.augment(inputs, valid, targets, seed=int(torch.randint(2**31 - 1, ())))
             inputs[:, ~valid] = 0.0
