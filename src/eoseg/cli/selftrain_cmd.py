@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from eoseg.cli.predict_cmd import load_models, parse_scene, resolve_config, split_items
+from eoseg.cli.options import CONFIG_ARG
+from eoseg.cli.predict_cmd import OVERRIDE_KEY, load_models, parse_scene, resolve_config, split_items
 from eoseg.config.loader import config_to_dict, save_config
 from eoseg.errors import InputError
 from eoseg.progress import console
@@ -80,6 +81,43 @@ def mine_negatives(
                   f"selftrain.negatives.manifest={result.path}", highlight=False)
 
 
+def self_train(
+    config_source: str = CONFIG_ARG,
+    items: list[str] = typer.Argument(
+        None, metavar="[SCENE]... [KEY=VALUE]...", help="More unlabelled scenes, and dotted config overrides."
+    ),
+    unlabelled: list[str] = typer.Option(
+        [], "--unlabelled", "-u", help="Unlabelled scene (a.tif, or pre=a.tif,post=b.tif); scenes may follow."
+    ),
+    rounds: int = typer.Option(1, "--rounds", "-n", min=1, max=100, help="Student rounds after the teacher."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Self-train: teacher on the labelled chips, then N rounds of pseudo-labels -> student; resumable.
+
+    Example: eoseg self-train demo data.root=my-chips train.out=my-runs --unlabelled town1-01.tif town1-02.tif
+    --rounds 2
+    """
+    from eoseg.config.loader import load_config
+    from eoseg.data.dataset import read_prepared_stats
+    from eoseg.selftrain.rounds import self_train as run
+
+    overrides = [i for i in items or [] if "=" in i and OVERRIDE_KEY.match(i.partition("=")[0])]
+    scenes_given = [*unlabelled, *(i for i in items or [] if i not in overrides)]
+    config = load_config(config_source, overrides)
+    image_names = list(read_prepared_stats(config.data.root)["bands"])  # the labelled chips' images
+    scenes = [parse_scene(item, image_names) for item in scenes_given]
+    table_rows = run(config, scenes, rounds, progress=not quiet)
+    monitor = config.train.monitor
+    table = Table("round", "teacher", "pseudo chips", monitor, "checkpoint", title="eoseg self-train",
+                  title_justify="left")
+    for row in table_rows:
+        score = row.get(monitor)
+        table.add_row(str(row["round"]), row["teacher"], str(row["pseudo_chips"]),
+                      "-" if score is None else f"{score:.4f}", row["checkpoint"])
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.command("pseudo-label")(pseudo_label)
+    app.command("self-train")(self_train)
     app.command("mine-negatives")(mine_negatives)

@@ -361,7 +361,9 @@ class MixSpec(Section):
     pseudo-labelled batches use ``loss`` (default: the labelled ``loss``), e.g. ``{mask: {kl: 1.0}}``.
     """
 
-    root: Path = Field(description="prepared pseudo-labelled chips (the chips/ folder of eoseg pseudo-label)")
+    root: Path | None = Field(
+        default=None, description="prepared pseudo-labelled chips (chips/ of eoseg pseudo-label; self-train sets it)"
+    )
     every: int | None = Field(default=None, ge=1, le=1000, description="one pseudo batch every k labelled batches")
     share: float | None = Field(default=None, gt=0.0, lt=1.0, description="share of each batch that is pseudo")
     weight: float = Field(default=1.0, gt=0.0, le=100.0, description="loss weight of pseudo-labelled batches")

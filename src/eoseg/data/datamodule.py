@@ -67,6 +67,9 @@ class ChipDataModule(L.LightningDataModule):
         self.pseudo_set: ChipDataset | None = None
         self.pseudo: PseudoChips | None = None
         if config.selftrain.mix is not None:
+            if config.selftrain.mix.root is None:
+                raise ConfigError("selftrain.mix.root: not set; give the chips/ folder written by eoseg pseudo-label "
+                                  "(eoseg self-train sets it for each round)")
             self.pseudo = PseudoChips(Path(config.selftrain.mix.root), self.stats, data.augment, directions)
 
     @property

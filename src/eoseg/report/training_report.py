@@ -56,6 +56,7 @@ def training_report(
     samples: list[dict[str, Any]],
     confusion: np.ndarray | None,
     config: ExperimentConfig,
+    rounds: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Write ``run_dir/report.html`` and return its path.
 
@@ -63,6 +64,7 @@ def training_report(
     ``samples``: dicts with ``image`` (H, W, 3) uint8, ``pred`` (H, W) class indices or probabilities,
     ``truth`` (H, W) class indices with 255 = ignore, ``metric`` (float) and ``name`` (str).
     ``confusion``: (K, K) counts, rows = truth, columns = prediction, or None (not a class task).
+    ``rounds``: self-training rounds so far (one dict per round: round, pseudo chips, validation score, ...).
     """
     frame = history.copy() if isinstance(history, pd.DataFrame) else pd.DataFrame(list(history))
     run_dir = Path(run_dir)
@@ -71,6 +73,8 @@ def training_report(
         _section("Learning curves", _curves_html(frame, list(config.model.heads))),
         _section(f"Validation samples ({len(samples)})", _samples_html(samples, config)),
     ]
+    if rounds:
+        sections.insert(1, _section("Self-training rounds", _rounds_html(rounds)))
     if confusion is not None:
         sections.append(_section("Confusion matrix", _confusion_html(np.asarray(confusion), config.data.classes)))
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -90,6 +94,18 @@ def training_report(
 
 def _section(title: str, body: str) -> str:
     return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
+
+
+def _rounds_html(rounds: list[dict[str, Any]]) -> str:
+    """One row per self-training round."""
+    columns = list(rounds[0])
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(f'{r.get(c):.4g}' if isinstance(r.get(c), float) else str(r.get(c)))}</td>"
+                         for c in columns) + "</tr>"
+        for r in rounds
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _config_html(config: ExperimentConfig, history: pd.DataFrame) -> str:

@@ -150,11 +150,13 @@ def train(
     progress: bool = True,
     callbacks: Sequence[Callback] = (),
     report: bool = True,
+    rounds: list[dict[str, Any]] | None = None,
 ) -> TrainResult:
     """Train ``config`` on its prepared dataset (``data.root``); return the run's checkpoints and history.
 
     ``resume=True`` continues from ``checkpoints/last.ckpt`` exactly (weights, optimiser, schedule, epoch,
-    random states). ``callbacks`` are extra Lightning callbacks (e.g. pruning in ``eoseg tune``).
+    random states). ``callbacks`` are extra Lightning callbacks (e.g. pruning in ``eoseg tune``); ``rounds``
+    (from ``eoseg self-train``) adds the self-training rounds so far to the report.
     """
     run_dir = run_folder(config)
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -192,7 +194,7 @@ def train(
         return result
     if report:
         samples = collect_samples(module, datamodule, result.best_checkpoint)
-        result.report = training_report(run_dir, module.history, samples, module.confusion, config)
+        result.report = training_report(run_dir, module.history, samples, module.confusion, config, rounds)
     for logger in loggers:
         if isinstance(logger, MLFlowLogger):
             _mlflow_artifacts(logger, run_dir, result)

@@ -1,0 +1,123 @@
+"""``eoseg self-train``: teacher -> pseudo-labels -> student, for N rounds, every round kept, resumable.
+
+Round 0 trains the teacher on the labelled chips (``data.root``) only; round ``r`` pseudo-labels the
+unlabelled scenes with the best checkpoint of round ``r - 1`` (:func:`eoseg.selftrain.pseudo.pseudo_label`,
+``selftrain.pseudo`` rules, ``predict.*`` TTA) and trains a student on the labelled chips mixed with them
+(``selftrain.mix``; default one pseudo-labelled batch every 5). Layout under ``train.out/<name>-selftrain/``::
+
+    runs/round0/, runs/round1/, ...   training runs (checkpoints, metrics.csv, report.html)
+    pseudo/round1/, ...               pseudo-label outputs of each round (labels/, chips/, summary.json)
+    rounds.json, rounds.csv           one entry per finished round: checkpoint, pseudo chips, val score
+
+A re-run continues where the last one stopped: finished rounds (listed in ``rounds.json``) are kept, an
+interrupted training resumes from its ``last.ckpt``, an interrupted pseudo-labelling from its finished scenes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from eoseg.config.loader import config_to_dict, validate_config
+from eoseg.config.schema import ExperimentConfig
+from eoseg.errors import ConfigError
+from eoseg.geo.atomic import write_text_atomic
+from eoseg.models.checkpoint import load_bundle, read_checkpoint
+from eoseg.selftrain.pseudo import pseudo_label
+from eoseg.training.train import TrainResult, train
+
+STATE = "rounds.json"
+
+
+def selftrain_folder(config: ExperimentConfig) -> Path:
+    """``train.out/<name>-selftrain``: where every round is kept."""
+    return Path(config.train.out) / f"{config.name}-selftrain"
+
+
+def round_config(config: ExperimentConfig, folder: Path, number: int, pseudo_root: Path | None) -> ExperimentConfig:
+    """The training config of round ``number``: its own run folder, mixing with ``pseudo_root`` if given."""
+    raw = config_to_dict(config)
+    raw["name"] = f"round{number}"
+    raw["train"]["out"] = str(folder / "runs")
+    if pseudo_root is None:
+        raw["selftrain"]["mix"] = None
+    else:
+        raw["selftrain"]["mix"] = {**(raw["selftrain"].get("mix") or {}), "root": str(pseudo_root)}
+    return validate_config(raw, f"self-train round {number}")
+
+
+def best_score(history: Sequence[dict[str, float]], monitor: str, mode: str) -> float | None:
+    """The best value of ``monitor`` over the epochs of a run (None when it was never logged)."""
+    values = [h[monitor] for h in history if monitor in h and h[monitor] == h[monitor]]
+    if not values:
+        return None
+    return max(values) if mode == "max" else min(values)
+
+
+def read_state(folder: Path) -> list[dict[str, Any]]:
+    path = folder / STATE
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def write_state(folder: Path, rounds: list[dict[str, Any]]) -> None:
+    """``rounds.json`` (what a re-run resumes from) and ``rounds.csv`` (the table)."""
+    write_text_atomic(folder / STATE, json.dumps(rounds, indent=2))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rounds[0]))
+    writer.writeheader()
+    writer.writerows(rounds)
+    write_text_atomic(folder / "rounds.csv", buffer.getvalue())
+
+
+def _train_round(config: ExperimentConfig, rows: list[dict[str, Any]], progress: bool) -> TrainResult:
+    last = Path(config.train.out) / config.name / "checkpoints" / "last.ckpt"
+    return train(config, resume=last.is_file(), progress=progress, rounds=rows or None)
+
+
+def _entry(number: int, result: TrainResult, config: ExperimentConfig, kept: int = 0) -> dict[str, Any]:
+    checkpoint = result.best_checkpoint or result.last_checkpoint
+    score = best_score(result.history, config.train.monitor, config.train.monitor_mode)
+    if score is None and checkpoint is not None:
+        history = read_checkpoint(checkpoint)["eoseg"].get("history", [])
+        score = best_score(history, config.train.monitor, config.train.monitor_mode)
+    return {"round": number, "teacher": f"round{number - 1}" if number else "-", "pseudo_chips": kept,
+            "checkpoint": str(checkpoint), config.train.monitor: score}
+
+
+def self_train(
+    config: ExperimentConfig,
+    unlabelled: Sequence[dict[str, Path]],
+    rounds: int,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run (or continue) ``rounds`` self-training rounds after the teacher; return one entry per round."""
+    if rounds < 1:
+        raise ConfigError(f"--rounds {rounds}: give at least 1 self-training round")
+    if not unlabelled:
+        raise ConfigError("eoseg self-train: no unlabelled scene given; pass them with --unlabelled")
+    folder = selftrain_folder(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = [r for r in read_state(folder) if r["round"] <= rounds]
+    done = {r["round"] for r in state}
+    if 0 not in done:
+        result = _train_round(round_config(config, folder, 0, None), [], progress)
+        state = [_entry(0, result, config)]
+        write_state(folder, state)
+    for number in range(1, rounds + 1):
+        if number in done:
+            continue
+        teacher = state[-1]["checkpoint"]
+        bundle = load_bundle(teacher)
+        labelling = bundle.config.model_copy(
+            update={"predict": config.predict, "post": config.post, "selftrain": config.selftrain}
+        )
+        pseudo = pseudo_label([bundle], unlabelled, folder / "pseudo" / f"round{number}", labelling,
+                              progress=progress)
+        result = _train_round(round_config(config, folder, number, pseudo.root), state, progress)
+        state.append(_entry(number, result, config, pseudo.kept))
+        write_state(folder, state)
+    return state

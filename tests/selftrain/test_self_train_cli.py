@@ -1,0 +1,108 @@
+"""The user's path through the CLI: prepare -> self-train (interrupted, resumed) -> pseudo-label, mine-negatives."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from fixtures.synthetic_scenes import buildings_scene, gradient_image, write_raster
+
+from eoseg.cli import main
+from eoseg.selftrain import rounds as rounds_module
+
+torch.set_num_threads(1)
+
+
+def tiny_yaml(tmp_path: Path) -> Path:
+    scenes = []
+    for k in range(2):
+        image, labels = buildings_scene(tmp_path / f"labelled{k}", size=64)
+        scenes.append({"id": f"lab{k}", "images": {"image": str(image)}, "targets": {"mask": str(labels)}})
+    raw = {
+        "name": "tiny",
+        "data": {"root": str(tmp_path / "chips"), "scenes": scenes, "targets": {"mask": {"kind": "vector"}},
+                 "chips": {"size": 32, "overlap": 0}, "folds": 2},
+        "model": {"arch": "Unet", "encoder": "resnet18",
+                  "arch_params": {"encoder_depth": 3, "decoder_channels": [16, 16, 8]},
+                  "heads": {"mask": {"channels": 1}}},
+        "loss": {"mask": {"bce": 1.0}},
+        "optim": {"lr": 1e-2},
+        "train": {"out": str(tmp_path / "runs"), "epochs": 1, "batch_size": 2, "num_workers": 0,
+                  "accelerator": "cpu", "devices": 1, "tensorboard": False, "limit_train_batches": 2},
+        "predict": {"window": 64, "device": "cpu", "workers": 1},
+        "selftrain": {"mix": {"every": 1, "loss": {"mask": {"kl": 1.0}}}},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def cli(*args: str) -> int:
+    """Run ``eoseg ARGS``; the exit status."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    return exit_info.value.code
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_self_train_resumes_and_the_commands_run_on_its_checkpoints(tmp_path, monkeypatch, capsys) -> None:
+    config = tiny_yaml(tmp_path)
+    assert cli("prepare", str(config), "--quiet") == 0
+    unlabelled, _ = buildings_scene(tmp_path / "unlabelled", size=64)
+    folder = tmp_path / "runs" / "tiny-selftrain"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rounds_module, "pseudo_label", interrupted)
+    assert cli("self-train", str(config), "--unlabelled", str(unlabelled), "--rounds", "1", "-q") == 130
+    teacher = folder / "runs" / "round0" / "checkpoints" / "best.ckpt"
+    stamp = sha(teacher)
+    assert [r["round"] for r in json.loads((folder / "rounds.json").read_text())] == [0]
+
+    monkeypatch.undo()
+    assert cli("self-train", str(config), "--unlabelled", str(unlabelled), "--rounds", "1", "-q") == 0
+    out = capsys.readouterr().err  # the console writes to stderr
+    assert "eoseg self-train" in out and "round0" in out and "val/iou" in out
+    state = json.loads((folder / "rounds.json").read_text())
+    assert [r["round"] for r in state] == [0, 1] and sha(teacher) == stamp  # the teacher was not retrained
+    assert state[1]["pseudo_chips"] == 4 and state[1]["teacher"] == "round0"
+    assert all(0.0 <= r["val/iou"] <= 1.0 for r in state)
+    assert "Self-training rounds" in (folder / "runs" / "round1" / "report.html").read_text()
+    assert (folder / "pseudo" / "round1" / "labels" / "scene.soft.tif").is_file()
+    assert pd.read_csv(folder / "rounds.csv")["round"].tolist() == [0, 1]
+
+    # an interrupted student (its round not recorded) resumes from its last checkpoint, nothing retrained
+    student = Path(state[1]["checkpoint"])
+    student_stamp = sha(student)
+    (folder / "rounds.json").write_text(json.dumps(state[:1]))
+    assert cli("self-train", str(config), "--unlabelled", str(unlabelled), "--rounds", "1", "-q") == 0
+    again = json.loads((folder / "rounds.json").read_text())
+    assert again[1]["checkpoint"] == state[1]["checkpoint"] and sha(student) == student_stamp
+    assert again[1]["val/iou"] == pytest.approx(state[1]["val/iou"])
+
+    # the round checkpoints feed the other self-training commands
+    assert cli("pseudo-label", str(teacher), str(unlabelled), "--out", str(tmp_path / "pl"), "-q",
+               "selftrain.pseudo.rule=hard") == 0
+    summary = json.loads((tmp_path / "pl" / "summary.json").read_text())
+    assert summary["rule"]["rule"] == "hard" and summary["chips"] == 4
+    assert cli("mine-negatives", str(teacher), "--unlabelled", str(tmp_path / "pl" / "chips"), "--out",
+               str(tmp_path / "neg.parquet"), "selftrain.negatives.empty_below=1.0") == 0
+    assert len(pd.read_parquet(tmp_path / "neg.parquet")) == summary["kept_chips"]
+
+    # unlabelled scenes whose bands do not match the checkpoint: one line, exit 2, nothing written
+    one_band = write_raster(tmp_path / "gray.tif", gradient_image(64, 64, bands=1))
+    assert cli("pseudo-label", str(teacher), str(one_band), "--out", str(tmp_path / "pl2"), "-q") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "gray.tif: scene has 1 band(s) but the model expects 3 for image 'image'" in err
+    assert not (tmp_path / "pl2").exists()
+    assert np.isfinite(state[0]["val/iou"])
