@@ -52,6 +52,15 @@ def test_geopose_r2_per_city_and_missing_city_scores_zero():
     assert result["score"] == pytest.approx(0.375, abs=1e-4)
 
 
+def test_geopose_nodata_prediction_counts_in_truth_variance_but_adds_no_error():
+    r2 = GeoposeR2()
+    truth = np.array([[1.0, 2.0, 3.0, 6.0]])
+    flow = np.zeros((2, 1, 4))
+    r2.update("ATL", np.array([[1.0, 2.0, 4.0, np.nan]]), truth, flow, flow)
+    # SSE 1 (the NaN pixel adds none); truth mean 3 over all 4 pixels, Σ(y-ȳ)² = 4+1+0+9 = 14
+    assert r2.compute()["cities"]["ATL"]["r2_agl"] == pytest.approx(1 - 1 / 14, abs=1e-4)
+
+
 def test_flow_vectors_follow_the_angle():
     flow = flow_vectors(np.array([[2.0]]), scale=0.5, angle=np.pi / 2)
     assert flow[:, 0, 0] == pytest.approx([1.0, 0.0])

@@ -95,18 +95,22 @@ def evaluate_cmd(
         None, "--error-maps", help="Folder for one error-map PNG per raster prediction (TP/FP/FN colours)."
     ),
     fmt: str | None = typer.Option(
-        None, "--format", help="Score by a competition's rule: clouds (Kaggle Dice, empty = 1; CSVs or mask rasters)."
+        None,
+        "--format",
+        help="Score by a competition's rule: clouds (Kaggle Dice, empty = 1; CSVs or mask rasters), "
+        "geopose (per-city R² of AGL and flow; a submission folder against a truth folder).",
     ),
     truth_shape: str = typer.Option(
         "1400x2100", "--truth-shape", help="clouds: HEIGHTxWIDTH of the truth CSV's masks (train.csv: 1400x2100)."
     ),
+    unit: str = typer.Option("cm", "--unit", help="geopose: unit of the AGL files, cm or m (scored in metres)."),
 ) -> None:
     """Score predictions against truth: IoU, F1, precision, recall, Dice per class; building F1.
 
     Example: eoseg evaluate out/atlanta.mask.tif --truth atlanta_buildings.geojson --out metrics.json --error-maps out
     """
     if fmt is not None:
-        _competition(fmt, preds, truth, out, truth_shape)
+        _competition(fmt, preds, truth, out, truth_shape, unit)
         return
     from eoseg.formats.spacenet import AOI_PATTERN
     from eoseg.metrics.evaluate import evaluate
@@ -140,21 +144,49 @@ def evaluate_cmd(
             stdout.print(f"error map written to {path}", highlight=False)
 
 
-COMPETITIONS = ("clouds",)
+COMPETITIONS = ("clouds", "geopose")
 
 
-def _competition(fmt: str, preds: list[Path], truths: list[Path], out: Path | None, truth_shape: str) -> None:
+def _competition(
+    fmt: str, preds: list[Path], truths: list[Path], out: Path | None, truth_shape: str, unit: str
+) -> None:
     """Score with a competition's official rule and print / write it."""
     import json
 
     from eoseg.geo.atomic import write_text_atomic
     from eoseg.geo.products import check_writable
-    from eoseg.metrics.clouds import score_clouds_csv, score_clouds_rasters
 
     if fmt not in COMPETITIONS:
         raise ConfigError(f"--format {fmt}: unknown format; use one of {', '.join(COMPETITIONS)}")
     if out is not None:
         check_writable(out)
+    result = _clouds(preds, truths, truth_shape) if fmt == "clouds" else _geopose(preds, truths, unit)
+    if out is not None:
+        write_text_atomic(out, json.dumps(result, indent=2))
+        stdout.print(f"metrics written to {out}", highlight=False)
+
+
+def _geopose(preds: list[Path], truths: list[Path], unit: str) -> dict:
+    from eoseg.metrics.geopose import score_geopose
+
+    if unit not in ("cm", "m"):
+        raise ConfigError(f"--unit {unit!r}: the AGL files are in cm (as published) or m")
+    if len(preds) != 1 or len(truths) != 1:
+        raise InputError("evaluate --format geopose: give one submission folder and one truth folder (--truth)")
+    result = score_geopose(preds[0], truths[0], unit)  # type: ignore[arg-type]
+    table = Table(title=f"Overhead Geopose R² ({result['scored']} of {result['tiles']} tile(s) predicted)")
+    for column in ("city", "R² AGL", "R² VFLOW", "score"):
+        table.add_column(column, justify="right")
+    for city, m in result["cities"].items():
+        table.add_row(city, f"{m['r2_agl']:.4f}", f"{m['r2_vflow']:.4f}", f"{m['score']:.4f}")
+    table.add_row("final (mean of cities)", "", "", f"{result['score']:.4f}", style="bold")
+    stdout.print(table)
+    return result
+
+
+def _clouds(preds: list[Path], truths: list[Path], truth_shape: str) -> dict:
+    from eoseg.metrics.clouds import score_clouds_csv, score_clouds_rasters
+
     if all(p.suffix.lower() == ".csv" for p in (*preds, *truths)):
         if len(preds) != 1 or len(truths) != 1:
             raise InputError("evaluate --format clouds: give one submission CSV and one truth CSV (--truth)")
@@ -168,9 +200,7 @@ def _competition(fmt: str, preds: list[Path], truths: list[Path], out: Path | No
         table.add_row(label, f"{value:.4f}")
     table.add_row("mean", f"{result['dice']:.4f}", style="bold")
     stdout.print(table)
-    if out is not None:
-        write_text_atomic(out, json.dumps(result, indent=2))
-        stdout.print(f"metrics written to {out}", highlight=False)
+    return result
 
 
 def _shape(text: str) -> tuple[int, int]:

@@ -127,7 +127,10 @@ def predict(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     fmt: str | None = typer.Option(
-        None, "--format", help="Also write a competition submission: clouds (submission.csv from the JPEGs)."
+        None,
+        "--format",
+        help="Also write a competition submission: clouds (submission.csv from the JPEGs), "
+        "geopose (<id>_AGL.tif + <id>_VFLOW.json per RGB tile).",
     ),
     post_file: Path | None = typer.Option(
         None, "--post", help="Overlay YAML with post: / predict: sections (e.g. from `eoseg thresholds`)."
@@ -145,13 +148,17 @@ def predict(
     config = resolve_config(config_to_dict(bundles[0].config), args.overrides, post_file)
     scenes = [parse_scene(item, bundles[0].image_names) for item in args.scenes]
     if fmt is not None:
-        from eoseg.inference.competitions import FORMATS, predict_clouds
+        from eoseg.inference.competitions import FORMATS, predict_clouds, predict_geopose
 
         if fmt not in FORMATS:
             raise ConfigError(f"--format {fmt}: unknown format; use one of {', '.join(FORMATS)}")
         images = [next(iter(s.values())) for s in scenes]
-        results, submission = predict_clouds(bundles, images, out, config.predict, config.post, progress=not quiet)
-        console.print(f"submission written to {submission}", highlight=False)
+        if fmt == "clouds":
+            results, submission = predict_clouds(bundles, images, out, config.predict, config.post, not quiet)
+            console.print(f"submission written to {submission}", highlight=False)
+        else:
+            results, files = predict_geopose(bundles, images, out, config.predict, config.post, not quiet)
+            console.print(f"{len(files)} submission file(s) written to {out}", highlight=False)
     else:
         results = predict_scenes(bundles, scenes, out, config.predict, config.post, progress=not quiet)
     save_config(config, out / "config.yaml")

@@ -137,7 +137,16 @@ class XbdFormat(Section):
     name: Literal["xbd"]
 
 
-FormatSpec = Annotated[CloudsFormat | SpacenetFormat | XbdFormat, Field(discriminator="name")]
+class GeoposeFormat(Section):
+    """Overhead Geopose layout: ``metadata.csv`` (id, city, gsd) + ``train/<id>_RGB|AGL|VFLOW`` files."""
+
+    name: Literal["geopose"]
+    unit: Literal["cm", "m"] = Field(
+        default="cm", description="unit of the AGL files (in and out); heights are trained and scored in metres"
+    )
+
+
+FormatSpec = Annotated[CloudsFormat | GeoposeFormat | SpacenetFormat | XbdFormat, Field(discriminator="name")]
 """A competition's published layout that ``data.scenes_file`` is read as (docs/recipes/*.md)."""
 
 
@@ -150,8 +159,9 @@ class DataSpec(Section):
         default=None, description="CSV with columns id, region, one per image name and one per target name"
     )
     format: FormatSpec | None = Field(
-        default=None, description="read data.scenes_file as a competition's own layout (clouds: its train.csv; "
-        "spacenet, xbd: the download folder)"
+        default=None,
+        description="read data.scenes_file as a competition's own layout (clouds: train.csv; geopose: "
+        "metadata.csv; spacenet, xbd: the download folder)",
     )
     bands: dict[str, list[str]] = Field(
         default_factory=dict,

@@ -1,8 +1,8 @@
 """The scene list of a dataset: ``data.scenes`` in the config plus rows of ``data.scenes_file`` (CSV).
 
-With ``data.format`` the file is a competition's own layout instead (``clouds``: Kaggle's ``train.csv``,
-converted into scenes whose derived rasters go to ``<data.root>/sources``; ``spacenet`` and ``xbd``: the
-download folder, read in place).
+With ``data.format`` the file is a competition's own layout instead (``clouds``: Kaggle's ``train.csv``;
+``geopose``: ``metadata.csv`` with ``train/`` beside it; both converted into scenes whose derived rasters
+go to ``<data.root>/sources``; ``spacenet`` and ``xbd``: the download folder, read in place).
 
 CSV columns: ``id``, optional ``region``, then one column per image name (in order: the first image is
 the reference grid) and one per target name (the names of ``data.targets``). Relative paths in the CSV
@@ -74,9 +74,14 @@ def format_scenes(data: DataSpec) -> list[SceneSpec]:
         from eoseg.formats.xbd import xbd_scenes
 
         return xbd_scenes(Path(data.scenes_file), list(data.targets))
+    out = Path(data.root) / SOURCES_DIR
+    if data.format.name == "geopose":
+        from eoseg.formats.geopose import geopose_scenes
+
+        return geopose_scenes(data.scenes_file, data.format.unit, out)
     from eoseg.formats.clouds import clouds_scenes
 
-    return clouds_scenes(data.scenes_file, data.format.size, Path(data.root) / SOURCES_DIR)
+    return clouds_scenes(data.scenes_file, data.format.size, out)
 
 
 def read_scenes_csv(path: Path, target_names: list[str]) -> list[SceneSpec]:

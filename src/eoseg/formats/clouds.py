@@ -15,23 +15,19 @@ submission pixels wherever they are applied.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from affine import Affine
-from rasterio.errors import NotGeoreferencedWarning
 
 from eoseg.config.schema import SceneSpec
 from eoseg.errors import InputError
 from eoseg.formats.rle import rle_decode, rle_runs
 from eoseg.geo.atomic import atomic_path
 from eoseg.geo.products import IGNORE
-from eoseg.geo.raster import open_raster, resize_array, write_geotiff
+from eoseg.geo.raster import no_grid_warning, open_raster, resize_array, write_geotiff
 
 LABELS = ("Fish", "Flower", "Gravel", "Sugar")
 IMAGE_SHAPE = (1400, 2100)
@@ -81,14 +77,6 @@ def write_clouds_csv(path: str | os.PathLike[str], masks: CloudMasks) -> Path:
     with atomic_path(path) as tmp:
         pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(tmp, index=False)
     return Path(path)
-
-
-@contextlib.contextmanager
-def no_grid_warning() -> Iterator[None]:
-    """Silence GDAL's note that a JPEG or a resized image has no georeference (expected here)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        yield
 
 
 def submission_grid(shape: tuple[int, int]) -> Affine:

@@ -6,9 +6,11 @@ reference image; a window may extend beyond the raster, the outside is filled wi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,13 @@ except ImportError:  # pragma: no cover - layout of older rasterio
 
 READ_ERRORS = (RasterioError, CPLE_BaseError)
 Source = DatasetReader | WarpedVRT
+
+
+# Chips and sources of images without georeference (JPEGs, J2K tiles) keep their pixel grid: the
+# identity transform is written on purpose, so GDAL's note about it is noise (from writer threads too).
+warnings.filterwarnings(
+    "ignore", message="The given matrix is equal to Affine.identity", category=NotGeoreferencedWarning
+)
 
 
 @dataclass(frozen=True)
@@ -283,3 +292,11 @@ def resize_array(array: np.ndarray, shape: tuple[int, int], resampling: str = "n
             dst.write(array)
         with memory.open() as src:
             return src.read(out_shape=(count, *shape), resampling=Resampling[resampling])
+
+
+@contextlib.contextmanager
+def no_grid_warning() -> Iterator[None]:
+    """Silence GDAL's note that a file has no georeference, where that is expected (JPEG, J2K tiles)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        yield

@@ -3,6 +3,9 @@
 ``clouds``: each JPEG is resized to the checkpoint's training size (``data.format.size``), predicted
 (``<stem>.prob.tif``, ``<stem>.mask.tif``, ``<stem>.heads.json``), and ``submission.csv`` gets its four
 RLE rows at 350 x 525 after the whole ``post`` section (:mod:`eoseg.post.clouds`).
+
+``geopose``: each ``<id>_RGB`` tile is predicted (``<id>.height.tif``, ``<id>.magnitude.tif``,
+``<id>.heads.json``), then ``<id>_AGL.tif`` and ``<id>_VFLOW.json`` are written (:mod:`eoseg.post.geopose`).
 """
 
 from __future__ import annotations
@@ -12,15 +15,19 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from eoseg.config.schema import CloudsFormat, PostSpec, PredictSpec
+from rasterio.errors import NotGeoreferencedWarning
+
+from eoseg.config.schema import CloudsFormat, GeoposeFormat, PostSpec, PredictSpec
 from eoseg.errors import ConfigError, InputError
 from eoseg.formats.clouds import write_clouds_csv, write_resized_image
+from eoseg.formats.geopose import tile_id
 from eoseg.inference.predictor import SceneOutputs, ensure_writable, predict_scene
 from eoseg.inference.reader import NoCrsWarning
 from eoseg.models.bundle import ModelBundle
 from eoseg.post.clouds import submission_rows
+from eoseg.post.geopose import write_tile_submission
 
-FORMATS = ("clouds",)
+FORMATS = ("clouds", "geopose")
 SUBMISSION_CSV = "submission.csv"
 
 
@@ -60,3 +67,39 @@ def predict_clouds(
             results.append(result)
             rows[Path(path).name] = submission_rows(result.prob, result.heads, post)
     return results, write_clouds_csv(out_dir / SUBMISSION_CSV, rows)
+
+
+def predict_geopose(
+    bundles: Sequence[ModelBundle],
+    images: Sequence[Path],
+    out_dir: Path,
+    spec: PredictSpec,
+    post: PostSpec,
+    progress: bool = True,
+) -> tuple[list[SceneOutputs], list[Path]]:
+    """Predict Overhead Geopose RGB tiles; write the rasters and ``<id>_AGL.tif`` + ``<id>_VFLOW.json`` each."""
+    fmt = bundles[0].config.data.format
+    if not isinstance(fmt, GeoposeFormat):
+        raise ConfigError(
+            f"{bundles[0].source or 'checkpoint'}: --format geopose needs a model trained with "
+            "data.format.name=geopose (the geopose preset); predict its images without --format"
+        )
+    tiles = [tile_id(p) for p in images]
+    duplicates = sorted({t for t in tiles if tiles.count(t) > 1})
+    if duplicates:
+        raise InputError(f"--format geopose: tiles {duplicates} are given twice; a submission lists each tile once")
+    for path in images:
+        if not Path(path).is_file():
+            raise InputError(f"{path}: image not found; give the <id>_RGB.j2k tiles of test/")
+    ensure_writable(out_dir)
+    results, written = [], []
+    for path, tile in zip(images, tiles, strict=True):
+        with warnings.catch_warnings():  # the competition's tiles have no CRS nor geotransform
+            warnings.simplefilter("ignore", NoCrsWarning)
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            result = predict_scene(
+                bundles, {bundles[0].image_names[0]: Path(path)}, out_dir, spec, post, tile, progress
+            )
+        results.append(result)
+        written += write_tile_submission(result.values, result.heads, out_dir, tile, fmt.unit)
+    return results, written

@@ -9,10 +9,10 @@ import numpy as np
 from rasterio.enums import Resampling
 
 from eoseg.errors import InputError
-from eoseg.formats.clouds import IMAGE_SHAPE, LABELS, SUBMISSION_SHAPE, no_grid_warning, read_clouds_csv
+from eoseg.formats.clouds import IMAGE_SHAPE, LABELS, SUBMISSION_SHAPE, read_clouds_csv
 from eoseg.formats.rle import rle_decode
 from eoseg.geo.products import IGNORE
-from eoseg.geo.raster import open_raster, resize_array
+from eoseg.geo.raster import no_grid_warning, open_raster, resize_array
 
 
 def dice_empty_one(pred: np.ndarray, truth: np.ndarray) -> float:

@@ -15,11 +15,11 @@ import numpy as np
 
 from eoseg.config.schema import PostSpec
 from eoseg.errors import ConfigError, InputError
-from eoseg.formats.clouds import LABELS, SUBMISSION_SHAPE, no_grid_warning
+from eoseg.formats.clouds import LABELS, SUBMISSION_SHAPE
 from eoseg.formats.rle import rle_encode
 from eoseg.geo.polygonize import pixel_area_m2
 from eoseg.geo.products import read_heads, read_probabilities
-from eoseg.geo.raster import open_raster, resize_array
+from eoseg.geo.raster import no_grid_warning, open_raster, resize_array
 from eoseg.post.postprocess import Postprocessor
 
 
