@@ -29,7 +29,11 @@ class PredictArgs:
 
 
 def split_items(
-    items: list[str], sections: tuple[str, ...] = OVERRIDE_SECTIONS, command: str = "predict", scenes: bool = True
+    items: list[str],
+    sections: tuple[str, ...] = OVERRIDE_SECTIONS,
+    command: str = "predict",
+    scenes: bool = True,
+    scenes_given: bool = False,
 ) -> PredictArgs:
     """Checkpoints end in .ckpt/.safetensors/.onnx; ``a.b=value`` are overrides; everything else is a scene.
 
@@ -55,9 +59,10 @@ def split_items(
         raise InputError(
             f"eoseg {command}: no checkpoint given; pass at least one .ckpt (or .onnx) file before the scenes"
         )
-    if scenes and not args.scenes:
+    if scenes and not args.scenes and not scenes_given:
         raise InputError(
             f"eoseg {command}: no scene given; pass a GeoTIFF, or pre=a.tif,post=b.tif for image pairs"
+            + (" (or --scenes LIST)" if command == "predict" else "")
         )
     return args
 
@@ -135,18 +140,44 @@ def predict(
     post_file: Path | None = typer.Option(
         None, "--post", help="Overlay YAML with post: / predict: sections (e.g. from `eoseg thresholds`)."
     ),
+    scenes_file: Path | None = typer.Option(
+        None,
+        "--scenes",
+        help="A scene list: a text file with one scene per line (a.tif or pre=a.tif,post=b.tif; # comments) "
+        "or a CSV with columns id and one per image name (paths relative to the file).",
+    ),
+    ray: bool = typer.Option(
+        False, "--ray", help="One Ray task per scene (a local Ray instance unless --ray-address); resumes."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", metavar="ADDRESS", help="Join this Ray cluster (HOST:PORT or auto); implies --ray."
+    ),
+    mosaic: bool = typer.Option(
+        False, "--mosaic", help="Also write mosaic.<output>.vrt over all scenes' rasters (one layer in QGIS)."
+    ),
 ) -> None:
     """Predict whole scenes with one or more checkpoints (an ensemble), with blending, TTA and streaming.
 
     Example: eoseg predict runs/a/best.ckpt runs/b/best.ckpt city.tif --out pred predict.tta=d4
     post.threshold=0.4   (or --post post.yaml, the overlay `eoseg thresholds` writes)
     """
-    from eoseg.inference.predictor import predict_scenes
+    from eoseg.inference.distributed import report_of, run_scenes
+    from eoseg.inference.predictor import check_names, scene_name
 
-    args = split_items(items)
+    args = split_items(items, scenes_given=scenes_file is not None)
     bundles = load_models(args.checkpoints)
+    if ray or ray_address:
+        args.overrides.append("predict.ray.enabled=true")
+    if ray_address:
+        args.overrides.append(f"predict.ray.address={ray_address}")
     config = resolve_config(config_to_dict(bundles[0].config), args.overrides, post_file)
-    scenes = [parse_scene(item, bundles[0].image_names) for item in args.scenes]
+    image_names = bundles[0].image_names
+    scenes = [parse_scene(item, image_names) for item in args.scenes]
+    names = [scene_name(s) for s in scenes]
+    if scenes_file is not None:
+        listed, listed_names = read_scene_list(scenes_file, image_names, list(bundles[0].config.data.targets))
+        scenes, names = scenes + listed, names + listed_names
+    check_names(names)
     if fmt is not None:
         from eoseg.inference.competitions import FORMATS, predict_clouds, predict_geopose
 
@@ -159,23 +190,82 @@ def predict(
         else:
             results, files = predict_geopose(bundles, images, out, config.predict, config.post, not quiet)
             console.print(f"{len(files)} submission file(s) written to {out}", highlight=False)
+        reports = [report_of(r) for r in results]
     else:
-        results = predict_scenes(bundles, scenes, out, config.predict, config.post, progress=not quiet)
-    save_config(config, out / "config.yaml")
-    pictures: dict[str, list[Path]] = {r.name: [] for r in results}
+        reports = run_scenes(bundles, scenes, names, out, config.predict, config.post, progress=not quiet)
+    finished = [r for r in reports if r.status in ("done", "skipped")]
+    if any(r.status == "done" for r in reports):
+        save_config(config, out / "config.yaml")
+    pictures: dict[str, list[Path]] = {r.name: [] for r in reports}
     if quicklook:
         from eoseg.post.vectorize import vectorize
         from eoseg.report.quicklook import quicklook_png
 
-        for scene, result in zip(scenes, results, strict=True):
-            png = out / f"{result.name}.quicklook.png"
-            polygons = vectorize(result.mask) if result.mask is not None else None
-            pictures[result.name].append(quicklook_png(next(iter(scene.values())), result.mask, png, polygons))
-    table = Table("scene", "windows", "Mpx/s", "outputs", title="eoseg predict", title_justify="left")
-    for r in results:
-        names = [p.name for p in (*r.paths, *pictures[r.name])]
-        table.add_row(r.name, str(r.windows), f"{r.mpx_per_s:.3g}", ", ".join(names))
+        for scene, report in zip(scenes, reports, strict=True):
+            mask = out / f"{report.name}.mask.tif"
+            if report.status in ("done", "skipped") and mask.is_file():
+                png = out / f"{report.name}.quicklook.png"
+                pictures[report.name].append(quicklook_png(next(iter(scene.values())), mask, png, vectorize(mask)))
+    mosaics = write_mosaics(out, finished) if mosaic and finished else []
+    table = Table(
+        "scene", "status", "windows", "Mpx/s", "outputs", title="eoseg predict", title_justify="left"
+    )
+    for r in reports:
+        outputs = ", ".join(p.name for p in (*r.outputs, *pictures[r.name])) or r.error
+        mpx = f"{r.mpx_per_s:.3g}" if r.status == "done" else ""
+        table.add_row(r.name, r.status, str(r.windows or ""), mpx, outputs)
     console.print(table)
+    if mosaics:
+        console.print(f"mosaics: {', '.join(str(p) for p in mosaics)}", highlight=False)
+    bad = [r for r in reports if r.status in ("missing", "failed")]
+    if bad:
+        first = bad[0]
+        raise InputError(
+            f"{len(bad)} of {len(reports)} scene(s) not predicted (the others are written); "
+            f"first: {first.name}: {first.error}"
+        )
+
+
+def read_scene_list(path: Path, image_names: list[str], targets: list[str]) -> tuple[list[dict[str, Path]], list[str]]:
+    """Scenes and output names from a text file (one scene item per line) or a CSV (``id`` + image columns)."""
+    from eoseg.data.scenes import read_scenes_csv
+    from eoseg.inference.predictor import scene_name
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--scenes {path}: scene list not found; give a text file or CSV of scenes")
+    if path.suffix.lower() == ".csv":
+        specs = read_scenes_csv(path, targets)
+        missing = [n for n in image_names if specs and n not in specs[0].images]
+        if missing:
+            raise InputError(
+                f"--scenes {path}: no column for image(s) {missing}; the model takes images {image_names}"
+            )
+        return [{n: Path(s.images[n]) for n in image_names} for s in specs], [s.id for s in specs]
+    base = path.parent
+    scenes = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        item = line.split("#", 1)[0].strip()
+        if not item:
+            continue
+        try:
+            images = parse_scene(item, image_names)
+        except InputError as exc:
+            raise InputError(f"{path}:{number}: {exc}") from None
+        scenes.append({n: p if p.is_absolute() else base / p for n, p in images.items()})
+    return scenes, [scene_name(s) for s in scenes]
+
+
+def write_mosaics(out: Path, finished: list) -> list[Path]:
+    """One ``mosaic.<kind>.vrt`` per output raster kind (prob, mask, value heads) over the finished scenes."""
+    from eoseg.geo.vrt import build_vrt
+
+    kinds: dict[str, list[Path]] = {}
+    for report in finished:
+        for path in report.outputs:
+            if path.suffix == ".tif" and path.name.startswith(f"{report.name}."):
+                kinds.setdefault(path.name[len(report.name) + 1 : -len(".tif")], []).append(path)
+    return [build_vrt(paths, out / f"mosaic.{kind}.vrt") for kind, paths in kinds.items()]
 
 
 def register(app: typer.Typer) -> None:

@@ -305,6 +305,19 @@ class TuneSpec(Section):
 # ---------------------------------------------------------------------------------------- inference
 
 
+class RaySpec(Section):
+    """Many scenes on a Ray cluster: one task per scene, each running the whole scene predictor."""
+
+    enabled: bool = Field(default=False, description="run scenes as Ray tasks (the CLI's --ray sets it)")
+    address: str | None = Field(
+        default=None, description="None: start a local Ray instance; 'auto' or host:port: join a cluster"
+    )
+    cpus_per_scene: float = Field(default=1.0, gt=0, description="CPUs each scene task reserves (torch threads)")
+    gpus_per_scene: float = Field(default=0.0, ge=0, le=1, description="GPU fraction each scene task reserves")
+    retries: int = Field(default=3, ge=0, description="re-runs of a scene whose worker died")
+    connect_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for the cluster's address")
+
+
 class PredictSpec(Section):
     window: int | None = Field(default=None, description="window size; default: the training chip size")
     overlap: int | None = Field(default=None, description="window overlap; default: a quarter window")
@@ -319,6 +332,7 @@ class PredictSpec(Section):
     device: str = "auto"
     workers: int = 2
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
+    ray: RaySpec = Field(default_factory=RaySpec)
 
 
 class GateSpec(Section):

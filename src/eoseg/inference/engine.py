@@ -26,7 +26,8 @@ LOG_FLOOR = 1e-6
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when available, else the CPU (then torch uses every core it may run on)."""
+    """``auto``: CUDA when available, else the CPU (then torch uses ``OMP_NUM_THREADS`` threads, or every
+    core it may run on)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
@@ -34,9 +35,14 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ConfigError(
             f"predict.device={name}: CUDA is not available on this machine; use predict.device=cpu"
         )
-    if device.type == "cpu":
+    if device.type == "cpu":  # OMP_NUM_THREADS when set (Ray tasks set it to their CPU share)
+        threads = os.environ.get("OMP_NUM_THREADS", "")
         torch.set_num_threads(
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            int(threads)
+            if threads.isdigit() and int(threads) > 0
+            else len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count()
         )
     return device
 

@@ -189,6 +189,30 @@ def predict_scene(
     return outputs
 
 
+def check_names(names: Sequence[str]) -> None:
+    """Output names must be unique (two scenes must not write the same files)."""
+    seen: set[str] = set()
+    duplicates = sorted({n for n in names if n in seen or seen.add(n)})
+    if duplicates:
+        raise InputError(
+            f"scenes {duplicates}: two scenes would write the same outputs; rename the files or "
+            "predict them into different folders"
+        )
+
+
+def output_names(
+    bundles: Sequence[ModelBundle], spec: PredictSpec, post: PostSpec, name: str
+) -> list[str]:
+    """File names ``predict_scene`` writes for scene ``name`` (heads.json: when a head is image-level)."""
+    heads = common_heads(bundles)
+    plan = plan_outputs(heads, bundles[0].config.task, bundles[0].classes, spec, post, len(bundles))
+    names = [f"{name}.prob.tif", f"{name}.mask.tif"] if plan.post is not None else []
+    names += [f"{name}.{head}.tif" for head in plan.value_heads]
+    if any(h.kind != "dense" for h in heads.values()):
+        names.append(f"{name}.heads.json")
+    return names
+
+
 def predict_scenes(
     bundles: Sequence[ModelBundle],
     scenes: Sequence[dict[str, Path]],
@@ -202,12 +226,7 @@ def predict_scenes(
     names = list(names) if names is not None else [scene_name(s) for s in scenes]
     if len(names) != len(scenes):
         raise ValueError("give one name per scene")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InputError(
-            f"scenes {duplicates}: two scenes would write the same outputs; rename the files or "
-            "predict them into different folders"
-        )
+    check_names(names)
     ensure_writable(Path(out_dir))
     return [
         predict_scene(bundles, s, out_dir, spec, post, n, progress)

@@ -1,0 +1,235 @@
+"""Many scenes: one after another in this process, or one Ray task per scene on a cluster.
+
+The unit of work is :func:`~eoseg.inference.predictor.predict_scene` itself, so a Ray run writes exactly
+what a local run writes (atomically: a file that exists is complete). Before anything runs:
+
+- scenes whose files are missing are reported (status ``missing``) and the others run;
+- on Ray, scenes whose every output already exists are skipped (resume after an interruption).
+
+On Ray each task reserves ``predict.ray.cpus_per_scene`` CPUs (its torch threads) and
+``gpus_per_scene`` of a GPU; a task whose worker dies (killed, out of memory, node lost) is run again
+up to ``predict.ray.retries`` times; a scene that fails with a user error is reported and the others go
+on. Progress counts scenes over the whole list.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eoseg.config.schema import PostSpec, PredictSpec, RaySpec
+from eoseg.errors import EosegError, InputError
+from eoseg.inference.predictor import ensure_writable, output_names, predict_scene
+from eoseg.models.bundle import ModelBundle
+from eoseg.progress import make_progress
+
+DEFAULT_GCS_PORT = 6379
+RAY_ENV = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+"""Workers use this interpreter's environment as it is (not a fresh `uv run` per worker, which would
+package and re-install the project for every worker)."""
+RAY_CLIENT_PREFIX = "ray://"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass
+class SceneReport:
+    """What happened to one scene of a multi-scene run."""
+
+    name: str
+    status: str  # done, skipped (outputs already complete), missing (input file absent), failed
+    outputs: list[Path] = field(default_factory=list)
+    windows: int = 0
+    pixels: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def mpx_per_s(self) -> float:
+        return self.pixels / 1e6 / self.seconds if self.seconds > 0 else float("nan")
+
+
+def missing_inputs(images: dict[str, Path]) -> str:
+    """A one-line reason when an image file of the scene does not exist, else ``""``."""
+    absent = [f"{name}={path}" for name, path in images.items() if not Path(path).is_file()]
+    return f"file not found: {', '.join(absent)}" if absent else ""
+
+
+def complete(out_dir: Path, names: Sequence[str]) -> bool:
+    """Every output file exists (atomic writes: an existing file is complete)."""
+    return bool(names) and all((out_dir / n).is_file() for n in names)
+
+
+def report_of(result: Any) -> SceneReport:
+    """The report of a scene that ``predict_scene`` finished (its ``SceneOutputs``)."""
+    return SceneReport(result.name, "done", result.paths, result.windows, result.pixels, result.seconds)
+
+
+def run_scenes(
+    bundles: Sequence[ModelBundle],
+    scenes: Sequence[dict[str, Path]],
+    names: Sequence[str],
+    out_dir: Path,
+    spec: PredictSpec,
+    post: PostSpec,
+    progress: bool = True,
+    resume: bool | None = None,
+) -> list[SceneReport]:
+    """Predict every scene (locally, or on Ray when ``spec.ray.enabled``); one report per scene, in order.
+
+    ``resume`` (default: on for Ray) skips scenes whose outputs are all there. Raises nothing for a
+    missing or failing scene: see the reports (the CLI turns them into its exit status).
+    """
+    out_dir = Path(out_dir)
+    if spec.ray.enabled:
+        connect(spec.ray)  # a wrong address fails here, before anything is written
+    ensure_writable(out_dir)
+    resume = spec.ray.enabled if resume is None else resume
+    reports: list[SceneReport | None] = [None] * len(scenes)
+    todo: list[int] = []
+    for i, (images, name) in enumerate(zip(scenes, names, strict=True)):
+        reason = missing_inputs(images)
+        expected = output_names(bundles, spec, post, name)
+        if reason:
+            reports[i] = SceneReport(name, "missing", error=reason)
+        elif resume and complete(out_dir, expected):
+            reports[i] = SceneReport(name, "skipped", [out_dir / n for n in expected])
+        else:
+            todo.append(i)
+    with make_progress(progress) as bar:
+        task = bar.add_task("scenes", total=len(scenes), completed=len(scenes) - len(todo))
+        if spec.ray.enabled:
+            for i, report in _on_ray(bundles, scenes, names, todo, out_dir, spec, post):
+                reports[i] = report
+                bar.advance(task)
+        else:
+            for i in todo:
+                try:
+                    result = predict_scene(bundles, scenes[i], out_dir, spec, post, names[i], progress)
+                    reports[i] = report_of(result)
+                except EosegError as exc:  # reported in the summary; the other scenes still run
+                    reports[i] = SceneReport(names[i], "failed", error=str(exc))
+                bar.advance(task)
+    return [r for r in reports if r is not None]
+
+
+# ------------------------------------------------------------------------------------------------ Ray
+
+
+def connect(ray_spec: RaySpec) -> None:
+    """Use the running Ray instance, join ``address``, or start a local one; InputError when the address
+    does not answer within ``connect_timeout`` seconds (no hang)."""
+    import ray
+
+    address = ray_spec.address
+    if address not in (None, "", "local", "auto"):
+        host, port = _host_port(address)
+        try:
+            with socket.create_connection((host, port), timeout=ray_spec.connect_timeout):
+                pass
+        except OSError as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+            raise InputError(
+                f"--ray {address}: no Ray cluster answers there ({reason} after at most "
+                f"{ray_spec.connect_timeout:g} s); start one with `ray start --head`, fix the address, "
+                "or give --ray without an address for a local instance"
+            ) from exc
+    if ray.is_initialized():  # this process already has one (a caller's, or an earlier run's)
+        return
+    for key, value in RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    if address in (None, "", "local"):
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        return
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(
+            f"--ray {address}: could not join the Ray cluster ({first}); start one with `ray start --head` "
+            "or give --ray without an address for a local instance"
+        ) from exc
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    rest = address[len(RAY_CLIENT_PREFIX) :] if address.startswith(RAY_CLIENT_PREFIX) else address
+    host, sep, port = rest.rpartition(":")
+    if not sep:
+        return rest, DEFAULT_GCS_PORT
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise InputError(f"--ray {address}: expected HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'") from None
+
+
+def _scene_task(
+    bundles: list[ModelBundle],
+    images: dict[str, Path],
+    out_dir: Path,
+    spec: PredictSpec,
+    post: PostSpec,
+    name: str,
+    threads: int,
+) -> SceneReport:
+    """One scene on a Ray worker (module-level so that workers import it rather than unpickle code)."""
+    import torch
+
+    for stale in [*out_dir.glob(f".{name}.*.tiles.tif"), *out_dir.glob(f".{name}.*.part.*")]:
+        stale.unlink(missing_ok=True)  # temporary files of an attempt whose worker was killed
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # resolve_device sizes torch's pool from it
+    torch.set_num_threads(threads)
+    try:
+        return report_of(predict_scene(bundles, images, out_dir, spec, post, name, progress=False))
+    except EosegError as exc:  # a user error: not retried, reported, the other scenes go on
+        return SceneReport(name, "failed", error=str(exc))
+
+
+def _on_ray(
+    bundles: Sequence[ModelBundle],
+    scenes: Sequence[dict[str, Path]],
+    names: Sequence[str],
+    todo: Sequence[int],
+    out_dir: Path,
+    spec: PredictSpec,
+    post: PostSpec,
+):
+    """Yield ``(index, report)`` as the scene tasks finish."""
+    import ray
+    from ray.exceptions import RayError
+
+    if not todo:
+        return
+    shared = ray.put(list(bundles))  # one copy in the object store for every task
+    threads = max(1, int(spec.ray.cpus_per_scene))
+    remote = ray.remote(_scene_task).options(
+        num_cpus=spec.ray.cpus_per_scene,
+        num_gpus=spec.ray.gpus_per_scene,
+        max_retries=spec.ray.retries,
+        retry_exceptions=False,
+    )
+    worker_spec = spec.model_copy(update={"device": _worker_device(spec)})
+    pending = {}
+    for i in todo:
+        ref = remote.remote(shared, scenes[i], out_dir, worker_spec, post, names[i], threads)
+        pending[ref] = i
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        ref = ready[0]
+        i = pending.pop(ref)
+        try:
+            report = ray.get(ref)
+        except RayError as exc:  # the worker died more than `retries` times, or the task itself crashed
+            lines = [ANSI.sub("", line).strip() for line in str(exc).splitlines() if line.strip()]
+            report = SceneReport(names[i], "failed", error=f"{type(exc).__name__}: {lines[-1] if lines else ''}")
+        yield i, report
+
+
+def _worker_device(spec: PredictSpec) -> str:
+    """Tasks without a GPU share run on the CPU (``auto`` on a worker might grab a GPU nobody reserved)."""
+    if spec.device == "auto" and spec.ray.gpus_per_scene == 0:
+        return "cpu"
+    return spec.device

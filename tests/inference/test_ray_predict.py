@@ -1,0 +1,206 @@
+"""Many scenes on Ray: one task per scene, outputs identical to a local run, resume, retry of a killed
+worker, scene lists with missing files, a VRT mosaic, and an unreachable address (one line, no hang)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from inference_helpers import image_stats, make_bundle, write_scene
+from torch import nn
+
+from eoseg.cli.app import main
+from eoseg.config.schema import ChipSpec, DataSpec, ExperimentConfig, ModelSpec, PostSpec, PredictSpec, RaySpec
+from eoseg.errors import InputError
+from eoseg.inference.distributed import RAY_ENV, connect, run_scenes
+from eoseg.models.factory import build_model
+from eoseg.training.checkpoint import describe
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # Ray start-up and worker imports take seconds; still run in CI
+
+
+def run(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code
+
+
+def pixels(folder) -> dict[str, np.ndarray]:
+    """Every raster's pixels (and internal masks), by file name."""
+    out = {}
+    for path in sorted(folder.glob("*.tif")):
+        with rasterio.open(path) as src:
+            out[path.name] = np.concatenate([src.read().reshape(-1), src.read_masks(1).reshape(-1)])
+    return out
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """One local Ray instance for every test of this module (starting Ray takes seconds)."""
+    for key, value in RAY_ENV.items():
+        os.environ.setdefault(key, value)
+    here = str(Path(__file__).parent)  # workers import this module and its helpers (the test models)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 2**20)
+    yield
+    ray.shutdown()
+
+
+class TinyConv(nn.Module):
+    """A 3x3 convolution (the pipeline-cost model): cheap, deterministic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"mask": self.conv(x)}
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scenes")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):
+        array = rng.integers(1, 255, (1, 70 + 10 * i, 90)).astype(np.uint8)
+        paths.append(write_scene(folder / f"tile{i}.tif", array))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A real eoseg checkpoint of a very small random Unet."""
+    config = ExperimentConfig(
+        data=DataSpec(chips=ChipSpec(size=32, overlap=0)),
+        model=ModelSpec(arch="Unet", encoder="resnet18", arch_params={"encoder_depth": 1, "decoder_channels": [4]}),
+    )
+    torch.manual_seed(0)
+    model = build_model(config.model, config.task, 1)
+    ckpt = tmp_path_factory.mktemp("ckpt") / "m.ckpt"
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    stats = image_stats(["image"], mean=128.0, std=64.0)
+    torch.save({"eoseg": describe(config, stats, []), "state_dict": state, "epoch": 0, "global_step": 0}, ckpt)
+    return ckpt
+
+
+def spec(**ray: object) -> PredictSpec:
+    return PredictSpec(device="cpu", window=32, overlap=8, ray=RaySpec(enabled=bool(ray), **ray))
+
+
+def test_ray_run_equals_local_run_then_resumes(ray_instance, scenes, tmp_path) -> None:
+    bundle = make_bundle(TinyConv(), chip=32, mean=128.0, std=64.0)
+    images = [{"image": p} for p in scenes]
+    names = [p.stem for p in scenes]
+    local = run_scenes([bundle], images, names, tmp_path / "local", spec(), PostSpec(), progress=False)
+    on_ray = run_scenes(
+        [bundle], images, names, tmp_path / "ray", spec(cpus_per_scene=1), PostSpec(), progress=False
+    )
+    assert [r.status for r in local] == [r.status for r in on_ray] == ["done"] * 3, [r.error for r in on_ray]
+    a, b = pixels(tmp_path / "local"), pixels(tmp_path / "ray")
+    assert sorted(a) == sorted(b) == sorted(f"tile{i}.{k}.tif" for i in range(3) for k in ("mask", "prob"))
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert not [p for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")]  # no temporary files left
+    stamp = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").iterdir()}
+    (tmp_path / "ray" / "tile1.prob.tif").unlink()  # an interrupted run: tile1 incomplete
+    again = run_scenes(
+        [bundle], images, names, tmp_path / "ray", spec(cpus_per_scene=1), PostSpec(), progress=False
+    )
+    assert [r.status for r in again] == ["skipped", "done", "skipped"]
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").iterdir()}
+    assert after["tile0.mask.tif"] == stamp["tile0.mask.tif"]  # complete scenes untouched
+    np.testing.assert_array_equal(pixels(tmp_path / "ray")["tile1.prob.tif"], a["tile1.prob.tif"])
+
+
+def test_killed_worker_scene_is_retried_and_equals_a_local_run(ray_instance, scenes, tmp_path) -> None:
+    marker = tmp_path / "killed-once"
+
+    class DiesOnce(TinyConv):
+        """Kills its worker process on the third batch of the first attempt (mid-scene)."""
+
+        calls = 0
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            type(self).calls += 1
+            if type(self).calls == 3 and not marker.exists():
+                marker.write_text(str(os.getpid()))
+                os._exit(1)  # like SIGKILL / out of memory: no cleanup, temporary files left behind
+            return super().forward(x)
+
+    # local reference first (the marker does not exist yet, but the local process is not a Ray worker)
+    local_bundle = make_bundle(TinyConv(), chip=32, mean=128.0, std=64.0)
+    images = [{"image": scenes[1]}]
+    ref = run_scenes([local_bundle], images, ["tile1"], tmp_path / "local", spec(), PostSpec(), progress=False)
+    assert ref[0].status == "done"
+    bundle = make_bundle(DiesOnce(), chip=32, mean=128.0, std=64.0)
+    batch_of_one = spec(cpus_per_scene=1, retries=2).model_copy(update={"batch_size": 1})
+    reports = run_scenes([bundle], images, ["tile1"], tmp_path / "ray", batch_of_one, PostSpec(), progress=False)
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker really died
+    assert reports[0].status == "done"
+    a, b = pixels(tmp_path / "local"), pixels(tmp_path / "ray")
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_cli_scene_list_with_a_missing_file_runs_the_others_and_mosaics(
+    ray_instance, scenes, checkpoint, tmp_path, capsys
+) -> None:
+    ckpt = checkpoint
+    listing = tmp_path / "scenes.txt"
+    listing.write_text(f"# three tiles and one that is not there\n{scenes[0]}\n{scenes[1]}\nnowhere.tif\n{scenes[2]}\n")
+    out = tmp_path / "pred"
+    argv = ["predict", str(ckpt), "--scenes", str(listing), "--out", str(out), "--ray", "--mosaic", "-q"]
+    argv += ["predict.overlap=8", "predict.ray.cpus_per_scene=1"]
+    assert run(argv) == 2
+    captured = capsys.readouterr()
+    assert "1 of 4 scene(s) not predicted (the others are written); first: nowhere: file not found" in captured.err
+    assert "Traceback" not in captured.err
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(
+        ["config.yaml", "mosaic.mask.vrt", "mosaic.prob.vrt"]
+        + [f"tile{i}.{k}.tif" for i in range(3) for k in ("mask", "prob")]
+    )
+    with rasterio.open(out / "mosaic.mask.vrt") as vrt, rasterio.open(out / "tile2.mask.tif") as tile:
+        assert (vrt.width, vrt.height) == (90, 90)  # union of the tiles (same origin, heights 70..90)
+        assert vrt.crs == tile.crs and vrt.transform == tile.transform
+        np.testing.assert_array_equal(vrt.read(1), tile.read(1))  # the largest tile covers the others
+    with rasterio.open(out / "mosaic.prob.vrt") as vrt:
+        assert vrt.read_masks(1).all()  # uint8 probabilities: validity through the mask band
+    assert "missing" in captured.out + captured.err
+
+
+def test_unreachable_ray_address_is_one_line_without_a_hang(tmp_path, scenes, checkpoint, capsys) -> None:
+    started = time.perf_counter()
+    with pytest.raises(InputError, match=r"--ray 127.0.0.1:9: no Ray cluster answers there"):
+        connect(RaySpec(enabled=True, address="127.0.0.1:9", connect_timeout=2))
+    scene = str(scenes[0])
+    out = tmp_path / "out"
+    argv = ["predict", str(checkpoint), scene, "--out", str(out), "--ray-address", "127.0.0.1:9", "-q"]
+    argv.append("predict.ray.connect_timeout=2")
+    assert run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--ray 127.0.0.1:9: no Ray cluster answers there" in err
+    assert not out.exists()  # nothing written
+    assert time.perf_counter() - started < 10
+
+
+def test_csv_scene_list_names_outputs_by_id_locally(scenes, checkpoint, tmp_path, capsys) -> None:
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    csv = folder / "list.csv"
+    relative = os.path.relpath(scenes[1], folder)  # relative paths are taken from the CSV's folder
+    csv.write_text(f"id,region,image,mask\na0,r,{scenes[0]},\na1,r,{relative},\n")
+    out = tmp_path / "pred"
+    assert run(["predict", str(checkpoint), "--scenes", str(csv), "--out", str(out), "predict.overlap=8", "-q"]) == 0
+    names = ["a0.mask.tif", "a0.prob.tif", "a1.mask.tif", "a1.prob.tif", "config.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    assert "done" in capsys.readouterr().err  # the summary table (on stderr with the progress)
