@@ -144,3 +144,10 @@ def test_activate_follows_head_and_task() -> None:
         torch.tensor([[0.6, 0.8]]),
     )
     assert activate(HeadSpec(kind="scalar"), TaskSpec(kind="binary"), logits) is logits
+
+
+def test_the_task_checks_the_mask_head():
+    wide = ModelSpec(arch="Unet", encoder="resnet18", heads={"mask": HeadSpec(kind="dense", channels=3)})
+    with pytest.raises(ConfigError, match=r"model.heads.mask.channels=3: a binary task's mask head has 1 channel"):
+        build_model(wide, TaskSpec(kind="binary"), 3)
+    assert build_model(wide, TaskSpec(kind="multiclass"), 3) is not None

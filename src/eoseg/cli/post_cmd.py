@@ -102,8 +102,8 @@ def thresholds_cmd(
     from eoseg.geo.raster import raster_info
     from eoseg.post.search import DEFAULT_THRESHOLDS, search_thresholds, write_overlay
     if config is not None:
+        from eoseg.config.activation import main_head
         from eoseg.config.loader import load_config
-        from eoseg.inference.outputs import main_head
         from eoseg.post.postprocess import mask_kind
 
         experiment = load_config(config)

@@ -1,4 +1,5 @@
-"""Which activation turns a head's raw output into predictions: one answer for models, losses and tasks.
+"""Which activation turns a head's raw output into predictions (one answer for models, losses and tasks),
+and which head is the main (mask) head.
 
 Pure config logic (no torch), so every layer can ask it without importing the models.
 """
@@ -28,3 +29,10 @@ def activation_of(head: HeadSpec, task: TaskSpec) -> Activation:
     if task.kind == "multilabel" or head.channels == 1:
         return "sigmoid"
     return "softmax"
+
+
+def main_head(heads: dict[str, HeadSpec]) -> str | None:
+    """The head whose probabilities and mask are written: ``mask`` if dense, else the first dense head."""
+    if "mask" in heads and heads["mask"].kind == "dense":
+        return "mask"
+    return next((name for name, head in heads.items() if head.kind == "dense"), None)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eoseg.config.activation import main_head
 from eoseg.config.schema import HeadSpec, PostSpec, PredictSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import RasterSpec
@@ -29,13 +30,6 @@ from eoseg.inference.reader import SceneImages
 from eoseg.post.postprocess import Postprocessor
 
 Encoder = Callable[[BlendedBand], tuple[np.ndarray, np.ndarray | None]]
-
-
-def main_head(heads: dict[str, HeadSpec]) -> str | None:
-    """The head whose probabilities and mask are written: ``mask`` if dense, else the first dense head."""
-    if "mask" in heads and heads["mask"].kind == "dense":
-        return "mask"
-    return next((name for name, head in heads.items() if head.kind == "dense"), None)
 
 
 def member_key(head: str, index: int) -> str:

@@ -13,6 +13,7 @@ import segmentation_models_pytorch as smp
 import timm
 from torch import Tensor, nn
 
+from eoseg.config.activation import main_head
 from eoseg.config.schema import HeadSpec, ModelSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.models.heads import build_head
@@ -134,13 +135,24 @@ def _check_arch_params(arch: type[nn.Module], params: dict) -> None:
         )
 
 
+def _check_task(model: ModelSpec, task: TaskSpec) -> None:
+    """The mask head must fit the task: a binary task's has 1 channel (sigmoid) or 2 (softmax)."""
+    main = main_head(dict(model.heads))
+    if main is not None and task.kind == "binary" and model.heads[main].channels > 2:
+        raise ConfigError(
+            f"model.heads.{main}.channels={model.heads[main].channels}: a binary task's mask head has 1 channel "
+            "(sigmoid) or 2 (softmax); use task.kind=multiclass or multilabel for more classes"
+        )
+
+
 def build_model(model: ModelSpec, task: TaskSpec, in_channels: int) -> MultiHeadModel:
     """Build the network described by ``model`` for ``in_channels`` input channels (2x for siamese pairs).
 
+    ``task`` checks that the mask head fits it (binary: 1 or 2 channels).
     Raises ConfigError for an unknown architecture or encoder, bad ``arch_params``, an odd channel count
     for a siamese model, or encoder weights that do not fit (see :mod:`eoseg.models.weights`).
     """
-    del task  # heads are task-agnostic: the task only decides activations and losses
+    _check_task(model, task)
     arch = resolve_architecture(model.arch)
     check_encoder(model.encoder)
     _check_arch_params(arch, model.arch_params)

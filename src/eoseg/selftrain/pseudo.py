@@ -32,14 +32,13 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from eoseg.config.activation import activation_of
+from eoseg.config.activation import activation_of, main_head
 from eoseg.config.loader import config_to_dict, validate_config
 from eoseg.config.schema import ExperimentConfig, PseudoLabelSpec
 from eoseg.data.prepare import finish, plan_dataset, prepare_scene, read_part, signature
 from eoseg.errors import ConfigError, InputError
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.cog import GDAL_ENV, RasterSpec, TiledRasterWriter
-from eoseg.inference.outputs import main_head
 from eoseg.inference.predictor import check_bundles, ensure_writable, predict_scene, scene_name
 from eoseg.inference.reader import check_scene
 from eoseg.models.bundle import ModelBundle
