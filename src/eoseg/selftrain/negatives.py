@@ -23,13 +23,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from eoseg.config.activation import activation_of
+from eoseg.config.activation import activation_of, main_head
 from eoseg.config.schema import NegativesSpec
 from eoseg.data.dataset import ChipDataset, read_manifest, read_prepared_stats
 from eoseg.errors import InputError
 from eoseg.geo.atomic import atomic_path
 from eoseg.inference.engine import resolve_device
-from eoseg.inference.outputs import main_head
 from eoseg.inference.predictor import check_bundles
 from eoseg.models.bundle import ModelBundle
 from eoseg.models.heads import activate
