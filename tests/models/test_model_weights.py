@@ -52,16 +52,22 @@ def test_torchvision_classifier_weights_fit_the_resnet_encoder(tmp_path: Path) -
     assert torch.equal(model.backbone.conv1.weight, classifier.conv1.weight)
 
 
-def test_encoder_weights_for_other_bands_are_refused(source: torch.nn.Module, tmp_path: Path) -> None:
+def test_rgb_encoder_weights_are_adapted_to_other_band_counts(source: torch.nn.Module, tmp_path: Path) -> None:
+    """timm's first-conv adaptation: 4 or 1 input channels from RGB weights (SAR, multispectral)."""
+    from timm.models import adapt_input_conv
+
     path = tmp_path / "rgb.pt"
     torch.save(source.encoder.state_dict(), path)
-    with pytest.raises(
-        ConfigError,
-        match=rf"model.encoder_weights={path}: the weights file expects 3 input channels "
-        r"\(first conv conv1.weight\) but the model has 4 \(from data.inputs\); use weights made for 4 "
-        r"channels",
-    ):
-        build_model(SPEC.model_copy(update={"encoder_weights": path}), TaskSpec(), 4)
+    rgb = source.encoder.conv1.weight.detach()
+    four = build_model(SPEC.model_copy(update={"encoder_weights": path}), TaskSpec(), 4)
+    assert four.backbone.conv1.weight.shape[1] == 4
+    assert torch.allclose(four.backbone.conv1.weight, adapt_input_conv(4, rgb))
+    assert torch.allclose(four.backbone.conv1.weight[:, 3], rgb[:, 0] * 3 / 4)  # channels repeat, rescaled
+    assert torch.equal(four.backbone.layer1[0].conv1.weight, source.encoder.layer1[0].conv1.weight)
+    one = build_model(SPEC.model_copy(update={"encoder_weights": path}), TaskSpec(), 1)
+    assert torch.allclose(one.backbone.conv1.weight[:, 0], rgb.sum(dim=1))
+    report = load_encoder_weights(one.backbone, path)
+    assert report.adapted == ["conv1.weight"] and "conv1.weight adapted" in report.summary()
 
 
 def test_weights_of_another_encoder_are_refused(tmp_path: Path) -> None:

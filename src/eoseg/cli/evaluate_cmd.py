@@ -98,7 +98,8 @@ def evaluate_cmd(
         None,
         "--format",
         help="Score by a competition's rule: clouds (Kaggle Dice, empty = 1; CSVs or mask rasters), "
-        "geopose (per-city R² of AGL and flow; a submission folder against a truth folder).",
+        "geopose (per-city R² of AGL and flow; a submission folder against a truth folder), "
+        "xview2 (a folder of submission PNGs against a folder of target PNGs).",
     ),
     truth_shape: str = typer.Option(
         "1400x2100", "--truth-shape", help="clouds: HEIGHTxWIDTH of the truth CSV's masks (train.csv: 1400x2100)."
@@ -144,7 +145,7 @@ def evaluate_cmd(
             stdout.print(f"error map written to {path}", highlight=False)
 
 
-COMPETITIONS = ("clouds", "geopose")
+COMPETITIONS = ("clouds", "geopose", "xview2")
 
 
 def _competition(
@@ -160,7 +161,10 @@ def _competition(
         raise ConfigError(f"--format {fmt}: unknown format; use one of {', '.join(COMPETITIONS)}")
     if out is not None:
         check_writable(out)
-    result = _clouds(preds, truths, truth_shape) if fmt == "clouds" else _geopose(preds, truths, unit)
+    if fmt == "xview2":
+        result = _xview2(preds, truths)
+    else:
+        result = _clouds(preds, truths, truth_shape) if fmt == "clouds" else _geopose(preds, truths, unit)
     if out is not None:
         write_text_atomic(out, json.dumps(result, indent=2))
         stdout.print(f"metrics written to {out}", highlight=False)
@@ -199,6 +203,24 @@ def _clouds(preds: list[Path], truths: list[Path], truth_shape: str) -> dict:
     for label, value in result["per_class"].items():
         table.add_row(label, f"{value:.4f}")
     table.add_row("mean", f"{result['dice']:.4f}", style="bold")
+    stdout.print(table)
+    return result
+
+
+def _xview2(preds: list[Path], truths: list[Path]) -> dict:
+    from eoseg.metrics.xview2 import score_xview2_folders
+
+    if len(preds) != 1 or len(truths) != 1:
+        raise InputError("evaluate --format xview2: give one folder of prediction PNGs and one of targets (--truth)")
+    result = score_xview2_folders(preds[0], truths[0])
+    table = Table(title=f"xView2 score over {result['images']} image(s): 0.3 x localisation F1 + 0.7 x damage F1")
+    table.add_column("part")
+    table.add_column("f1", justify="right")
+    table.add_row("localisation", f"{result['localization_f1']:.4f}")
+    for name, value in result["per_class"].items():
+        table.add_row(f"damage {name}", f"{value:.4f}")
+    table.add_row("damage (harmonic mean)", f"{result['damage_f1']:.4f}")
+    table.add_row("score", f"{result['score']:.4f}", style="bold")
     stdout.print(table)
     return result
 

@@ -135,7 +135,8 @@ def predict(
         None,
         "--format",
         help="Also write a competition submission: clouds (submission.csv from the JPEGs), "
-        "geopose (<id>_AGL.tif + <id>_VFLOW.json per RGB tile).",
+        "geopose (<id>_AGL.tif + <id>_VFLOW.json per RGB tile), xview2 (localization + damage PNGs per "
+        "pre=,post= pair).",
     ),
     post_file: Path | None = typer.Option(
         None, "--post", help="Overlay YAML with post: / predict: sections (e.g. from `eoseg thresholds`)."
@@ -179,12 +180,15 @@ def predict(
         scenes, names = scenes + listed, names + listed_names
     check_names(names)
     if fmt is not None:
-        from eoseg.inference.competitions import FORMATS, predict_clouds, predict_geopose
+        from eoseg.inference.competitions import FORMATS, predict_clouds, predict_geopose, predict_xview2
 
         if fmt not in FORMATS:
             raise ConfigError(f"--format {fmt}: unknown format; use one of {', '.join(FORMATS)}")
         images = [next(iter(s.values())) for s in scenes]
-        if fmt == "clouds":
+        if fmt == "xview2":
+            results, pngs = predict_xview2(bundles, scenes, out, config.predict, config.post, not quiet)
+            console.print(f"{len(pngs)} submission PNG(s) written to {out}", highlight=False)
+        elif fmt == "clouds":
             results, submission = predict_clouds(bundles, images, out, config.predict, config.post, not quiet)
             console.print(f"submission written to {submission}", highlight=False)
         else:

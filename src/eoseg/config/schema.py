@@ -146,7 +146,15 @@ class GeoposeFormat(Section):
     )
 
 
-FormatSpec = Annotated[CloudsFormat | GeoposeFormat | SpacenetFormat | XbdFormat, Field(discriminator="name")]
+class UnosatFormat(Section):
+    """UNOSAT: ``<city>/s1a_<tile>_{vv,vh}_<orbit>_<date>.tif`` + one footprint shapefile per city folder."""
+
+    name: Literal["unosat"]
+
+
+FormatSpec = Annotated[
+    CloudsFormat | GeoposeFormat | SpacenetFormat | XbdFormat | UnosatFormat, Field(discriminator="name")
+]
 """A competition's published layout that ``data.scenes_file`` is read as (docs/recipes/*.md)."""
 
 
@@ -161,7 +169,7 @@ class DataSpec(Section):
     format: FormatSpec | None = Field(
         default=None,
         description="read data.scenes_file as a competition's own layout (clouds: train.csv; geopose: "
-        "metadata.csv; spacenet, xbd: the download folder)",
+        "metadata.csv; spacenet, xbd, unosat: the download folder)",
     )
     bands: dict[str, list[str]] = Field(
         default_factory=dict,
@@ -172,6 +180,11 @@ class DataSpec(Section):
         description="model input channels as band expressions, e.g. [vh, vv, '(vh+vv)/2', '10*log10(vv)']",
     )
     nodata: dict[str, float] = Field(default_factory=dict, description="override nodata per image name")
+    scale: dict[str, Literal["linear", "db", "amplitude"]] = Field(
+        default_factory=dict,
+        description="declared value scale per image name (SAR): db and amplitude are turned into linear power "
+        "before data.inputs is evaluated; default linear (as is)",
+    )
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
     classes: list[str] = Field(default_factory=lambda: ["background", "building"])
     chips: ChipSpec = Field(default_factory=ChipSpec)

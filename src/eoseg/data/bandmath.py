@@ -2,17 +2,31 @@
 
 Expressions may only use band names, numbers, arithmetic / comparison operators and numexpr functions;
 anything else (attributes, indexing, unknown names) is a :class:`ConfigError` that lists the valid names.
+
+Declared scales (``data.scale``, SAR): an image declared ``db`` (``10 log10`` of power) or ``amplitude``
+(square root of power) is converted to linear power before the expressions run, so expressions such as
+``10*log10(vv)`` or ``(vh+vv)/2`` mean the same whatever the delivery; ``linear`` (the default) is taken as
+is. :meth:`BandMath.check` refuses a logarithm of non-positive valid values (naming the band and the
+scale to declare) and warns when ``db`` data holds only positive values, as linear power does.
 """
 
 from __future__ import annotations
 
 import ast
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numexpr
 import numpy as np
 
-from eoseg.errors import ConfigError
+from eoseg.errors import ConfigError, InputError
+
+SCALES = ("linear", "db", "amplitude")
+LOGS = frozenset({"log", "log10", "log1p"})
+
+
+class ScaleWarning(UserWarning):
+    """Image values do not look like the declared scale (e.g. ``db`` data that holds linear power)."""
 
 NUMEXPR_FUNCTIONS = frozenset(
     "where sin cos tan arcsin arccos arctan arctan2 sinh cosh tanh arcsinh arccosh arctanh "
@@ -66,11 +80,19 @@ def resolve_band_names(configured: Mapping[str, list[str]], counts: Mapping[str,
 class BandMath:
     """Model input channels from named bands: ``BandMath(["vh", "vv", "(vh+vv)/2"], {"vh": ["vh"], ...})``."""
 
-    def __init__(self, inputs: Sequence[str], bands: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self, inputs: Sequence[str], bands: Mapping[str, Sequence[str]], scales: Mapping[str, str] | None = None
+    ) -> None:
         self.bands = {image: list(names) for image, names in bands.items()}
         self.index = {b: (image, i) for image, names in self.bands.items() for i, b in enumerate(names)}
         self.inputs = list(inputs) or [b for names in self.bands.values() for b in names]
+        self.scales = {image: scale for image, scale in (scales or {}).items() if scale != "linear"}
+        for image, scale in self.scales.items():
+            if image not in self.bands or scale not in SCALES:
+                raise ConfigError(f"data.scale.{image}={scale!r}: give an image of data.bands "
+                                  f"({', '.join(self.bands)}) and one of {', '.join(SCALES)}")
         self._compiled = [self._check(expr) for expr in self.inputs]
+        self._logs = [self._log_bands(expr) for expr, _ in self._compiled]
 
     @property
     def channels(self) -> int:
@@ -78,8 +100,9 @@ class BandMath:
         return len(self.inputs)
 
     def plain_band(self, channel: int) -> tuple[str, int] | None:
-        """``(image, band index)`` when input ``channel`` is a band as is, else None."""
-        return self.index.get(self.inputs[channel].strip())
+        """``(image, band index)`` when input ``channel`` is a band as is (not rescaled), else None."""
+        plain = self.index.get(self.inputs[channel].strip())
+        return None if plain is None or plain[0] in self.scales else plain
 
     def _check(self, expr: str) -> tuple[str, list[str]]:
         try:
@@ -107,6 +130,61 @@ class BandMath:
                 used.append(node.id)
         return expr.strip(), sorted(set(used))
 
+    @staticmethod
+    def _log_bands(expr: str) -> list[str]:
+        """Bands that appear inside a logarithm of ``expr``."""
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(expr, mode="eval")):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in LOGS:
+                found |= {n.id for a in node.args for n in ast.walk(a) if isinstance(n, ast.Name)}
+        return sorted(found - NUMEXPR_FUNCTIONS)
+
+    def _band(self, images: Mapping[str, np.ndarray], band: str) -> np.ndarray:
+        """One band as the expressions see it: linear power for images declared ``db`` or ``amplitude``."""
+        image, i = self.index[band]
+        values = images[image][i]
+        scale = self.scales.get(image)
+        if scale == "db":
+            return numexpr.evaluate("10 ** (x / 10)", local_dict={"x": values.astype(np.float32, copy=False)})
+        if scale == "amplitude":
+            return np.square(values, dtype=np.float32)
+        return values
+
+    def check(
+        self, images: Mapping[str, np.ndarray], valid: np.ndarray, where: Mapping[str, str], warn: bool = True
+    ) -> None:
+        """Refuse logarithms of non-positive valid values; warn (``warn``) when ``db`` data looks like linear power.
+
+        ``where`` names each image's data (its file) in the messages.
+        """
+        if not valid.any():
+            return
+        for image, scale in self.scales.items() if warn else ():
+            values = images[image][:, valid]
+            if scale == "db" and values.size and float(values.min()) > 0:
+                warnings.warn(
+                    f"{where[image]}: image {image!r} is declared data.scale.{image}=db but holds only positive values "
+                    f"({float(values.min()):.3g} to {float(values.max()):.3g}), as linear power does; "
+                    f"declare data.scale.{image}=linear if it is",
+                    ScaleWarning,
+                    stacklevel=2,
+                )
+        for c, bands in enumerate(self._logs):
+            for band in bands:
+                image, i = self.index[band]
+                if self.scales.get(image) == "db":
+                    continue  # 10 ** (x / 10) is positive
+                values = images[image][i][valid]
+                if values.size and float(values.min()) <= 0:
+                    declared = self.scales.get(image, "linear")
+                    hint = (f"the values look like dB: declare data.scale.{image}=db" if float(values.max()) <= 0
+                            or np.median(values) < 0 else
+                            "declare their nodata (data.nodata) or guard the log, e.g. log10(where(x > 0, x, 1e-8))")
+                    raise InputError(
+                        f"{where[image]}: data.inputs {self.inputs[c]!r} takes a log of band {band!r} (declared "
+                        f"{declared}) but it holds non-positive values (min {float(values.min()):.3g}); {hint}"
+                    )
+
     def apply(self, images: Mapping[str, np.ndarray]) -> np.ndarray:
         """``float32 (N, H, W)`` input channels from ``{image name: array (C, H, W)}``."""
         first = next(iter(images.values()))
@@ -120,8 +198,8 @@ class BandMath:
         expr, used = self._compiled[channel]
         plain = self.index.get(expr)
         if plain is not None:
-            return images[plain[0]][plain[1]]
-        local = {b: images[self.index[b][0]][self.index[b][1]].astype(np.float32, copy=False) for b in used}
+            return self._band(images, expr)
+        local = {b: self._band(images, b).astype(np.float32, copy=False) for b in used}
         result = numexpr.evaluate(expr, local_dict=local, global_dict={})
         return np.broadcast_to(np.asarray(result, dtype=np.float32), first_shape(images))
 

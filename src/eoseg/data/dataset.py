@@ -97,7 +97,7 @@ class ChipDataset(Dataset):
         self.root = Path(root)
         self.chips = chips.reset_index(drop=True)
         self.stats = dict(stats)
-        self.bandmath = BandMath(self.stats["inputs"], self.stats["bands"])
+        self.bandmath = BandMath(self.stats["inputs"], self.stats["bands"], self.stats.get("scales"))
         self.typed_stats = DatasetStats.from_dict(self.stats)  # nodata per scene: each chip's own rule
         self.target_kinds = {name: spec.kind for name, spec in data.targets.items()}
         self.head_targets = head_targets

@@ -39,6 +39,7 @@ from eoseg.data.folds import assign_folds
 from eoseg.data.scenes import load_scenes
 from eoseg.data.stats import DatasetStats, StatsAccumulator, integer_channel, write_stats
 from eoseg.errors import ConfigError, InputError
+from eoseg.formats.xbd import is_xbd_json, xbd_labels
 from eoseg.geo.atomic import atomic_path, write_text_atomic
 from eoseg.geo.products import IGNORE
 from eoseg.geo.raster import (
@@ -55,7 +56,7 @@ from eoseg.geo.raster import (
     write_geotiff,
 )
 from eoseg.geo.rasterize import LabelLayer, rasterize_labels
-from eoseg.geo.vector import burn_values, check_class_map, load_labels
+from eoseg.geo.vector import burn_values, check_class_map, load_labels, repair_polygons
 from eoseg.progress import make_progress
 
 STATS_BLOCK = 1024
@@ -110,12 +111,13 @@ def plan_dataset(data: DataSpec) -> DatasetPlan:
                 )
     counts = {name: info.count for name, info in infos[first.id].items()}
     bands = resolve_band_names(data.bands, counts)
-    bandmath = BandMath(data.inputs, bands)
+    bandmath = BandMath(data.inputs, bands, data.scale)
     num_classes = {}
     for name, spec in data.targets.items():
         num_classes[name] = _num_classes(name, spec, data)
         if spec.kind == "vector" and spec.burn_attribute and spec.class_map:
-            paths = [Path(s.targets[name]) for s in scenes if name in s.targets]
+            # xBD label files are checked by their reader (known subtypes only)
+            paths = [Path(s.targets[name]) for s in scenes if name in s.targets and not is_xbd_json(s.targets[name])]
             if paths:
                 check_class_map(paths, spec.burn_attribute, spec.class_map, f"data.targets.{name}.class_map")
     return DatasetPlan(data, scenes, infos, bands, bandmath, num_classes)
@@ -189,6 +191,7 @@ class ScenePreparer:
     def __init__(self, plan: DatasetPlan, scene: SceneSpec, root: Path, stack: contextlib.ExitStack) -> None:
         self.plan, self.scene, self.root, self.data = plan, scene, root, plan.data
         self.writer = stack.enter_context(ChipWriter())
+        self._scale_checked = False  # the declared-scale warning is given once per scene
         integer = []
         for c in range(plan.bandmath.channels):
             plain = plan.bandmath.plain_band(c)
@@ -215,13 +218,16 @@ class ScenePreparer:
                 self.rasters[name] = self._label_raster(name, Path(path), spec, stack)
 
     def _label_layer(self, name: str, path: Path, spec: TargetSpec) -> LabelLayer:
-        if self.reference.crs is None:
+        if is_xbd_json(path):  # pixel coordinates on a PNG's pixel grid, else WGS84 onto the scene CRS
+            frame = repair_polygons(xbd_labels(path, self.reference.crs))
+        elif self.reference.crs is None:
             raise InputError(
                 f"{self.reference.path}: scene {self.scene.id} has no CRS, so labels cannot be placed on it"
             )
-        frame = load_labels(
-            path, self.reference.crs, self.reference.bounds, spec.label_crs, f"data.targets.{name}.label_crs"
-        )
+        else:
+            frame = load_labels(
+                path, self.reference.crs, self.reference.bounds, spec.label_crs, f"data.targets.{name}.label_crs"
+            )
         frame, values = burn_values(frame, spec.burn_value, spec.burn_attribute, spec.class_map, path)
         if len(values) and (values.min() < 0 or values.max() >= IGNORE):
             raise InputError(f"{path}: burn values must be in 0..254 ({IGNORE} marks ignore); map them with class_map")
@@ -280,6 +286,9 @@ class ScenePreparer:
     def add_stats(self, arrays: dict[str, np.ndarray], valid: np.ndarray) -> None:
         """Add the valid pixels of scale-1 image arrays to the scene's input-channel statistics."""
         bandmath = self.plan.bandmath
+        files = {name: str(self.scene.images[name]) for name in arrays}
+        bandmath.check(arrays, valid, files, warn=not self._scale_checked)
+        self._scale_checked = True
         every = bool(valid.all())
         for c in range(bandmath.channels):
             plain = bandmath.plain_band(c)
@@ -542,6 +551,7 @@ def finish(
             nodata={name: plan.nodata(first, name) for name in plan.image_names},
             dtypes={name: plan.infos[first.id][name].dtype for name in plan.image_names},
             channels=stats.summary(),
+            scales=dict(plan.data.scale),
             scene_nodata={s.id: {name: plan.nodata(s, name) for name in plan.image_names} for s in plan.scenes},
         ),
     )

@@ -2,7 +2,7 @@
 
 With ``data.format`` the file is a competition's own layout instead (``clouds``: Kaggle's ``train.csv``;
 ``geopose``: ``metadata.csv`` with ``train/`` beside it; both converted into scenes whose derived rasters
-go to ``<data.root>/sources``; ``spacenet`` and ``xbd``: the download folder, read in place).
+go to ``<data.root>/sources``; ``spacenet``, ``xbd`` and ``unosat``: the download folder, read in place).
 
 CSV columns: ``id``, optional ``region``, then one column per image name (in order: the first image is
 the reference grid) and one per target name (the names of ``data.targets``). Relative paths in the CSV
@@ -70,6 +70,10 @@ def format_scenes(data: DataSpec) -> list[SceneSpec]:
         from eoseg.formats.spacenet import spacenet_scenes
 
         return spacenet_scenes(Path(data.scenes_file), list(data.targets))
+    if data.format.name == "unosat":
+        from eoseg.formats.unosat import unosat_scenes
+
+        return unosat_scenes(Path(data.scenes_file), list(data.targets))
     if data.format.name == "xbd":
         from eoseg.formats.xbd import xbd_scenes
 

@@ -226,6 +226,7 @@ class DatasetStats:
     dtypes: dict[str, str]
     channels: list[dict[str, Any]]
     scene_nodata: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    scales: dict[str, str] = field(default_factory=dict)  # declared data.scale per image (band math)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> DatasetStats:
@@ -237,12 +238,13 @@ class DatasetStats:
             dtypes=dict(raw.get("dtypes", {})),
             channels=[dict(c) for c in raw["channels"]],
             scene_nodata={s: dict(v) for s, v in (raw.get("scene_nodata") or {}).items()},
+            scales=dict(raw.get("scales") or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The ``stats.json`` mapping."""
         return {"inputs": self.inputs, "bands": self.bands, "nodata": self.nodata, "dtypes": self.dtypes,
-                "channels": self.channels, "scene_nodata": self.scene_nodata}
+                "channels": self.channels, "scene_nodata": self.scene_nodata, "scales": self.scales}
 
     def nodata_of(self, image: str, scene: str | None = None) -> float | None:
         """The nodata of ``image`` in ``scene`` (its own when recorded, else the first scene's)."""

@@ -6,6 +6,11 @@ RLE rows at 350 x 525 after the whole ``post`` section (:mod:`eoseg.post.clouds`
 
 ``geopose``: each ``<id>_RGB`` tile is predicted (``<id>.height.tif``, ``<id>.magnitude.tif``,
 ``<id>.heads.json``), then ``<id>_AGL.tif`` and ``<id>_VFLOW.json`` are written (:mod:`eoseg.post.geopose`).
+
+``xview2``: each pre/post pair is predicted (``<id>.prob.tif``, ``<id>.mask.tif``, ``<id>.damage.tif``), its
+buildings get one damage class each (:mod:`eoseg.post.xview2`, written as ``<id>.buildings.geojson``) and
+the two submission PNGs ``test_localization_<id>_prediction.png`` / ``test_damage_<id>_prediction.png``
+are written; ``<id>`` comes from the file names (``test_post_00012.png`` -> ``00012``).
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ from eoseg.config.schema import CloudsFormat, GeoposeFormat, PostSpec, PredictSp
 from eoseg.errors import ConfigError, InputError
 from eoseg.formats.clouds import write_clouds_csv, write_resized_image
 from eoseg.formats.geopose import tile_id
+from eoseg.formats.xbd import write_xview2_png, xview2_image_id, xview2_png_name
+from eoseg.geo.products import write_vector
 from eoseg.inference.predictor import SceneOutputs, ensure_writable, predict_scene
 from eoseg.inference.reader import NoCrsWarning
 from eoseg.models.bundle import ModelBundle
 from eoseg.post.clouds import submission_rows
 from eoseg.post.geopose import write_tile_submission
+from eoseg.post.xview2 import xview2_masks
 
-FORMATS = ("clouds", "geopose")
+FORMATS = ("clouds", "geopose", "xview2")
 SUBMISSION_CSV = "submission.csv"
 
 
@@ -102,4 +110,39 @@ def predict_geopose(
             )
         results.append(result)
         written += write_tile_submission(result.values, result.heads, out_dir, tile, fmt.unit)
+    return results, written
+
+
+def predict_xview2(
+    bundles: Sequence[ModelBundle],
+    scenes: Sequence[dict[str, Path]],
+    out_dir: Path,
+    spec: PredictSpec,
+    post: PostSpec,
+    progress: bool = True,
+) -> tuple[list[SceneOutputs], list[Path]]:
+    """Predict xView2 pre/post pairs; write the rasters, the voted buildings and the submission PNGs."""
+    config = bundles[0].config
+    damage_head = next((n for n, h in config.model.heads.items()
+                        if h.kind == "dense" and (h.target or n) == config.task.damage_target), None)
+    if config.task.kind != "change" or damage_head is None:
+        raise ConfigError(
+            f"{bundles[0].source or 'checkpoint'}: --format xview2 needs a damage model (task.kind=change, "
+            "the damage preset); predict its scenes without --format"
+        )
+    ids = [xview2_image_id(Path(s.get("post", next(iter(s.values())))).stem) for s in scenes]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise InputError(f"--format xview2: image ids {duplicates} are given twice; a submission has each once")
+    ensure_writable(out_dir)
+    results, written = [], []
+    for images, image_id in zip(scenes, ids, strict=True):
+        with warnings.catch_warnings():  # xBD PNGs have no CRS by design
+            warnings.simplefilter("ignore", NoCrsWarning)
+            result = predict_scene(bundles, images, out_dir, spec, post, image_id, progress)
+        localisation, damage, buildings = xview2_masks(result.mask, result.values[damage_head], post.min_area)
+        write_vector(buildings, out_dir / f"{image_id}.buildings.geojson")
+        written.append(write_xview2_png(out_dir / xview2_png_name("localization", image_id), localisation))
+        written.append(write_xview2_png(out_dir / xview2_png_name("damage", image_id), damage))
+        results.append(result)
     return results, written

@@ -112,11 +112,11 @@ class InputRecipe:
     """Band math plus normalisation of one model (models with the same recipe share the work)."""
 
     def __init__(self, bundle: ModelBundle):
-        self.bandmath = BandMath(bundle.inputs, bundle.bands)
+        self.bandmath = BandMath(bundle.inputs, bundle.bands, bundle.stats.get("scales"))
         self.stats = bundle.stats
 
     def key(self) -> tuple:
-        return tuple(self.bandmath.inputs), repr(self.stats.get("channels"))
+        return tuple(self.bandmath.inputs), repr(self.stats.get("scales")), repr(self.stats.get("channels"))
 
     def __call__(self, images: dict[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
         return model_inputs(self.bandmath, images, valid, self.stats)

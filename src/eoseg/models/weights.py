@@ -2,8 +2,10 @@
 of an init checkpoint. Files are read without unpickling objects; nothing is ever downloaded.
 
 Parameter names are matched after aligning common prefixes (``encoder.`` of an smp model, ``model.`` of a
-Lightning module or of a timm encoder), and the first convolution's input channels are checked so that a
-file made for other bands fails with a message that says what to do.
+Lightning module or of a timm encoder). Encoder weights made for another number of input channels (RGB
+weights for SAR or multispectral inputs) have their first convolution adapted with timm's
+``adapt_input_conv`` (channels repeated or summed, rescaled); an init checkpoint trained on other bands
+is refused with a message that says what to do.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
+from timm.models import adapt_input_conv
 from torch import Tensor, nn
 
 from eoseg.errors import ConfigError, InputError
@@ -32,12 +35,14 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)
+    adapted: list[str] = field(default_factory=list)  # first conv adapted to the model's input channels
 
     def summary(self) -> str:
         """One line for logs."""
+        adapted = f", {', '.join(self.adapted)} adapted to the input channels" if self.adapted else ""
         return (
             f"{len(self.loaded)} tensors loaded, {len(self.missing)} kept as initialised, "
-            f"{len(self.mismatched)} skipped for shape, {len(self.unexpected)} unused"
+            f"{len(self.mismatched)} skipped for shape, {len(self.unexpected)} unused{adapted}"
         )
 
 
@@ -128,13 +133,18 @@ def _apply(module: nn.Module, state: dict[str, Tensor], report: LoadReport) -> N
 def load_encoder_weights(encoder: nn.Module, path: Path) -> LoadReport:
     """Load a local weights file into ``encoder`` (a model's backbone) (every encoder tensor must be present and fit).
 
-    Raises InputError for an unreadable file, ConfigError when the first conv's input channels differ or
-    the file does not hold this encoder's parameters (the encoder is then left untouched).
+    A first convolution made for another channel count is adapted (``timm.models.adapt_input_conv``) and
+    listed in ``report.adapted``. Raises InputError for an unreadable file, ConfigError when the file does
+    not hold this encoder's parameters (the encoder is then left untouched).
     """
     source = f"model.encoder_weights={path}"
     state = _align(read_state_dict(path), set(encoder.state_dict()))
-    _check_in_channels(encoder, state, source, "the weights file")
+    key, expected = first_conv(encoder)
+    adapted = key in state and state[key].ndim == 4 and state[key].shape[1] != expected
+    if adapted:
+        state[key] = adapt_input_conv(expected, state[key])
     report = _match(encoder, state)
+    report.adapted = [key] if adapted else []
     if report.missing or report.mismatched:
         bad = (report.missing + report.mismatched)[:3]
         raise ConfigError(
