@@ -4,8 +4,8 @@ docs/recipes/sar-buildings.md walks it.
 City folders with separate VV / VH files per acquisition (the chip is in dB: ``data.scale`` declares it)
 -> ``prepare`` (the preset reads the layout; folds by city) -> ``train sar-buildings`` (the preset as
 shipped: dB band math, FPN, CE + 2 x Jaccard, target-weighted sampler; only sizes and epochs shrunk) ->
-``predict`` each acquisition with two checkpoints voting -> ``ensemble --mode vote`` across the
-acquisitions of each city -> polygons per city -> pixel F1 against the city's footprints.
+``predict`` each acquisition with two checkpoints -> ``ensemble --mode vote`` across the models, then
+across the acquisitions of each city -> polygons per city -> pixel F1 against the city's footprints.
 """
 
 from __future__ import annotations
@@ -44,23 +44,28 @@ def test_sar_buildings_recipe_on_the_real_s1_chip(shared_data, tmp_path):
     run_cli(["train", "sar-buildings", f"data.root={chips}", f"train.out={runs}", *DB, *SIZES, *SHORT])
     checkpoints = runs / "sar-buildings" / "checkpoints"
     metrics = tmp_path / "metrics.json"
+    acquisitions = {city: [(f"{folder}/s1a_{city[:5]}_vv_ASC_{d}.tif", f"{folder}/s1a_{city[:5]}_vh_ASC_{d}.tif")
+                           for d in DATES] for city, folder in cities.items()}
+    pairs = [f"vv={vv},vh={vh}" for acq in acquisitions.values() for vv, vh in acq]
+    for model in ("best", "last"):
+        run_cli(["predict", checkpoints / f"{model}.ckpt", *pairs, "--out", pred / model,
+                 "predict.window=128", "predict.overlap=32", "-q"])
     city_masks, truths = [], []
-    for city, folder in cities.items():
-        tile = city.split("_")[0]
-        pairs = [f"vv={folder}/s1a_{tile}_vv_ASC_{d}.tif,vh={folder}/s1a_{tile}_vh_ASC_{d}.tif" for d in DATES]
-        # k-of-n across models: the seed's "all but one agree" (1 of 2)
-        run_cli(["predict", checkpoints / "best.ckpt", checkpoints / "last.ckpt", *pairs, "--out", pred,
-                 "predict.vote=1", "predict.window=128", "-q"])
-        masks = [pred / f"s1a_{tile}_vv_ASC_{d}.mask.tif" for d in DATES]
-        city_mask = pred / f"{city}.tif"
-        # k-of-n across the acquisitions of the city (all but one)
-        run_cli(["ensemble", *masks, "--mode", "vote", "--min-votes", len(DATES) - 1, "--out", city_mask])
+    for city, acq in acquisitions.items():
+        votes = []
+        for vv, _ in acq:
+            stem = vv.rsplit("/", 1)[-1].removesuffix(".tif")
+            votes.append(pred / f"{stem}.vote.tif")  # k-of-n across models: the seed's "all but one" (1 of 2)
+            run_cli(["ensemble", pred / "best" / f"{stem}.mask.tif", pred / "last" / f"{stem}.mask.tif",
+                     "--mode", "vote", "--min-votes", 1, "--out", votes[-1]])
+        city_mask = pred / f"{city}.tif"  # k-of-n across the acquisitions of the city (all but one)
+        run_cli(["ensemble", *votes, "--mode", "vote", "--min-votes", len(DATES) - 1, "--out", city_mask])
         run_cli(["vectorize", city_mask, "--out", pred / f"{city}.shp"])
-        with rasterio.open(city_mask) as src, rasterio.open(masks[0]) as acq:
-            assert (src.crs, src.transform) == (acq.crs, acq.transform)
+        with rasterio.open(city_mask) as src, rasterio.open(acq[0][0]) as image:
+            assert (src.crs, src.transform) == (image.crs, image.transform)
         assert gpd.read_file(pred / f"{city}.shp").crs == "EPSG:4326"
         city_masks.append(city_mask)
-        truths += ["--truth", folder / f"{city}.shp"]
+        truths += ["--truth", cities[city] / f"{city}.shp"]
     run_cli(["evaluate", *city_masks, *truths, "--no-objects", "--out", metrics])
     pixel = json.loads(metrics.read_text())["pixel"]
     building = pixel["per_class"]["building"] if "building" in pixel["per_class"] else pixel["micro"]
