@@ -6,9 +6,13 @@
 (b) peak resident memory of a prediction in a fresh process for a small and a large scene; target below
     1.5 GB and flat (a cheap 1x1-conv model keeps it short: memory is set by windows, blending and writing,
     not by the network);
-(c) D4 test-time augmentation against no TTA; target about 8 forwards' worth of time, not more.
+(c) D4 test-time augmentation against no TTA; target about 8 forwards' worth of time, not more;
+(d) pipeline cost: bare forward, a TerraTorch-style in-memory tiling baseline (whole scene as one tensor,
+    no file output; re-implemented here) and eoseg predict (GeoTIFF in, COGs out) for a resnet18-Unet and a
+    3x3-conv model; targets for the 3x3-conv model: eoseg >= 2x the baseline and >= 0.8x the bare forward.
 
 Usage: uv run python benchmarks/predict.py [--size 8192 --window 512] [--memory-sizes 4096 16384]
+       [--memory-shapes 1024x65536 65536x1024 4096x4096] [--pipeline-size 4096]
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from eoseg.config.schema import (
     ChipSpec,
     DataSpec,
     ExperimentConfig,
+    HeadSpec,
     ModelSpec,
     PostSpec,
     PredictSpec,
@@ -48,12 +53,13 @@ from eoseg.models.factory import build_model
 BANDS = ["red", "green", "blue"]
 
 
-def make_scene(path: Path, size: int, strip: int = 512) -> Path:
-    """A ``size`` x ``size`` 3-band uint8 GeoTIFF written strip by strip (memory: one strip)."""
+def make_scene(path: Path, size: int, strip: int = 512, width: int | None = None) -> Path:
+    """A ``size`` (rows) x ``width`` (default ``size``) 3-band uint8 GeoTIFF written strip by strip."""
+    height, width = size, width or size
     profile = {
         "driver": "GTiff",
-        "width": size,
-        "height": size,
+        "width": width,
+        "height": height,
         "count": 3,
         "dtype": "uint8",
         "nodata": 0,
@@ -67,14 +73,14 @@ def make_scene(path: Path, size: int, strip: int = 512) -> Path:
         "bigtiff": "if_safer",
     }
     rng = np.random.default_rng(0)
-    cols = np.arange(size)
+    cols = np.arange(width)
     with rasterio.open(path, "w", **profile) as dst:
-        for row in range(0, size, strip):
-            n = min(strip, size - row)
+        for row in range(0, height, strip):
+            n = min(strip, height - row)
             rows = np.arange(row, row + n)[:, None]
             base = ((rows // 7 + cols // 5) % 200 + 20).astype(np.uint8)
-            noise = rng.integers(0, 16, (3, n, size), dtype=np.uint8)
-            dst.write(base[None] + noise, window=Window(0, row, size, n))
+            noise = rng.integers(0, 16, (3, n, width), dtype=np.uint8)
+            dst.write(base[None] + noise, window=Window(0, row, width, n))
     return path
 
 
@@ -87,6 +93,67 @@ class Pointwise(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"mask": self.conv(x)}
+
+
+class Conv3x3(nn.Module):
+    """A 3x3 convolution: a trivial network, so that the pipeline's own cost shows."""
+
+    def __init__(self, classes: int = 1) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, classes, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"mask": self.conv(x)}
+
+
+def in_memory_tiling_seconds(bundle: ModelBundle, scene: Path, window: int, overlap: int, batch: int) -> float:
+    """A TerraTorch-style ``tiled_inference`` baseline (re-implemented here, not vendored): the whole scene as
+    one tensor in memory, windows cut with a stride, batched through the model, outputs weighted and summed
+    into a full-scene tensor, divided at the end. No file output (only the read of the scene is timed)."""
+    from eoseg.inference.blend import weight_window
+
+    start = time.perf_counter()
+    with rasterio.open(scene) as src:
+        image = torch.from_numpy(src.read().astype(np.float32))
+    stats = bundle.stats["channels"]
+    mean = torch.tensor([c["mean"] for c in stats])[:, None, None]
+    std = torch.tensor([c["std"] for c in stats])[:, None, None]
+    image = (image - mean) / std
+    _, height, width = image.shape
+    layout = WindowLayout(height, width, window, overlap)
+    weight = torch.from_numpy(weight_window(window))
+    out = torch.zeros((1, height, width))
+    total = torch.zeros((height, width))
+    windows = list(layout)
+    with torch.inference_mode():
+        for i in range(0, len(windows), batch):
+            chunk = windows[i : i + batch]
+            x = torch.stack([image[:, w.row_off : w.row_off + window, w.col_off : w.col_off + window] for w in chunk])
+            y = torch.sigmoid(bundle.model(x)["mask"])
+            for w, p in zip(chunk, y, strict=True):
+                out[:, w.row_off : w.row_off + window, w.col_off : w.col_off + window] += p * weight
+                total[w.row_off : w.row_off + window, w.col_off : w.col_off + window] += weight
+    out /= total
+    return time.perf_counter() - start
+
+
+def pipeline_cost(size: int, window: int, work: Path, repeats: int) -> None:
+    """Part (d): bare forward, the in-memory tiling baseline and eoseg predict, for both models."""
+    scene = make_scene(work / f"pipeline{size}.tif", size)
+    overlap, batch = 64, 4
+    layout = WindowLayout(size, size, window, overlap)
+    mpx = size * size / 1e6
+    print(f"(d) scene {size}x{size}, window {window}, overlap {overlap}, batch {batch}, {len(layout)} windows, "
+          f"torch threads {torch.get_num_threads()} (best of {repeats})")
+    spec = PredictSpec(device="cpu", window=window, overlap=overlap, batch_size=batch)
+    for label, bundle in (("resnet18-Unet", resnet18_unet(window)), ("3x3-conv", bundle_of(Conv3x3(), window))):
+        bare = min(bare_forward_seconds(bundle.model, len(layout), batch, window) for _ in range(repeats))
+        base = min(in_memory_tiling_seconds(bundle, scene, window, overlap, batch) for _ in range(repeats))
+        ours = min(predict_seconds(bundle, scene, work / f"d-{label}", spec) for _ in range(repeats))
+        print(f"    {label:13s}: bare forward {mpx / bare:7.2f} Mpx/s | in-memory tiling {mpx / base:7.2f} Mpx/s | "
+              f"eoseg predict (GeoTIFF -> COGs) {mpx / ours:7.2f} Mpx/s | eoseg/tiling {base / ours:.2f} "
+              f"(target >= 2 for 3x3-conv) | eoseg/bare {bare / ours:.2f} (target >= 0.8)")
 
 
 def bundle_of(model: nn.Module, window: int, spec: ModelSpec | None = None) -> ModelBundle:
@@ -162,9 +229,10 @@ def throughput_and_tta(size: int, window: int, work: Path, repeats: int) -> None
     )
 
 
-def memory(size: int, work: Path, window: int) -> None:
-    """Part (b) for one scene size: generate the scene, then predict it in a fresh process."""
-    scene = make_scene(work / f"mem{size}.tif", size)
+def memory(size: int, work: Path, window: int, width: int | None = None, classes: int = 1) -> None:
+    """Part (b) for one scene shape: generate the scene, then predict it in a fresh process."""
+    width = width or size
+    scene = make_scene(work / f"mem{size}x{width}.tif", size, width=width)
     cmd = [
         sys.executable,
         __file__,
@@ -174,11 +242,13 @@ def memory(size: int, work: Path, window: int) -> None:
         str(window),
         "--out",
         str(work),
+        "--classes",
+        str(classes),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=True)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     print(
-        f"(b) {size:>6}x{size:<6} scene: peak RSS {figures['peak_mb']:7.0f} MB "
+        f"(b) {size:>6}x{width:<6} scene, {classes}-class model: peak RSS {figures['peak_mb']:7.0f} MB "
         f"(after imports, before predicting: "
         f"{figures['baseline_mb']:.0f} MB), {figures['seconds']:.1f} s, {figures['windows']} windows  "
         "(target < 1500 MB, flat)"
@@ -195,9 +265,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_memory(scene: Path, window: int, out: Path) -> None:
+def child_memory(scene: Path, window: int, out: Path, classes: int = 1) -> None:
     """Run inside a fresh process: predict ``scene`` with a 1x1-conv model and print peak RSS as JSON."""
-    bundle = bundle_of(Pointwise(), window)
+    if classes == 1:
+        bundle = bundle_of(Pointwise(), window)
+    else:  # a multiclass (softmax) model with ``classes`` output channels
+        model = Pointwise()
+        model.conv = nn.Conv2d(3, classes, 1)
+        spec = ModelSpec(heads={"mask": HeadSpec(channels=classes)})
+        bundle = bundle_of(model, window, spec)
+        bundle.config = bundle.config.model_copy(
+            update={"task": TaskSpec(kind="multiclass"),
+                    "data": bundle.config.data.model_copy(update={"classes": [f"c{i}" for i in range(classes)]})}
+        )
     baseline = peak_rss_mb()
     spec = PredictSpec(device="cpu", window=window)  # automatic batch size, as a user gets it
     with rasterio.open(scene) as src:
@@ -215,6 +295,12 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=512)
     parser.add_argument("--memory-sizes", type=int, nargs="*", default=[4096, 16384])
     parser.add_argument("--memory-window", type=int, default=512)
+    parser.add_argument(
+        "--memory-shapes", nargs="*", default=[], metavar="HxW",
+        help="(b) also these rectangular scenes with a 4-class model, e.g. 1024x65536 65536x1024 4096x4096",
+    )
+    parser.add_argument("--pipeline-size", type=int, default=2048, help="(d) scene size (0: skip)")
+    parser.add_argument("--classes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=2, help="(a): alternating runs of each, best kept")
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["a", "b"], help="parts to skip (a includes c)"
@@ -223,7 +309,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_memory:
-        child_memory(args.child_memory, args.window, args.out)  # --window carries the memory window
+        child_memory(args.child_memory, args.window, args.out, args.classes)  # --window: the memory window
         return
     with tempfile.TemporaryDirectory(prefix="eoseg-bench-") as tmp:
         work = Path(tmp)
@@ -238,6 +324,11 @@ def main() -> None:
             )
             for size in args.memory_sizes:
                 memory(size, work, args.memory_window)
+            for shape in args.memory_shapes:
+                height, width = (int(v) for v in shape.lower().split("x"))
+                memory(height, work, args.memory_window, width=width, classes=4)
+        if args.pipeline_size:
+            pipeline_cost(args.pipeline_size, args.window, work, args.repeats)
 
 
 if __name__ == "__main__":
