@@ -90,6 +90,7 @@ def self_train(
         [], "--unlabelled", "-u", help="Unlabelled scene (a.tif, or pre=a.tif,post=b.tif); scenes may follow."
     ),
     rounds: int = typer.Option(1, "--rounds", "-n", min=1, max=100, help="Student rounds after the teacher."),
+    from_teacher: bool = typer.Option(False, "--from-teacher", help="Start each student from its teacher's weights."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Self-train: teacher on the labelled chips, then N rounds of pseudo-labels -> student; resumable.
@@ -106,7 +107,7 @@ def self_train(
     config = load_config(config_source, overrides)
     image_names = list(read_prepared_stats(config.data.root)["bands"])  # the labelled chips' images
     scenes = [parse_scene(item, image_names) for item in scenes_given]
-    table_rows = run(config, scenes, rounds, progress=not quiet)
+    table_rows = run(config, scenes, rounds, progress=not quiet, from_teacher=from_teacher)
     monitor = config.train.monitor
     table = Table("round", "teacher", "pseudo chips", monitor, "checkpoint", title="eoseg self-train",
                   title_justify="left")

@@ -151,7 +151,8 @@ class PseudoChips:
             raise InputError(f"{config_path}: not found ({option}); point it at the chips/ folder written by "
                              "eoseg pseudo-label or eoseg prepare")
         self.data: DataSpec = load_config(config_path).data
-        self.stats = {**stats, "nodata": prepared["nodata"]}
+        self.stats = {**stats, "nodata": prepared["nodata"],  # the labelled normalisation, its own nodata
+                      "scene_nodata": {**stats.get("scene_nodata", {}), **prepared.get("scene_nodata", {})}}
         self.soft = frozenset(n for n, t in self.data.targets.items() if t.soft)
         self.augment = Augment(list(augment), list(self.data.targets), directions) if augment else None
 

@@ -65,6 +65,25 @@ ShapeKind = Literal["rectangle", "L", "courtyard"]
 
 
 @dataclass(frozen=True)
+class TownStyle:
+    """How a town looks: its roof palette and where the sun stands (a second style = a domain shift)."""
+
+    roofs: dict[str, tuple[int, int, int]]
+    sun_azimuth_deg: float = SUN_AZIMUTH_DEG
+    sun_elevation_deg: float = SUN_ELEVATION_DEG
+
+
+DEFAULT_STYLE = TownStyle(ROOF_COLOURS)
+SHIFTED_STYLE = TownStyle(
+    {"orange tile": (206, 122, 58), "black": (52, 50, 54), "teal metal": (62, 128, 132),
+     "sand": (200, 178, 132), "purple slate": (104, 84, 112), "rust": (150, 72, 40)},
+    sun_azimuth_deg=240.0,
+    sun_elevation_deg=35.0,
+)
+"""A second town for domain-shift experiments: other roof colours, afternoon sun from the south-west."""
+
+
+@dataclass(frozen=True)
 class TownScene:
     """One generated scene: its GeoTIFF, its footprints file and whether it is for training or held out."""
 
@@ -94,12 +113,14 @@ def make_town(
     crs: str = DEMO_CRS,
     holdout: int = 1,
     nodata_border: bool = True,
+    style: TownStyle = DEFAULT_STYLE,
 ) -> list[TownScene]:
     """Generate ``n_scenes`` scenes of ``size`` x ``size`` pixels into ``out_dir``; the last ``holdout`` are held out.
 
     Writes ``<id>.tif`` (uint8 RGB, tiled, nodata 0) and ``<id>.gpkg`` (building footprints with attributes
     kind, roof, gabled, height_m) per scene, and ``train.csv``. With ``nodata_border`` the first scene has a
-    nodata corner, as at the edge of an orthomosaic. Returns the scene records in order (training first).
+    nodata corner, as at the edge of an orthomosaic. ``style`` sets roof colours and sun (e.g.
+    :data:`SHIFTED_STYLE`). Returns the scene records in order (training first).
     """
     if n_scenes < 2 or not 1 <= holdout < n_scenes:
         raise InputError(f"make_town: n_scenes={n_scenes}, holdout={holdout}; need at least one training and "
@@ -113,7 +134,7 @@ def make_town(
         rng = np.random.default_rng(scene_seed)
         scene_id = f"town{seed}-{index:02d}"
         split: Literal["train", "holdout"] = "holdout" if index >= n_scenes - holdout else "train"
-        image, buildings = paint_scene(rng, size, resolution, nodata_corner=nodata_border and index == 0)
+        image, buildings = paint_scene(rng, size, resolution, nodata_border and index == 0, style)
         # scenes lie side by side on a row of the UTM grid, a gap apart
         origin = Affine.translation(380_000.0 + index * size * resolution * 1.25, 5_800_000.0)
         transform = origin @ Affine.scale(resolution, -resolution)
@@ -128,7 +149,11 @@ def make_town(
 
 
 def paint_scene(
-    rng: np.random.Generator, size: int, resolution: float, nodata_corner: bool = False
+    rng: np.random.Generator,
+    size: int,
+    resolution: float,
+    nodata_corner: bool = False,
+    style: TownStyle = DEFAULT_STYLE,
 ) -> tuple[np.ndarray, list[Building]]:
     """Paint one scene; return the uint8 (size, size, 3) image and its buildings (pixel coordinates)."""
     shape = (size, size)
@@ -136,20 +161,20 @@ def paint_scene(
     grid_angle = float(rng.uniform(0, 90))
     roads = _roads(rng, size, grid_angle, resolution)
     lots = _paved_lots(rng, size, grid_angle, roads, resolution)
-    buildings = _buildings(rng, size, grid_angle, unary_union([roads, *lots]), resolution)
+    buildings = _buildings(rng, size, grid_angle, unary_union([roads, *lots]), resolution, style)
     trees = _trees(rng, size, unary_union([b.footprint for b in buildings] + [roads]), resolution)
 
     image = _ground(rng, shape)
     texture = 1.0 + 0.05 * _smooth_noise(rng, shape, 3)[..., None]
     _paint(image, lots, CONCRETE * texture)
     _paint(image, [roads], ASPHALT * texture)
-    shade = _shadow_offset(resolution)
+    shade = _shadow_offset(resolution, style)
     shadows = [_sweep(b.footprint, shade * b.height_m) for b in buildings]
     shadows += [affinity.translate(t, *(shade * h)) for t, h in trees]
     shadow_mask = _burn([s.intersection(extent) for s in shadows], shape) > 0
     image[shadow_mask] *= SHADOW_FACTOR
     _paint_trees(rng, image, trees)
-    _paint_roofs(rng, image, buildings, resolution)
+    _paint_roofs(rng, image, buildings, resolution, style)
 
     image = cv2.GaussianBlur(image, (0, 0), 0.7)  # optics
     image += rng.normal(0.0, 3.5, image.shape).astype(np.float32)  # sensor noise
@@ -205,7 +230,12 @@ def _paved_lots(
 
 
 def _buildings(
-    rng: np.random.Generator, size: int, grid_angle: float, blocked: BaseGeometry, resolution: float
+    rng: np.random.Generator,
+    size: int,
+    grid_angle: float,
+    blocked: BaseGeometry,
+    resolution: float,
+    style: TownStyle = DEFAULT_STYLE,
 ) -> list[Building]:
     """Place buildings in the blocks, apart from each other and from streets and lots."""
     extent = box(0, 0, size, size)
@@ -222,7 +252,7 @@ def _buildings(
         if clipped.area * resolution**2 < 30 or clipped.geom_type != "Polygon":
             continue
         gabled = kind == "rectangle" and rng.random() < 0.5
-        roof = str(rng.choice(list(ROOF_COLOURS)))
+        roof = str(rng.choice(list(style.roofs)))
         height = float(rng.uniform(4, 14) if kind != "courtyard" else rng.uniform(8, 18))
         placed.append(Building(clipped, kind, roof, gabled, height, angle))
         occupied = occupied.union(footprint.buffer(rng.uniform(2.5, 6) / resolution))
@@ -281,16 +311,22 @@ def _paint_trees(rng: np.random.Generator, image: np.ndarray, trees: list[tuple[
     image[inside] = TREE * (tone[ids[inside]] * leafy[inside])[:, None]
 
 
-def _paint_roofs(rng: np.random.Generator, image: np.ndarray, buildings: list[Building], resolution: float) -> None:
+def _paint_roofs(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    buildings: list[Building],
+    resolution: float,
+    style: TownStyle = DEFAULT_STYLE,
+) -> None:
     """Roofs: a colour per building; gabled roofs have a lit and a shaded slope; flat roofs a parapet."""
     if not buildings:
         return
     shape = image.shape[:2]
-    colours = np.array([(0, 0, 0)] + [ROOF_COLOURS[b.roof] for b in buildings], np.float32)
+    colours = np.array([(0, 0, 0)] + [style.roofs[b.roof] for b in buildings], np.float32)
     colours[1:] *= rng.uniform(0.88, 1.12, (len(buildings), 1)).astype(np.float32)
     ids = _burn([b.footprint for b in buildings], shape, values=range(1, len(buildings) + 1))
     light = np.ones(shape, np.float32)
-    slopes = [_shaded_slope(b) for b in buildings if b.gabled]
+    slopes = [_shaded_slope(b, style) for b in buildings if b.gabled]
     shaded = _burn(slopes, shape) > 0
     light[shaded] = 0.78
     flat = [b.footprint for b in buildings if not b.gabled]
@@ -301,14 +337,14 @@ def _paint_roofs(rng: np.random.Generator, image: np.ndarray, buildings: list[Bu
     image[inside] = colours[ids[inside]] * light[inside][:, None]
 
 
-def _shaded_slope(building: Building) -> Polygon:
+def _shaded_slope(building: Building, style: TownStyle = DEFAULT_STYLE) -> Polygon:
     """The half of a gabled roof that faces away from the sun (split along the ridge, the long axis)."""
     footprint = building.footprint
     centre = footprint.centroid
     a = math.radians(building.angle_deg)
     ridge = np.array([math.cos(a), math.sin(a)])
     normal = np.array([-ridge[1], ridge[0]])
-    sun = -_shadow_offset(1.0)
+    sun = -_shadow_offset(1.0, style)
     if normal @ sun > 0:  # keep the half on the far side from the sun
         normal = -normal
     far = 1e4
@@ -317,10 +353,10 @@ def _shaded_slope(building: Building) -> Polygon:
     return footprint.intersection(half)
 
 
-def _shadow_offset(resolution: float) -> np.ndarray:
+def _shadow_offset(resolution: float, style: TownStyle = DEFAULT_STYLE) -> np.ndarray:
     """Ground shift (columns, rows) in pixels of a shadow cast by one metre of height."""
-    length = 1.0 / math.tan(math.radians(SUN_ELEVATION_DEG)) / resolution
-    towards = math.radians(SUN_AZIMUTH_DEG + 180.0)  # azimuth clockwise from north; rows grow southwards
+    length = 1.0 / math.tan(math.radians(style.sun_elevation_deg)) / resolution
+    towards = math.radians(style.sun_azimuth_deg + 180.0)  # azimuth clockwise from north; rows grow southwards
     return np.array([math.sin(towards), -math.cos(towards)]) * length
 
 

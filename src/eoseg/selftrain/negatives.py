@@ -64,7 +64,7 @@ def chip_scores(bundles: Sequence[ModelBundle], root: Path, device: str = "auto"
     if prepared["inputs"] != first.inputs or prepared["bands"] != first.bands:
         raise InputError(f"{root}: chips have inputs {prepared['inputs']} but the model takes {first.inputs}; "
                          "mine chips prepared with the model's bands")
-    stats = {**first.stats, "nodata": prepared["nodata"]}
+    stats = {**first.stats, "nodata": prepared["nodata"], "scene_nodata": prepared.get("scene_nodata", {})}
     dataset = ChipDataset(root, manifest, stats, first.config.data.model_copy(update={"targets": {}}))
     torch_device = resolve_device(device)
     config = first.config

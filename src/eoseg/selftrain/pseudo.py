@@ -148,8 +148,8 @@ def chip_confidence(path: Path, spec: PseudoLabelSpec) -> dict[str, Any]:
 def pseudo_config(config: ExperimentConfig, root: Path, scenes: list[dict[str, Any]], target: str) -> ExperimentConfig:
     """The config that prepares the pseudo-labelled chips: the model's data settings, soft raster targets."""
     raw = config_to_dict(config)
-    raw["data"].update(root=str(root), scenes=scenes, scenes_file=None, folds=1, fold=0, sampler=None,
-                       targets={target: {"kind": "raster", "soft": True}})
+    raw["data"].update(root=str(root), scenes=scenes, scenes_file=None, format=None, folds=1, fold=0,
+                       sampler=None, targets={target: {"kind": "raster", "soft": True}})
     raw["data"]["chips"]["empty_share"] = None
     return validate_config(raw, "pseudo-label")
 

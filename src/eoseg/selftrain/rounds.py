@@ -38,11 +38,16 @@ def selftrain_folder(config: ExperimentConfig) -> Path:
     return Path(config.train.out) / f"{config.name}-selftrain"
 
 
-def round_config(config: ExperimentConfig, folder: Path, number: int, pseudo_root: Path | None) -> ExperimentConfig:
-    """The training config of round ``number``: its own run folder, mixing with ``pseudo_root`` if given."""
+def round_config(
+    config: ExperimentConfig, folder: Path, number: int, pseudo_root: Path | None, init: str | None = None
+) -> ExperimentConfig:
+    """The training config of round ``number``: its own run folder, mixing with ``pseudo_root`` if given,
+    starting from the checkpoint ``init`` if given (else as ``model.init_checkpoint`` says)."""
     raw = config_to_dict(config)
     raw["name"] = f"round{number}"
     raw["train"]["out"] = str(folder / "runs")
+    if init is not None:
+        raw["model"]["init_checkpoint"] = init
     if pseudo_root is None:
         raw["selftrain"]["mix"] = None
     else:
@@ -93,8 +98,12 @@ def self_train(
     unlabelled: Sequence[dict[str, Path]],
     rounds: int,
     progress: bool = True,
+    from_teacher: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run (or continue) ``rounds`` self-training rounds after the teacher; return one entry per round."""
+    """Run (or continue) ``rounds`` self-training rounds after the teacher; return one entry per round.
+
+    ``from_teacher``: each student starts from its teacher's weights instead of ``model.init_checkpoint``.
+    """
     if rounds < 1:
         raise ConfigError(f"--rounds {rounds}: give at least 1 self-training round")
     if not unlabelled:
@@ -117,7 +126,8 @@ def self_train(
         )
         pseudo = pseudo_label([bundle], unlabelled, folder / "pseudo" / f"round{number}", labelling,
                               progress=progress)
-        result = _train_round(round_config(config, folder, number, pseudo.root), state, progress)
+        init = teacher if from_teacher else None
+        result = _train_round(round_config(config, folder, number, pseudo.root, init), state, progress)
         state.append(_entry(number, result, config, pseudo.kept))
         write_state(folder, state)
     return state
