@@ -12,6 +12,8 @@ targets), and chips are kept by the rule. Layout of ``--out``::
     confidence.csv                     one row per chip: labelled share, mean confidence, max p, kept
     summary.json                       rule, per-scene and overall shares
 
+Models trained on Kaggle clouds JPEGs (``data.format.name=clouds``) get each JPEG area-averaged to the
+training size first, as ``eoseg predict --format clouds`` does (kept in ``inputs/``, the chips' source).
 Re-running skips scenes whose soft labels exist (resume). Rules (seed-solutions.md §1.6, §5.5):
 ``soft`` keeps probabilities; ``hard`` is Open Cities' ``convert_soft_to_hard`` (``p > high`` -> 1,
 ``p < low`` -> 0, between ignored); ``image`` is the clouds recipe's selection: a chip is kept only if every
@@ -23,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +37,14 @@ from rasterio.windows import Window
 
 from eoseg.config.activation import activation_of, main_head
 from eoseg.config.loader import config_to_dict, validate_config
-from eoseg.config.schema import ExperimentConfig, PseudoLabelSpec
+from eoseg.config.schema import CloudsFormat, ExperimentConfig, PseudoLabelSpec
 from eoseg.data.prepare import finish, plan_dataset, prepare_scene, read_part, signature
 from eoseg.errors import ConfigError, InputError
+from eoseg.formats.clouds import write_resized_image
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.cog import GDAL_ENV, RasterSpec, TiledRasterWriter
 from eoseg.inference.predictor import check_bundles, ensure_writable, predict_scene, scene_name
-from eoseg.inference.reader import check_scene
+from eoseg.inference.reader import NoCrsWarning, check_scene
 from eoseg.models.bundle import ModelBundle
 from eoseg.progress import make_progress
 
@@ -173,14 +177,21 @@ def pseudo_label(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(f"scenes {duplicates}: two unlabelled scenes have the same name; rename the files")
-    for images in scenes:
-        check_scene({k: Path(v) for k, v in images.items()}, bundles[0])
+    clouds = isinstance(bundles[0].config.data.format, CloudsFormat)
+    with warnings.catch_warnings():
+        if clouds:  # Kaggle's JPEGs have no CRS by design
+            warnings.simplefilter("ignore", NoCrsWarning)
+        for images in scenes:
+            check_scene({k: Path(v) for k, v in images.items()}, bundles[0])
     target, bands = target_name(config), label_bands(config)
     if spec.rule == "hard" and len(bands) > 1 and config.task.kind == "multiclass":
         raise ConfigError("selftrain.pseudo.rule=hard: the uncertainty band needs binary or multilabel "
                           "probabilities; use rule=soft for multiclass models")
     out = Path(out)
     ensure_writable(out)
+    if clouds:  # as predict --format clouds: each JPEG area-averaged to the training size, kept for the chips
+        size = bundles[0].config.data.format.size
+        scenes = [{k: _resized(Path(v), size, out / "inputs") for k, v in s.items()} for s in scenes]
     predict = config.predict.model_copy(update={"prob_dtype": "float16"})
     labels: dict[str, Path] = {}
     confidence: list[SceneConfidence] = []
@@ -215,6 +226,11 @@ def pseudo_label(
                "share_kept_chips": share, "scenes": scene_rows}
     summary_path = write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     return PseudoResult(out, root, labels, scenes_csv, confidence_csv, summary_path, chips, kept, scene_rows)
+
+
+def _resized(image: Path, size: tuple[int, int], folder: Path) -> Path:
+    target = folder / f"{image.stem}.tif"
+    return target if target.is_file() else write_resized_image(image, size, target)
 
 
 def prepare_selected(
