@@ -44,13 +44,15 @@ class PointwiseModel(nn.Module):
         return {"mask": self.conv(x)}
 
 
-def image_stats(bands: list[str], mean: float = 0.0, std: float = 1.0, nodata: float | None = 0) -> dict:
+def image_stats(
+    bands: list[str], mean: float = 0.0, std: float = 1.0, nodata: float | None = 0, dtype: str = "uint8"
+) -> dict:
     """A stats.json mapping for one image called ``image``."""
     return {
         "inputs": bands,
         "bands": {"image": bands},
         "nodata": {"image": nodata},
-        "dtypes": {"image": "uint8"},
+        "dtypes": {"image": dtype},
         "channels": [
             {
                 "name": b,
@@ -77,6 +79,7 @@ def make_bundle(
     std: float = 1.0,
     classes: list[str] | None = None,
     stats: dict | None = None,
+    dtype: str = "uint8",
 ) -> ModelBundle:
     """A ModelBundle around ``model`` with a config and band statistics (no checkpoint needed)."""
     bands = bands or ["image"]
@@ -87,7 +90,7 @@ def make_bundle(
         task=TaskSpec(kind=task),
         loss={},
     )
-    return ModelBundle(model=model.eval(), config=config, stats=stats or image_stats(bands, mean, std))
+    return ModelBundle(model=model.eval(), config=config, stats=stats or image_stats(bands, mean, std, dtype=dtype))
 
 
 def write_scene(

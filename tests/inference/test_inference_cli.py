@@ -74,6 +74,7 @@ def checkpoint(tmp_path_factory):
         ),
     )
     stats = image_stats(["image"], mean=400.0, std=200.0)
+    stats["dtypes"] = {"image": "uint16"}  # trained on uint16 scenes like the ones predicted below
     torch.manual_seed(0)
     model = build_model(config.model, config.task, 1)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"

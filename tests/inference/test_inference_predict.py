@@ -238,7 +238,8 @@ def test_spacenet_tile_end_to_end(tmp_path, shared_data) -> None:
     tile = tmp_path / "atlanta_pan.tif"
     with rasterio.open(tile, "w", **profile) as dst:
         dst.write(image)
-    bundle = make_bundle(PointwiseModel(1), heads={"mask": HeadSpec()}, mean=400.0, std=200.0, chip=256)
+    bundle = make_bundle(PointwiseModel(1), heads={"mask": HeadSpec()}, mean=400.0, std=200.0, chip=256,
+                         dtype="uint16")
     out = predict_scene(
         [bundle],
         {"image": tile},

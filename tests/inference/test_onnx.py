@@ -51,7 +51,7 @@ def models(tmp_path_factory):
         ),
         loss={},
     )
-    stats = image_stats(["red", "nir"], mean=400.0, std=200.0)
+    stats = image_stats(["red", "nir"], mean=400.0, std=200.0, dtype="uint16")
     stats["inputs"] = ["red", "nir", "(nir-red)/(nir+red+1)"]  # band math travels with the model
     stats["channels"].append(dict(stats["channels"][0], name="ndvi", mean=0.0, std=0.5))
     torch.manual_seed(0)

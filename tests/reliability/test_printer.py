@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import eoseg_process, hashes, run, write_scene
+from reliability_helpers import eoseg_process, hashes, run, write_scene
 
 from eoseg.cli.app import main
 from eoseg.cli.runtime import INTERRUPTED, missing_folders, output_folders, remove_if_empty, warning_printer

@@ -31,7 +31,7 @@ def quadrant_scene(path: Path, values=QUADRANTS, bands: int = 1) -> Path:
 
 
 def run(tmp_path: Path, rule: str, values=QUADRANTS, **pseudo):
-    bundle = make_bundle(IdentityModel(), chip=32)
+    bundle = make_bundle(IdentityModel(), chip=32, dtype="float32")  # trained on float scenes like these
     config = bundle.config.model_copy(deep=True)
     config.selftrain.pseudo = config.selftrain.pseudo.model_copy(update={"rule": rule, **pseudo})
     config.predict.window = 64
@@ -101,7 +101,7 @@ def test_empty_selection_names_the_share_kept_per_rule(tmp_path) -> None:
 
 
 def test_scenes_whose_bands_do_not_match_the_checkpoint_are_refused_before_any_output(tmp_path) -> None:
-    bundle = make_bundle(IdentityModel(), chip=32)
+    bundle = make_bundle(IdentityModel(), chip=32, dtype="float32")  # trained on float scenes like these
     good = quadrant_scene(tmp_path / "in" / "good.tif")
     bad = quadrant_scene(tmp_path / "in" / "bad.tif", bands=3)
     before = digest(tmp_path / "in")

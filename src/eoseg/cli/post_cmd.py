@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -11,13 +12,19 @@ from eoseg.errors import ConfigError
 from eoseg.progress import console
 
 
-def _floats(text: str | None, option: str) -> list[float] | None:
+def _floats(text: str | None, option: str, low: float = -math.inf, high: float = math.inf) -> list[float] | None:
+    """Comma-separated numbers of an option, each within [low, high]."""
     if text is None:
         return None
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
         raise ConfigError(f"{option}: {text!r} is not a comma-separated list of numbers, e.g. 0.3,0.5") from exc
+    bad = [v for v in values if not low <= v <= high]
+    if bad:
+        limits = f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        raise ConfigError(f"{option}: {bad[0]:g} is out of range; every value must be {limits}")
+    return values
 
 
 def vectorize_cmd(
@@ -40,7 +47,7 @@ def vectorize_cmd(
     """
     from eoseg.post.vectorize import spacenet_submission, vectorize
 
-    areas = _floats(min_area, "--min-area")
+    areas = _floats(min_area, "--min-area", low=0.0)
     if out.suffix.lower() == ".csv":
         frame = spacenet_submission(masks, out, probs=prob or None, simplify=simplify, min_area=areas)
         images = frame["image_id"].nunique()
@@ -68,6 +75,8 @@ def ensemble_cmd(
     Example: eoseg ensemble a.mask.tif b.mask.tif c.mask.tif --mode vote --min-votes 2 --out city.tif
     """
     from eoseg.post.ensemble import ensemble_rasters
+    if threshold is not None:
+        _floats(str(threshold), "--threshold", 0.0, 1.0)
     path = ensemble_rasters(
         preds, out, mode, min_votes=min_votes, threshold=threshold, weights=_floats(weights, "--weights")
     )
@@ -114,14 +123,14 @@ def thresholds_cmd(
     kind, metric = kind or "binary", metric or "iou"
     if kind not in ("binary", "multiclass", "multilabel"):
         raise ConfigError(f"--kind: {kind!r} is not binary, multiclass or multilabel")
-    check_writable(out)
+    check_writable(out, inputs=[*probs, *truth])
     choices = search_thresholds(
         probs,
         truth,
         kind=kind,  # type: ignore[arg-type]
         metric=metric,
-        thresholds=_floats(candidates, "--thresholds") or DEFAULT_THRESHOLDS,
-        min_areas=_floats(min_areas, "--min-areas") or [0.0],
+        thresholds=_floats(candidates, "--thresholds", 0.0, 1.0) or DEFAULT_THRESHOLDS,
+        min_areas=_floats(min_areas, "--min-areas", low=0.0) or [0.0],
         resample=resample,
     )
     gate_spec = gate_scores = None

@@ -12,6 +12,7 @@ from rich.table import Table
 from eoseg.config.loader import apply_overrides, config_to_dict, read_source, save_config, validate_config
 from eoseg.config.schema import ExperimentConfig
 from eoseg.errors import ConfigError, InputError
+from eoseg.geo.atomic import check_not_inputs
 from eoseg.progress import console
 
 CHECKPOINT_SUFFIXES = (".ckpt", ".safetensors", ".onnx")
@@ -163,7 +164,7 @@ def predict(
     post.threshold=0.4   (or --post post.yaml, the overlay `eoseg thresholds` writes)
     """
     from eoseg.inference.distributed import report_of, run_scenes
-    from eoseg.inference.predictor import check_names, scene_name
+    from eoseg.inference.predictor import check_names, check_outputs_not_inputs, scene_name
 
     args = split_items(items, scenes_given=scenes_file is not None)
     bundles = load_models(args.checkpoints)
@@ -179,6 +180,8 @@ def predict(
         listed, listed_names = read_scene_list(scenes_file, image_names, list(bundles[0].config.data.targets))
         scenes, names = scenes + listed, names + listed_names
     check_names(names)
+    check_not_inputs([*args.checkpoints, *(p for s in scenes for p in s.values())], files=[out, out / "config.yaml"])
+    check_outputs_not_inputs(bundles, scenes, names, out)
     if fmt is not None:
         from eoseg.inference.competitions import FORMATS, predict_clouds, predict_geopose, predict_xview2
 

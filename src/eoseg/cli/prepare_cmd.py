@@ -39,6 +39,8 @@ def prepare_command(
     with warning_printer():
         result = prepare(config, overwrite=overwrite, progress=not quiet)
     resumed = f" ({len(result.resumed)} resumed)" if result.resumed else ""
+    if result.empty:
+        resumed += f"; {len(result.empty)} scene(s) without valid pixels: {', '.join(result.empty)}"
     typer.echo(f"{result.chips} chips from {result.scenes} scenes{resumed} in {result.root}")
     typer.echo(f"manifest: {result.manifest}  stats: {result.stats}")
 

@@ -16,6 +16,7 @@ def train_command(
     source: str = CONFIG_ARG,
     overrides: list[str] = OVERRIDES_ARG,
     resume: bool = typer.Option(False, "--resume", help="Continue the run's last checkpoint exactly."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run of the same name."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
     """Train a model on a prepared chip dataset; writes train.out/<name>/ (checkpoints, metrics, report).
@@ -27,7 +28,7 @@ def train_command(
     from eoseg.training.train import train
 
     config = load_config(source, overrides or [])
-    result = train(config, resume=resume, progress=progress)
+    result = train(config, resume=resume, progress=progress, overwrite=overwrite)
     if rank_zero_only.rank != 0:
         return
     score = "n/a" if result.best_score is None else f"{result.best_score:.4f}"

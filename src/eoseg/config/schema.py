@@ -15,6 +15,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from eoseg.geo.products import IGNORE
 
 
+def _in_range(value: float | list[float], low: float, high: float, what: str) -> float | list[float]:
+    """``value`` (one number or one per class) when every number lies in [low, high]."""
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ValueError(f"{what}: give one value or one per class, not an empty list")
+    if any(not low <= v <= high for v in values):
+        limits = f">= {low:g}" if high == float("inf") else f"in [{low:g}, {high:g}]"
+        raise ValueError(f"{what} must be {limits}" + (" (every value of the list)" if len(values) > 1 else ""))
+    return value
+
+
 class Section(BaseModel):
     """Base of every config section: unknown keys are rejected, assignments are validated."""
 
@@ -272,7 +283,7 @@ class OptimSpec(Section):
 
 class ScheduleSpec(Section):
     name: Literal["none", "onecycle", "cosine", "poly", "plateau", "warm_restarts"] = "none"
-    pct_start: float = 0.3
+    pct_start: float = Field(default=0.3, gt=0.0, lt=1.0)
     power: float = 0.9
     min_lr: float = 0.0
     t_0: int = Field(default=10, description="warm restarts: epochs of the first cycle")
@@ -332,18 +343,18 @@ class RaySpec(Section):
 
 
 class PredictSpec(Section):
-    window: int | None = Field(default=None, description="window size; default: the training chip size")
-    overlap: int | None = Field(default=None, description="window overlap; default: a quarter window")
-    batch_size: int | None = Field(default=None, description="default: chosen from the device")
+    window: int | None = Field(default=None, ge=16, description="window size; default: the training chip size")
+    overlap: int | None = Field(default=None, ge=0, description="window overlap; default: a quarter window")
+    batch_size: int | None = Field(default=None, ge=1, description="default: chosen from the device")
     blend: Literal["hann", "cosine", "triangular", "uniform"] = "hann"
     tta: Literal["none", "flips", "d4"] = "none"
-    tta_scales: list[float] = Field(default_factory=lambda: [1.0])
+    tta_scales: list[Annotated[float, Field(gt=0.0)]] = Field(default_factory=lambda: [1.0])
     merge: Literal["mean", "gmean"] = "mean"
-    ensemble_weights: list[float] | None = None
-    vote: int | None = Field(default=None, description="k-of-n voting of binary masks across models")
+    ensemble_weights: list[Annotated[float, Field(ge=0.0)]] | None = None
+    vote: int | None = Field(default=None, ge=1, description="k-of-n voting of binary masks across models")
     prob_dtype: Literal["uint8", "float16"] = "uint8"
     device: str = "auto"
-    workers: int = 2
+    workers: int = Field(default=2, ge=0)
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
     ray: RaySpec = Field(default_factory=RaySpec)
 
@@ -354,13 +365,28 @@ class GateSpec(Section):
     head: str = "image_class"
     threshold: float | list[float] = 0.5
 
+    @field_validator("threshold")
+    @classmethod
+    def _probability(cls, v: float | list[float]) -> float | list[float]:
+        return _in_range(v, 0.0, 1.0, "a probability threshold")
+
 
 class PostSpec(Section):
-    threshold: float | list[float] = Field(default=0.5, description="one value, or one per class")
+    threshold: float | list[float] = Field(default=0.5, description="one value in [0, 1], or one per class")
     min_area: float | list[float] = Field(default=0.0, description="minimum object area in m² (per class)")
     simplify: float = Field(default=0.0, ge=0, description="polygon simplification tolerance in CRS units")
     gate: GateSpec | None = None
     metric: str = Field(default="iou", description="metric that threshold search maximises")
+
+    @field_validator("threshold")
+    @classmethod
+    def _probability(cls, v: float | list[float]) -> float | list[float]:
+        return _in_range(v, 0.0, 1.0, "a probability threshold")
+
+    @field_validator("min_area")
+    @classmethod
+    def _area(cls, v: float | list[float]) -> float | list[float]:
+        return _in_range(v, 0.0, float("inf"), "an area in m²")
 
 
 # ------------------------------------------------------------------------------------- self-training
@@ -461,6 +487,15 @@ class ExperimentConfig(Section):
     predict: PredictSpec = Field(default_factory=PredictSpec)
     post: PostSpec = Field(default_factory=PostSpec)
     selftrain: SelfTrainSpec = Field(default_factory=SelfTrainSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _name_inside_out(cls, v: str) -> str:
+        parts = Path(v).parts
+        if not v.strip() or Path(v).is_absolute() or ".." in parts or "\\" in v:
+            raise ValueError(f"{v!r} is not a run name inside train.out: use a plain name such as "
+                             f"'buildings-b1' (no absolute path, no '..'); set train.out for another folder")
+        return v
 
     @model_validator(mode="after")
     def _loss_heads_exist(self) -> ExperimentConfig:

@@ -29,6 +29,9 @@ from eoseg.errors import ConfigError, InputError
 def split_folds(manifest: pd.DataFrame, fold: int, where: str = MANIFEST) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(train, validation)`` chips: validation is fold ``fold``, training every other fold."""
     folds = sorted(int(f) for f in manifest["fold"].unique())
+    if manifest.empty:
+        raise ConfigError(f"{where}: the dataset has no chips (every scene was empty or all nodata: see the warnings "
+                          "of eoseg prepare); nothing to train on: prepare scenes with valid pixels")
     if fold not in folds:
         raise ConfigError(f"data.fold={fold} is out of range: {where} has folds {folds}; "
                           f"set data.fold to one of them")

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shutil
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,7 +41,7 @@ from eoseg.data.scenes import load_scenes
 from eoseg.data.stats import DatasetStats, StatsAccumulator, integer_channel, write_stats
 from eoseg.errors import ConfigError, InputError
 from eoseg.formats.xbd import is_xbd_json, xbd_labels
-from eoseg.geo.atomic import atomic_path, write_text_atomic
+from eoseg.geo.atomic import atomic_path, check_not_inputs, write_text_atomic
 from eoseg.geo.products import IGNORE
 from eoseg.geo.raster import (
     RasterInfo,
@@ -74,6 +75,11 @@ class PrepareResult:
     chips: int
     scenes: int
     resumed: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)  # scenes without a valid pixel (all nodata / NaN)
+
+
+class EmptySceneWarning(UserWarning):
+    """A scene has no valid pixel (all nodata or NaN): it gives no chips."""
 
 
 @dataclass
@@ -190,6 +196,7 @@ class ScenePreparer:
 
     def __init__(self, plan: DatasetPlan, scene: SceneSpec, root: Path, stack: contextlib.ExitStack) -> None:
         self.plan, self.scene, self.root, self.data = plan, scene, root, plan.data
+        self.invalid_windows = 0  # windows without a valid pixel (an all-nodata scene has only those)
         self.writer = stack.enter_context(ChipWriter())
         self._scale_checked = False  # the declared-scale warning is given once per scene
         integer = []
@@ -323,6 +330,7 @@ class ScenePreparer:
         arrays, valid = self.read_images(window, shape, image_resampling(scale))
         n_valid = int(np.count_nonzero(valid))
         if n_valid == 0:
+            self.invalid_windows += 1
             return None
         every = n_valid == size * size
         if scale == 1:  # statistics over every scene pixel once, from the chips that hold it first
@@ -448,6 +456,7 @@ def prepare(config: ExperimentConfig, overwrite: bool = False, progress: bool = 
     data = config.data
     root = Path(data.root)
     plan = plan_dataset(data)
+    check_output_folder(root, plan)
     parts_dir = root / ".parts"
     if overwrite:
         clear_outputs(root)
@@ -473,6 +482,17 @@ def prepare(config: ExperimentConfig, overwrite: bool = False, progress: bool = 
     return finish(config, plan, root, parts, resumed)
 
 
+def check_output_folder(root: Path, plan: DatasetPlan) -> None:
+    """``data.root`` must be a folder (or not exist yet) and none of its outputs may be an input."""
+    if root.exists() and not root.is_dir():
+        raise InputError(f"data.root (--out) {root}: is a file, not a folder; choose another output folder")
+    inputs = [p for s in plan.scenes for p in (*s.images.values(), *s.targets.values())]
+    if plan.data.scenes_file is not None:
+        inputs.append(plan.data.scenes_file)
+    outputs = [root / name for name in ("manifest.parquet", "stats.json", "config.yaml")]
+    check_not_inputs(inputs, files=[root, *outputs], folders=[root / "chips", root / ".parts"], option="--out")
+
+
 def prepare_scene(plan: DatasetPlan, scene: SceneSpec, root: Path, sig: str, bars: Any = None) -> dict[str, Any]:
     """Write one scene's chips, then its part file (last, atomically); return the part."""
     shutil.rmtree(root / "chips" / scene.id, ignore_errors=True)  # leftovers of an interrupted run
@@ -491,7 +511,13 @@ def prepare_scene(plan: DatasetPlan, scene: SceneSpec, root: Path, sig: str, bar
         if bars is not None:
             bars.remove_task(task)
         stats = preparer.stats
-    part = {"signature": sig, "scene": scene.id, "rows": rows, "stats": stats.to_dict()}
+        empty = preparer.invalid_windows == len(windows)
+    if empty:
+        nodata = ", ".join(f"{n}: {plan.nodata(scene, n):g}" for n in plan.image_names)
+        warnings.warn(f"{next(iter(scene.images.values()))}: scene {scene.id} has no valid pixel (every pixel is "
+                      f"nodata or NaN; nodata {nodata}): it gives 0 chips; check data.nodata or drop the scene",
+                      EmptySceneWarning, stacklevel=2)
+    part = {"signature": sig, "scene": scene.id, "rows": rows, "stats": stats.to_dict(), "empty": empty}
     write_text_atomic(root / ".parts" / f"{scene.id}.json", json.dumps(part))
     return part
 
@@ -556,7 +582,8 @@ def finish(
         ),
     )
     save_config(config, root / "config.yaml")
-    return PrepareResult(root, manifest, stats_path, len(frame), len(plan.scenes), resumed)
+    empty = [s.id for s in plan.scenes if parts[s.id].get("empty")]
+    return PrepareResult(root, manifest, stats_path, len(frame), len(plan.scenes), resumed, empty)
 
 
 def manifest_frame(rows: list[dict[str, Any]], plan: DatasetPlan) -> pd.DataFrame:

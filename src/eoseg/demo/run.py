@@ -167,7 +167,7 @@ def _run(out_dir: Path, size: DemoSize, seed: int, overrides: Sequence[str], pro
 
     with _step(3, f"train {config.model.arch}-{config.model.encoder} for {config.train.epochs} epochs", timings,
                "train"):
-        trained = train(config, progress=progress)
+        trained = train(config, progress=progress, overwrite=True)
         checkpoint = trained.best_checkpoint or trained.last_checkpoint
         if checkpoint is None:
             raise EosegError(f"{trained.run_dir}: training wrote no checkpoint; see {trained.run_dir / 'metrics.csv'}")

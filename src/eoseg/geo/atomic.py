@@ -1,12 +1,72 @@
-"""Atomic file writes: a file that exists is complete."""
+"""Atomic file writes: a file that exists is complete.
+
+A write that fails for a reason the user can fix (disk full, read-only disk, no permission) becomes an
+:class:`~eoseg.errors.InputError` that names the file and the cause; the temporary file is removed and
+an existing target is left untouched.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from eoseg.errors import InputError
+
+WRITE_CAUSES = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EFBIG: "file too large for the file system",
+}
+LOW_SPACE = 1 << 20  # less free space than this after a failed write: the disk is full
+
+
+def disk_full(folder: str | os.PathLike[str]) -> bool:
+    """Whether the file system holding ``folder`` has (almost) no free space left."""
+    try:
+        return shutil.disk_usage(folder).free < LOW_SPACE
+    except OSError:
+        return False
+
+
+def write_failed(target: str | os.PathLike[str], cause: str) -> InputError:
+    """The one-line error for an output that could not be written."""
+    return InputError(f"{target}: could not write the output ({cause}); nothing was replaced: free space, "
+                      f"fix the permissions or choose another output location, then run again")
+
+
+def write_cause(target: Path, exc: BaseException) -> str | None:
+    """A user-facing cause when ``exc`` is a failed write of ``target`` (None: not a write failure)."""
+    if isinstance(exc, OSError) and exc.errno in WRITE_CAUSES:
+        return f"{WRITE_CAUSES[exc.errno]}: {exc.strerror}" if exc.strerror else WRITE_CAUSES[exc.errno]
+    if disk_full(target.parent):
+        return "disk full: No space left on device"
+    return None
+
+
+def temporary_beside(target: Path, suffix: str) -> Path:
+    """Create the folder of ``target`` and an empty hidden temporary file beside it (``.STEM.XXXX<suffix>``).
+
+    A folder path that runs through a file, a read-only folder or a full disk is an :class:`InputError`.
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
+    except FileExistsError as exc:
+        raise write_failed(target, f"{exc.filename or target.parent} is a file, not a folder") from exc
+    except NotADirectoryError as exc:
+        raise write_failed(target, "a folder on the way is a file") from exc
+    except OSError as exc:
+        raise write_failed(target, write_cause(target, exc) or exc.strerror or str(exc)) from exc
+    os.close(fd)
+    return Path(name)
 
 
 @contextlib.contextmanager
@@ -17,14 +77,16 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     On failure the temporary file is removed and an existing ``target`` is left untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temporary_beside(target, f".part{target.suffix}")
     tmp.unlink()  # writers create the file themselves (some refuse to overwrite)
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as exc:  # rasterio's and GDAL's write errors are OSErrors too
+        cause = write_cause(target, exc)
+        if cause is None:
+            raise
+        raise write_failed(target, cause) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -35,3 +97,23 @@ def write_text_atomic(target: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     return Path(target)
+
+
+def check_not_inputs(
+    inputs: Iterable[str | os.PathLike[str]],
+    files: Iterable[str | os.PathLike[str]] = (),
+    folders: Iterable[str | os.PathLike[str]] = (),
+    option: str = "--out",
+) -> None:
+    """Refuse outputs that would overwrite an input: ``files`` equal to an input, ``folders`` that are or hold one.
+
+    Paths are compared resolved (symlinks, ``..``, relative paths). Raises :class:`InputError` naming both.
+    """
+    resolved = [(Path(p), Path(p).resolve()) for p in inputs]
+    for out, contains in [*((f, False) for f in files), *((f, True) for f in folders)]:
+        target = Path(out).resolve()
+        for given, path in resolved:
+            if path == target or (contains and target in path.parents):
+                where = "is" if path == target else "holds"
+                raise InputError(f"{option} {out}: {where} the input {given}; the output would overwrite it: "
+                                 "choose another output path")

@@ -9,7 +9,6 @@ overviews) written atomically onto the target. Memory: one tile row plus the ban
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,8 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from eoseg.geo.atomic import atomic_path
+from eoseg.geo.atomic import atomic_path, temporary_beside, write_cause, write_failed
+from eoseg.geo.raster import check_written
 
 BLOCK_SIZE = 512
 GDAL_ENV = {"GDAL_TIFF_INTERNAL_MASK": True, "GDAL_CACHEMAX": 64 * 2**20}
@@ -55,12 +55,7 @@ class TiledRasterWriter:
         self.target = Path(target)
         self.spec = spec
         self.compress = compress
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(
-            prefix=f".{self.target.stem}.", suffix=".tiles.tif", dir=self.target.parent
-        )
-        os.close(fd)
-        self.tmp = Path(name)
+        self.tmp = temporary_beside(self.target, ".tiles.tif")
         self.block = min(BLOCK_SIZE, _round_up(max(spec.height, spec.width), 16))
         profile = {
             "driver": "GTiff",
@@ -110,7 +105,13 @@ class TiledRasterWriter:
         if self._next_row + self._pending_rows == self.spec.height:
             full = self._pending_rows
         if full:
-            self._write(full)
+            try:
+                self._write(full)
+            except OSError as exc:  # GDAL write errors (disk full) name the output, not the temporary
+                cause = write_cause(self.target, exc)
+                if cause is None:
+                    raise
+                raise write_failed(self.target, cause) from exc
 
     def _write(self, n: int) -> None:
         data = np.concatenate([d for d, _ in self._pending], axis=1)
@@ -143,6 +144,7 @@ class TiledRasterWriter:
                     compress=self.compress,
                     nbits=self.spec.nbits,
                 )
+                check_written(tmp, self.target)
             return self.target
         finally:
             self.abort()

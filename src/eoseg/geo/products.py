@@ -27,7 +27,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from eoseg.errors import InputError
-from eoseg.geo.atomic import atomic_path, write_text_atomic
+from eoseg.geo.atomic import atomic_path, check_not_inputs, write_text_atomic
 from eoseg.geo.cog import RasterSpec
 from eoseg.geo.raster import RasterInfo, Source, raster_info, valid_mask
 
@@ -197,9 +197,11 @@ def _grid(info: RasterInfo) -> str:
     return f"{info.width}x{info.height} px, {crs}, origin ({info.transform.c:g}, {info.transform.f:g}), res {info.res}"
 
 
-def check_writable(path: str | os.PathLike[str]) -> Path:
-    """Raise an :class:`InputError` when ``path`` cannot be written (folder not writable, a file in the way)."""
+def check_writable(path: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
+    """Raise an :class:`InputError` when ``path`` cannot be written (folder not writable, a file in the way)
+    or is one of the command's ``inputs`` (it would overwrite it)."""
     path = Path(path)
+    check_not_inputs(inputs, files=[path])
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file name for the output")
     ancestor = path.parent

@@ -18,7 +18,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
@@ -26,7 +26,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from eoseg.errors import InputError
-from eoseg.geo.atomic import atomic_path
+from eoseg.geo.atomic import atomic_path, disk_full, write_failed
 
 try:  # GDAL errors raised by rasterio while reading blocks
     from rasterio._err import CPLE_BaseError
@@ -260,9 +260,41 @@ def write_geotiff(
     if compress != "none":
         profile["compress"] = compress
         profile.update({"deflate": {"zlevel": 1}, "zstd": {"zstd_level": 1}}.get(compress, {}))
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(array)
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(array)
+        check_written(tmp, path, array)
     return Path(path)
+
+
+def check_written(
+    tmp: str | os.PathLike[str], target: str | os.PathLike[str], expected: np.ndarray | None = None
+) -> None:
+    """Re-open a raster just written to ``tmp`` and read it back before it is renamed onto ``target``.
+
+    GDAL may only log a failed write (libtiff prints "No space left on device" and the file is closed as
+    if complete), so every block is read (and compared with ``expected`` when given). An
+    :class:`InputError` names ``target`` and the cause (e.g. disk full).
+    """
+    detail = ""
+    try:
+        with rasterio.open(tmp) as src:
+            if expected is not None:
+                back = src.read()
+                same = back.shape == expected.shape and np.array_equal(
+                    back, expected, equal_nan=bool(np.issubdtype(expected.dtype, np.floating))
+                )
+                detail = "" if same else "the data read back differs from what was written"
+            else:
+                masked = MaskFlags.per_dataset in src.mask_flag_enums[0]
+                for _, window in src.block_windows(1):
+                    src.read(window=window)
+                    if masked:
+                        src.read_masks(1, window=window)
+    except READ_ERRORS as exc:
+        detail = f"the file read back is incomplete: {_first_line(exc)}"
+    if detail:
+        raise write_failed(target, "disk full: No space left on device" if disk_full(Path(target).parent) else detail)
 
 
 def source_path(src: Source) -> str:

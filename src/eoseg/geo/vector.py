@@ -67,15 +67,19 @@ def load_labels(
     scene_bounds: tuple[float, float, float, float],
     label_crs: str | None = None,
     option: str = "label_crs",
+    allow_empty: bool = False,
 ) -> gpd.GeoDataFrame:
     """Read labels, reproject them to the scene CRS and repair invalid geometries.
 
-    A file without features is an error; a file without CRS is an error unless ``label_crs`` is given
+    A file without features is an error unless ``allow_empty`` (truth of a scene without objects, which
+    scores as "no objects"); a file without CRS is an error unless ``label_crs`` is given
     (``option`` names the config key in the message). When no feature overlaps ``scene_bounds`` a
     :class:`LabelWarning` is issued and an empty frame is returned.
     """
     path = Path(path)
     frame = read_vector(path)
+    if len(frame) == 0 and allow_empty:
+        return frame.iloc[:0]
     if len(frame) == 0:
         raise InputError(f"{path}: label file has no features; add features or remove it from the scene's targets")
     if frame.crs is None:

@@ -21,11 +21,12 @@ from rich.progress import TextColumn
 
 from eoseg.config.schema import PostSpec, PredictSpec
 from eoseg.errors import ConfigError, InputError
+from eoseg.geo.atomic import check_not_inputs
 from eoseg.geo.cog import GDAL_ENV
 from eoseg.geo.products import write_heads
 from eoseg.inference.blend import BlendAccumulator
 from eoseg.inference.engine import EnsembleRunner, auto_batch_size, common_heads, resolve_device
-from eoseg.inference.outputs import member_key, plan_outputs, scene_rasters
+from eoseg.inference.outputs import main_head, member_key, plan_outputs, scene_rasters
 from eoseg.inference.reader import InputRecipe, WindowReader, WindowSample, check_scene
 from eoseg.inference.windows import WindowLayout
 from eoseg.inference.writer import SceneWriter
@@ -75,19 +76,38 @@ def scene_name(images: dict[str, Path]) -> str:
 
 
 def check_bundles(bundles: Sequence[ModelBundle]) -> None:
-    """Models of one pass must take the same images with the same band counts."""
+    """Models of one pass must take the same images with the same band counts, and agree on the task,
+    the classes and the main output head (an ensemble averages like with like)."""
     if not bundles:
         raise ConfigError("predict: give at least one checkpoint")
     first = bundles[0]
+    name = first.source or "the first checkpoint"
     expected = {n: len(b) for n, b in first.bands.items()}
+    main = main_head(first.config.model.heads)
     for other in bundles[1:]:
         counts = {n: len(b) for n, b in other.bands.items()}
         if counts != expected:
             raise ConfigError(
                 f"{other.source or 'checkpoint'}: takes images (bands) {counts} but "
-                f"{first.source or 'the first checkpoint'} takes {expected}; "
+                f"{name} takes {expected}; "
                 "ensemble models trained on the same inputs"
             )
+        task = (other.config.task.kind, other.classes)
+        if task != (first.config.task.kind, first.classes):
+            raise ConfigError(
+                f"{other.source or 'checkpoint'}: a {task[0]} model of classes {task[1]} but {name} is a "
+                f"{first.config.task.kind} model of classes {first.classes}; an ensemble needs models of one task "
+                "and the same classes: predict them in separate runs"
+            )
+    if len(bundles) > 1 and main is not None and main not in common_heads(bundles):
+        shapes = [f"{b.source or 'checkpoint'}: {_head_shape(b, main)}" for b in bundles]
+        raise ConfigError(f"head {main!r} differs between the checkpoints ({'; '.join(shapes)}); an ensemble needs "
+                          "the same output heads: predict them in separate runs")
+
+
+def _head_shape(bundle: ModelBundle, name: str) -> str:
+    head = bundle.config.model.heads.get(name)
+    return "none" if head is None else f"{head.kind}, {head.channels} channel(s)"
 
 
 def predict_scene(
@@ -138,6 +158,7 @@ def predict_scene(
     channels = {n: h.channels for n, h in runner.dense_heads.items()}
     acc_channels = {n: channels[n.split("@")[0]] for n in plan.accumulated}
     rasters = scene_rasters(plan, scene, out_dir, name, channels)
+    check_not_inputs(scene.paths.values(), files=[r.path for r in rasters] + [out_dir / f"{name}.heads.json"])
     image_heads = SceneMeans()
 
     started = time.perf_counter()
@@ -213,6 +234,16 @@ def output_names(
     return names
 
 
+def check_outputs_not_inputs(
+    bundles: Sequence[ModelBundle], scenes: Sequence[dict[str, Path]], names: Sequence[str], out_dir: Path
+) -> None:
+    """No output of any scene (``<name>.prob.tif``, ...) may be one of the scenes' images or a checkpoint."""
+    inputs = [*(p for s in scenes for p in s.values()), *(b.source for b in bundles if b.source)]
+    products = ["prob.tif", "mask.tif", "heads.json", "quicklook.png",
+                *(f"{h}.tif" for b in bundles for h in b.config.model.heads)]
+    check_not_inputs(inputs, files=[Path(out_dir) / f"{n}.{p}" for n in names for p in products])
+
+
 def predict_scenes(
     bundles: Sequence[ModelBundle],
     scenes: Sequence[dict[str, Path]],
@@ -227,6 +258,7 @@ def predict_scenes(
     if len(names) != len(scenes):
         raise ValueError("give one name per scene")
     check_names(names)
+    check_outputs_not_inputs(bundles, scenes, names, Path(out_dir))
     ensure_writable(Path(out_dir))
     return [
         predict_scene(bundles, s, out_dir, spec, post, n, progress)

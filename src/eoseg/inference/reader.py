@@ -7,6 +7,7 @@ own handles. Windows are read ahead in layout order, at most ``prefetch`` at a t
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from collections import deque
@@ -81,10 +82,23 @@ def check_scene(images: dict[str, Path], bundle: ModelBundle) -> SceneImages:
                 "give a scene with the bands the model was "
                 "trained on"
             )
+    trained = bundle.stats.get("dtypes", {})
+    for name, info in infos.items():
+        if trained.get(name) and trained[name] != info.dtype:
+            channels = bundle.stats.get("channels") or [{}]
+            low = min(c.get("min", math.nan) for c in channels)
+            high = max(c.get("max", math.nan) for c in channels)
+            raise InputError(
+                f"{info.path}: scene is {info.dtype} but the model was trained on {trained[name]} images "
+                f"(values {low:g} to {high:g} in training); its values would be read on another scale: convert it "
+                f"to {trained[name]} with the training scaling (e.g. gdal_translate -ot {_gdal_type(trained[name])} "
+                "-scale ...) or use a model trained on such scenes"
+            )
     reference = infos[next(iter(expected))]
     if reference.crs is None:
         warnings.warn(
-            f"{reference.path}: scene has no CRS; outputs are written without a CRS",
+            f"{reference.path}: scene has no CRS; outputs are written without a CRS (if they must be "
+            "georeferenced, assign one first: gdal_edit.py -a_srs EPSG:CODE scene.tif)",
             NoCrsWarning,
             stacklevel=2,
         )
@@ -97,6 +111,11 @@ def check_scene(images: dict[str, Path], bundle: ModelBundle) -> SceneImages:
             check_overlap(reference, info, f"image {name!r}")
         nodata[name] = effective_nodata(info, overrides.get(name))  # the rule training used
     return SceneImages({n: Path(images[n]) for n in expected}, reference, nodata, aligned)
+
+
+def _gdal_type(dtype: str) -> str:
+    """GDAL's name of a numpy dtype (for gdal_translate -ot)."""
+    return {"uint8": "Byte", "int8": "Int8"}.get(dtype, dtype.capitalize())
 
 
 @dataclass

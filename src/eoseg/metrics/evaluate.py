@@ -18,7 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from eoseg.errors import InputError
+from eoseg.errors import ConfigError, InputError
 from eoseg.formats.spacenet import read_spacenet_csv
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygonize, row_windows
@@ -209,11 +209,17 @@ def evaluate(
         )
     if not preds:
         raise InputError("evaluate: give at least one prediction and its truth")
+    if not 0.0 <= rules.iou_threshold < 1.0:
+        raise ConfigError(f"--iou: {rules.iou_threshold:g} is out of range; a match needs an IoU above it, so it "
+                          "must be in [0, 1)")
+    for option, area in (("--min-truth-area", rules.min_truth_area), ("--min-pred-area", rules.min_pred_area)):
+        if area < 0:
+            raise ConfigError(f"{option}: {area:g} is out of range; an area in pixels must be >= 0")
     for path in [*preds, *truths]:
         if not Path(path).exists():
             raise InputError(f"{path}: file does not exist; check the path")
     if out is not None:
-        check_writable(out)
+        check_writable(out, inputs=[*preds, *truths])
     pairs = list(zip(preds, truths, strict=True))
     result: dict = {"pairs": [{"prediction": str(p), "truth": str(t)} for p, t in pairs]}
     rasters = [not is_vector(p) and not _is_csv(p) for p in preds]

@@ -43,7 +43,7 @@ class TruthOnGrid:
         self.layer: LabelLayer | None = None
         self._src = self._view = None
         if is_vector(self.path):
-            frame = load_labels(self.path, grid.crs, grid.bounds, label_crs, option="--truth-crs")
+            frame = load_labels(self.path, grid.crs, grid.bounds, label_crs, option="--truth-crs", allow_empty=True)
             frame, values = burn_values(frame, 1, attribute, None, self.path)
             self.layer = LabelLayer(frame.geometry.to_numpy(), values) if len(frame) else LabelLayer.empty()
             self.count = 1

@@ -72,7 +72,7 @@ def ensemble_rasters(
         raise ConfigError(f"--mode: unknown mode {mode!r}; use mean or vote")
     n = len(paths)
     infos = check_same_grid(paths, "rasters to ensemble")
-    check_writable(out)
+    check_writable(out, inputs=paths)
     k = n // 2 + 1 if min_votes is None else min_votes
     if mode == "vote" and not 1 <= k <= n:
         raise ConfigError(f"--min-votes: {k} is not between 1 and the number of rasters ({n})")

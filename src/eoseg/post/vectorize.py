@@ -38,7 +38,7 @@ def vectorize(
     are also written (format by suffix), atomically.
     """
     if out is not None:
-        check_writable(out)
+        check_writable(out, inputs=[mask] if prob is None else [mask, prob])
     if prob is not None:
         check_same_grid([mask, prob], "mask and probability rasters", same_bands=False)
     if simplify < 0:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from eoseg.config.loader import config_to_dict, save_config
 from eoseg.config.schema import ExperimentConfig
@@ -43,6 +45,8 @@ from eoseg.training.checkpoint import AtomicCheckpointIO, LastCheckpoint
 from eoseg.training.module import SegmentationTask
 
 REPORT_SAMPLES = 6
+RUN_FOLDERS = ("checkpoints", "tensorboard")
+RUN_FILES = ("metrics.csv", "report.html", "config.yaml", "hparams.yaml")
 
 
 @dataclass
@@ -151,18 +155,28 @@ def train(
     callbacks: Sequence[Callback] = (),
     report: bool = True,
     rounds: list[dict[str, Any]] | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train ``config`` on its prepared dataset (``data.root``); return the run's checkpoints and history.
 
     ``resume=True`` continues from ``checkpoints/last.ckpt`` exactly (weights, optimiser, schedule, epoch,
     random states). ``callbacks`` are extra Lightning callbacks (e.g. pruning in ``eoseg tune``); ``rounds``
-    (from ``eoseg self-train``) adds the self-training rounds so far to the report.
+    (from ``eoseg self-train``) adds the self-training rounds so far to the report. A run folder that holds
+    an earlier run is refused unless ``resume`` or ``overwrite`` (which removes the earlier run's outputs
+    first).
     """
     run_dir = run_folder(config)
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise InputError(f"{last}: nothing to resume (no last checkpoint in this run folder); train without "
                          f"--resume, or check name and train.out")
+    if not resume and rank_zero_only.rank == 0:  # DDP children start while rank 0 is already writing
+        earlier = earlier_run(run_dir)
+        if earlier and not overwrite:
+            raise ConfigError(f"{run_dir}: holds an earlier run ({', '.join(earlier)}); continue it with --resume, "
+                              f"replace it with --overwrite, or give another name=...")
+        if earlier:
+            clear_run(run_dir)
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     kind = build_task_kind(config)
     check_monitor(config, kind.metric_names())
@@ -199,6 +213,21 @@ def train(
         if isinstance(logger, MLFlowLogger):
             _mlflow_artifacts(logger, run_dir, result)
     return result
+
+
+def earlier_run(run_dir: Path) -> list[str]:
+    """What an earlier run left in ``run_dir`` (checkpoints, metrics, report), relative names."""
+    found = sorted((run_dir / "checkpoints").glob("*.ckpt")) if (run_dir / "checkpoints").is_dir() else []
+    found += [run_dir / n for n in ("metrics.csv", "report.html") if (run_dir / n).is_file()]
+    return [str(p.relative_to(run_dir)) for p in found]
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove the outputs of an earlier run from ``run_dir`` (``--overwrite``); other files stay."""
+    for name in RUN_FOLDERS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def csv_rows_until(path: Path, epoch: int) -> list[dict[str, str]]:

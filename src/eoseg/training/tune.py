@@ -78,7 +78,7 @@ def tune(config: ExperimentConfig, trials: int, out: Path | None = None, progres
         trial_config.train.epochs = config.tune.epochs
         trial_config.train.mlflow.enabled = False
         result = train(trial_config, progress=progress, callbacks=[PruneOnMonitor(trial, config.train.monitor)],
-                       report=False)
+                       report=False, overwrite=True)  # trial folders are the search's scratch space
         if result.best_score is None:
             raise optuna.TrialPruned(f"{config.train.monitor} was never logged")
         return result.best_score
