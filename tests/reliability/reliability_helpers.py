@@ -24,13 +24,15 @@ TRANSFORM = Affine(0.5, 0, 740000.0, 0, -0.5, 3740000.0)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
-    """Run ``eoseg ARGS`` in-process; return the exit status and the first line of stderr."""
+    """Run ``eoseg ARGS`` in-process; return the exit status and the message's line on stderr (the first
+    ``error:``/``warning:`` line; predict prints its per-scene table before it), else the first line."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         main([str(a) for a in args])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert not any("Traceback" in line for line in err), err
-    return exit_info.value.code or 0, err[0] if err else ""
+    messages = [line for line in err if line.startswith(("error: ", "warning: "))]
+    return exit_info.value.code or 0, messages[0] if messages else (err[0] if err else "")
 
 
 def eoseg_process(*args: object, **kwargs: object) -> subprocess.Popen[str]:

@@ -58,7 +58,8 @@ def test_predict_on_a_full_disk_fails_and_renames_nothing(tmp_path, tiny_disk, c
     (tiny_disk / "filler").write_bytes(np.random.default_rng(2).bytes(1000 * 1024))
     code, line = run(capsys, "predict", checkpoint, scene, "--out", tiny_disk / "pred", "-q")
     assert code == 2
-    assert line.startswith(f"error: {tiny_disk / 'pred' / 'city.'}") and "could not write the output (disk full" in line
+    assert line.startswith("error: ") and f"{tiny_disk / 'pred' / 'city.'}" in line
+    assert "could not write the output (disk full" in line
     assert not (tiny_disk / "pred").exists() or not any((tiny_disk / "pred").iterdir())
 
 

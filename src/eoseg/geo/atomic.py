@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from eoseg.errors import InputError
+from eoseg.errors import EosegError, InputError
 
 WRITE_CAUSES = {
     errno.ENOSPC: "disk full",
@@ -82,7 +82,9 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, target)
-    except OSError as exc:  # rasterio's and GDAL's write errors are OSErrors too
+    except EosegError:
+        raise
+    except Exception as exc:  # OSError, or GDAL's CPLE_* errors (e.g. "Write error at scanline 0")
         cause = write_cause(target, exc)
         if cause is None:
             raise

@@ -107,7 +107,7 @@ class TiledRasterWriter:
         if full:
             try:
                 self._write(full)
-            except OSError as exc:  # GDAL write errors (disk full) name the output, not the temporary
+            except Exception as exc:  # GDAL write errors (disk full) name the output, not the temporary
                 cause = write_cause(self.target, exc)
                 if cause is None:
                     raise
