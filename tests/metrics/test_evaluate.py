@@ -137,3 +137,35 @@ def test_real_spacenet_tile_footprints_survive_rasterize_vectorize_evaluate(shar
     assert overall["recall"] == 1.0 and overall["tp"] == len(footprints)
     # a thin part of a footprint rasterizes into a separate 4-connected piece of <= 20 px: dropped by the rule
     assert overall["fp"] == 0 and len(polygons) == len(footprints) + 1
+
+
+def test_vector_truth_is_clipped_to_the_predictions_valid_extent(tmp_path, capsys):
+    """Truth outside the prediction (beyond the raster or in its nodata) is left out and counted; a building
+    cut by the edge is scored by its part inside, and a tiny remnant falls under the 20 px truth rule."""
+    mask = np.zeros((40, 40), np.uint8)
+    mask[:, 30:] = 255  # nodata: the valid extent is columns 0..29
+    mask[2:10, 2:10] = 1  # building A
+    mask[20:30, 24:30] = 1  # the inside part of building D
+    pred = raster(tmp_path / "tile.mask.tif", mask)
+
+    def box(c0, r0, c1, r1):  # pixel columns / rows -> map box
+        return shapely.box(*TRANSFORM * (c0, r1), *TRANSFORM * (c1, r0))
+
+    truth = tmp_path / "city.gpkg"
+    gpd.GeoDataFrame(geometry=[
+        box(2, 2, 10, 10),  # A: inside
+        box(100, 2, 110, 12),  # B: beyond the raster
+        box(32, 2, 38, 10),  # C: in the nodata columns
+        box(24, 20, 36, 30),  # D: cut by the edge (half inside: IoU 0.5 unclipped, not a match)
+        box(29, 32, 40, 36),  # E: cut, 4 px inside (< 20 px)
+    ], crs=UTM).to_file(truth)
+    objects = evaluate([pred], [truth])["objects"]
+    assert (objects["overall"]["tp"], objects["overall"]["fp"], objects["overall"]["fn"]) == (2, 0, 0)
+    assert objects["truth_outside_extent"] == {"left_out": 2, "cut": 2, "images": {"tile": {"left_out": 2, "cut": 2}}}
+    from eoseg.cli.app import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(pred), "--truth", str(truth)])
+    assert exit_info.value.code == 0
+    assert ("truth clipped to the prediction's valid extent: 2 feature(s) outside it left out, 2 cut at its edge "
+            "scored by their part inside") in capsys.readouterr().out

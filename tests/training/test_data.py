@@ -12,9 +12,9 @@ import torch
 
 from eoseg.config.schema import AugmentSpec, SamplerSpec
 from eoseg.data.augment import Augment
-from eoseg.data.datamodule import ChipDataModule, split_folds
+from eoseg.data.datamodule import ChipDataModule, split_chips, split_folds
 from eoseg.data.dataset import ChipDataset
-from eoseg.data.sampler import chip_weights, weighted_sampler
+from eoseg.data.sampler import ChipSampler, chip_weights, weighted_sampler
 from eoseg.errors import ConfigError, InputError
 from eoseg.tasks import targets as T
 from eoseg.tasks.kinds import build_task_kind
@@ -96,11 +96,28 @@ def test_sampler_weights_share_draws_between_empty_and_nonempty_chips():
     manifest = pd.DataFrame({"frac:mask:0": [1.0, 0.9, 0.5, 0.8], "frac:mask:1": [0.0, 0.1, 0.5, 0.2]})
     weights = chip_weights(manifest, SamplerSpec(empty_weight=0.4, nonempty_weight=0.6))
     assert weights == pytest.approx([0.4, 0.2, 0.2, 0.2])  # 1 empty chip gets 0.4, 3 others share 0.6
-    sampler = weighted_sampler(manifest, SamplerSpec(empty_weight=0.4, nonempty_weight=0.6))
-    sampler.generator = torch.Generator().manual_seed(0)
+    sampler = weighted_sampler(manifest, SamplerSpec(empty_weight=0.4, nonempty_weight=0.6), seed=0)
     sampler.num_samples = 20000
-    draws = np.bincount(list(sampler), minlength=4) / 20000
+    draws = np.bincount([index for _, _, index in sampler], minlength=4) / 20000
     assert draws[0] == pytest.approx(0.4, abs=0.015)
+
+
+def test_chip_sampler_splits_across_processes_and_resumes_at_any_draw():
+    whole = list(ChipSampler(10, seed=3))
+    assert sorted(i for _, _, i in whole) == list(range(10)) and [d for _, d, _ in whole] == list(range(10))
+    ranks = [list(ChipSampler(10, seed=3, num_replicas=3, rank=r)) for r in range(3)]
+    assert [len(r) for r in ranks] == [4, 4, 4]  # padded to 12 draws, 4 per process, every chip drawn
+    assert {i for r in ranks for _, _, i in r} == set(range(10))
+    assert sorted(d for r in ranks for _, d, _ in r) == list(range(12))
+    sampler = ChipSampler(10, seed=3)
+    sampler.set_epoch(1)
+    epoch1 = list(sampler)
+    assert [i for *_, i in epoch1] != [i for *_, i in whole] and {e for e, _, _ in epoch1} == {1}
+    resumed = ChipSampler(10, seed=3)
+    resumed.load_state_dict(resumed.state_at(1, 6))
+    resumed.set_epoch(1)  # Lightning sets the same epoch again: the position is kept
+    assert list(resumed) == epoch1[6:]
+    assert resumed.state_at(1, 10) == {"epoch": 2, "position": 0}  # a finished epoch resumes at the next
 
 
 def test_sampler_target_must_exist():
@@ -158,3 +175,37 @@ def test_image_level_softmax_target_is_one_class_per_sample(binary_chips, tmp_pa
     assert batch["targets"]["image_class"].shape == (4,)
     assert batch["targets"]["image_class"].tolist() == [int(v) for v in has_object]
     assert batch["targets"]["mask"].shape == (4, 32, 32) and batch["targets"]["dice"].shape == (4, 1, 32, 32)
+
+
+def test_validation_scenes_by_name_and_training_on_every_scene(binary_chips, tmp_path):
+    manifest = pd.read_parquet(binary_chips / "manifest.parquet")
+    config = tiny_config(binary_chips, "binary", tmp_path, {"data.val_scenes": ["scene2"]})
+    train, val = split_chips(config.data, manifest)
+    assert set(val["scene"]) == {"scene2"} and set(train["scene"]) == {"scene0", "scene1"}
+    with_regions = manifest.assign(region=["north"] * 4 + ["south"] * 8)
+    config = tiny_config(binary_chips, "binary", tmp_path, {"data.val_regions": ["north"]})
+    train, val = split_chips(config.data, with_regions)
+    assert set(val["scene"]) == {"scene0"} and len(train) == 8
+    config = tiny_config(binary_chips, "binary", tmp_path, {"data.val_scenes": ["scene2"], "data.train_on_val": True})
+    with pytest.warns(UserWarning, match=r"data.train_on_val=true: the validation scenes \['scene2'\] are also "
+                                         r"trained on, so val/\* scores measure fit"):
+        train, val = split_chips(config.data, manifest)
+    assert len(train) == len(manifest) and set(val["scene"]) == {"scene2"}
+    config = tiny_config(binary_chips, "binary", tmp_path, {"data.train_on_val": True, "data.fold": 1})
+    with pytest.warns(UserWarning, match="also trained on"):
+        train, val = split_chips(config.data, manifest)
+    assert len(train) == len(manifest) and set(val["scene"]) == {"scene1"}
+
+
+def test_validation_scene_names_must_exist(binary_chips, tmp_path):
+    config = tiny_config(binary_chips, "binary", tmp_path, {"data.val_scenes": ["scene3"]})
+    with pytest.raises(ConfigError, match=r"data.val_scenes: .*manifest.parquet has no scene 'scene3'; did you mean "
+                                          r"'scene2'\? valid: scene0, scene1, scene2$"):
+        ChipDataModule(config)
+    config = tiny_config(binary_chips, "binary", tmp_path, {"data.val_regions": ["north"]})
+    with pytest.raises(ConfigError, match=r"data.val_regions: .* has no region 'north'; valid: none"):
+        ChipDataModule(config)
+    config = tiny_config(binary_chips, "binary", tmp_path, {"data.val_scenes": ["scene0", "scene1", "scene2"]})
+    with pytest.raises(ConfigError, match="name every scene of .* nothing is left to train on; name fewer scenes, "
+                                          "or set data.train_on_val=true"):
+        ChipDataModule(config)

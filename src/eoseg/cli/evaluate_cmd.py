@@ -138,6 +138,11 @@ def evaluate_cmd(
         stdout.print(_pixel_table(result["pixel"], result["pixel_scenes"]))
     if "objects" in result:
         stdout.print(_object_table(result["objects"]))
+        outside = result["objects"].get("truth_outside_extent")
+        if outside and (outside["left_out"] or outside["cut"]):
+            stdout.print(f"truth clipped to the prediction's valid extent: {outside['left_out']} feature(s) outside it "
+                         f"left out, {outside['cut']} cut at its edge scored by their part inside", highlight=False,
+                         soft_wrap=True)
     if out is not None:
         stdout.print(f"metrics written to {out}", highlight=False)
     if error_maps is not None:

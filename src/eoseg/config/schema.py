@@ -202,6 +202,16 @@ class DataSpec(Section):
     folds: int = Field(default=5, ge=1)
     fold_by: Literal["scene", "region"] = "scene"
     fold: int = Field(default=0, ge=0, description="validation fold for training")
+    val_scenes: list[str] = Field(
+        default_factory=list, description="validate on these scenes (by id) instead of data.fold; the rest trains"
+    )
+    val_regions: list[str] = Field(
+        default_factory=list, description="validate on the scenes of these regions instead of data.fold"
+    )
+    train_on_val: bool = Field(
+        default=False,
+        description="train on every chip, the validation chips too (validation then measures fit; warns)",
+    )
     augment: list[AugmentSpec] = Field(default_factory=list)
     sampler: SamplerSpec | None = None
     seed: int = 0

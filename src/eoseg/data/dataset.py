@@ -83,6 +83,10 @@ class ChipDataset(Dataset):
     Each item is ``{"image": float32 (N, H, W), "valid": bool (H, W), "targets": {head: tensor},
     "index": int}``. ``head_targets`` (from the task) maps the target chips to per-head targets;
     without it ``targets`` holds the target chips themselves (float32, NaN = ignore).
+
+    An item is asked for by chip index, or by a draw ``(epoch, draw, chip index)`` of
+    :class:`~eoseg.data.sampler.ChipSampler`; the augmentation of a draw is derived from ``(seed, epoch,
+    draw)``, never from a global or per-worker random state (a plain index adds a draw of torch's RNG).
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class ChipDataset(Dataset):
         data: DataSpec,
         head_targets: HeadTargetFn | None = None,
         augment: Augment | None = None,
+        seed: int = 0,
     ) -> None:
         self.root = Path(root)
         self.chips = chips.reset_index(drop=True)
@@ -103,6 +108,7 @@ class ChipDataset(Dataset):
         self.head_targets = head_targets
         self.augment = augment
         self._bands: dict[str, int] = {}
+        self.seed = int(seed)
 
     def __len__(self) -> int:
         return len(self.chips)
@@ -158,11 +164,17 @@ class ChipDataset(Dataset):
                 self._bands[name] = src.count
         return self._bands[name]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int, int]) -> dict[str, Any]:
+        if isinstance(key, tuple | list):
+            epoch, draw, index = (int(k) for k in key)
+            augment_key: tuple[int, ...] = (self.seed, epoch, draw)
+        else:  # a plain index (e.g. mixed labelled/pseudo batches): a fresh key from torch's RNG per access
+            index = int(key)
+            augment_key = (self.seed, index, int(torch.randint(2**31 - 1, ())))
         inputs, valid = self.read_inputs(index)
         targets = self.read_targets(index, valid.shape)
         if self.augment is not None:
-            inputs, valid, targets = self.augment(inputs, valid, targets, seed=int(torch.randint(2**31 - 1, ())))
+            inputs, valid, targets = self.augment(inputs, valid, targets, seed=augment_key)
             inputs[:, ~valid] = 0.0
         for array in targets.values():
             array[:, ~valid] = np.nan

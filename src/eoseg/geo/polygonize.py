@@ -199,3 +199,20 @@ def _frame(
     frame = gpd.GeoDataFrame({"class": classes}, geometry=gpd.GeoSeries(mapped, crs=crs), crs=crs)
     frame["area_m2"] = polygon_areas_m2(frame.geometry.to_numpy(), crs)
     return frame[["class", "area_m2", "geometry"]]
+
+
+def valid_footprint(path: str | os.PathLike[str], *, band_rows: int = DEFAULT_BAND_ROWS) -> shapely.Geometry:
+    """The region of a raster's valid pixels as one (multi)polygon in its CRS (empty when none is valid).
+
+    Validity is GDAL's dataset mask (nodata value, internal mask band or alpha), traced by row bands like
+    :func:`polygonize`; a raster without nodata gives its whole rectangle.
+    """
+    with open_raster(path) as src:
+        geoms, _ = _trace_bands(
+            lambda w: (src.dataset_mask(window=w) > 0).astype(np.uint8),
+            src.height, src.width, band_rows, (0,), None, 4,
+        )
+        transform = src.transform
+    if not geoms:
+        return shapely.Polygon()
+    return shapely.union_all(apply_affine(np.asarray(geoms, dtype=object), transform))

@@ -21,13 +21,13 @@ import pandas as pd
 from eoseg.errors import ConfigError, InputError
 from eoseg.formats.spacenet import read_spacenet_csv
 from eoseg.geo.atomic import write_text_atomic
-from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygonize, row_windows
+from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygonize, row_windows, valid_footprint
 from eoseg.geo.products import IGNORE, check_writable, scene_name
 from eoseg.geo.raster import open_raster, raster_info, valid_mask
 from eoseg.geo.vector import read_vector, repair_polygons
 from eoseg.metrics.objects import AOI_PATTERN, ImagePolygons, SpaceNetRules, object_metrics
 from eoseg.metrics.pixel import PixelMetrics
-from eoseg.metrics.truth import TruthOnGrid, is_vector
+from eoseg.metrics.truth import TruthOnGrid, clip_truth, is_vector
 
 PathLike = str | os.PathLike[str]
 
@@ -163,8 +163,11 @@ def object_scores(
 
     SpaceNet CSVs are compared image by image in ``coords`` (``pixel`` or ``geo``); other polygons and
     mask rasters are in map coordinates, with the pixel size of the prediction raster, else ``pixel_size``.
+    Against a raster prediction the truth is clipped to the prediction's valid extent (:func:`clip_truth`);
+    ``truth_outside_extent`` then counts the features left out and those cut at the edge.
     """
     images: dict[str, ImagePolygons] = {}
+    extent: dict[str, dict[str, int]] = {}
     for pred_path, truth_path in pairs:
         if _is_csv(pred_path) != _is_csv(truth_path):
             raise InputError(
@@ -175,10 +178,21 @@ def object_scores(
             continue
         pred, confidence, pixel_area = _polygons(pred_path, None)
         truth, _, _ = _polygons(truth_path, pred.crs)
+        truth_polygons = list(truth)
+        if not is_vector(pred_path):  # a raster prediction: score only the truth inside its valid extent
+            clipped = clip_truth(truth_polygons, valid_footprint(pred_path))
+            truth_polygons = clipped.polygons
+            extent[scene_name(pred_path)] = {"left_out": clipped.left_out, "cut": clipped.cut}
         if pixel_area is None and pixel_size is not None:
             pixel_area = pixel_size * pixel_size
-        images[scene_name(pred_path)] = ImagePolygons(list(pred), list(truth), confidence, pixel_area)
-    return object_metrics(images, rules, aoi_pattern)
+        images[scene_name(pred_path)] = ImagePolygons(list(pred), truth_polygons, confidence, pixel_area)
+    result = object_metrics(images, rules, aoi_pattern)
+    if extent:
+        result["truth_outside_extent"] = {
+            "left_out": sum(e["left_out"] for e in extent.values()), "cut": sum(e["cut"] for e in extent.values()),
+            "images": extent,
+        }
+    return result
 
 
 def evaluate(

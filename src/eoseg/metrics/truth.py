@@ -3,16 +3,21 @@
 Truth polygons are reprojected to the prediction's CRS and burnt with the pixel-centre rule (class 1,
 or the class in an attribute). A truth raster must share the prediction's grid; with ``resample=True``
 it is warped onto it on the fly (nearest neighbour), otherwise a different grid is an error.
+For object metrics, :func:`clip_truth` keeps only the truth inside a prediction's valid extent.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import shapely
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
+from shapely.geometry.base import BaseGeometry
 
 from eoseg.errors import InputError
 from eoseg.geo.products import IGNORE, VECTOR_SUFFIXES
@@ -103,3 +108,41 @@ def truth_on_grid(
     band = labels[0].astype(np.uint8, copy=True)
     band[~valid] = IGNORE
     return band
+
+
+@dataclass(frozen=True)
+class ClippedTruth:
+    """Truth polygons clipped to a prediction's valid extent, and what the clipping did."""
+
+    polygons: list[BaseGeometry]
+    left_out: int
+    """features wholly outside the extent (not scored)"""
+    cut: int
+    """features cut by the extent's edge (their part inside is scored)"""
+
+
+def clip_truth(truth: Sequence[BaseGeometry], extent: BaseGeometry) -> ClippedTruth:
+    """Truth as the SpaceNet tiles have it: polygons clipped to the image's valid ``extent``.
+
+    A feature wholly outside is left out; a feature cut by the edge keeps its part inside (SpaceNet's
+    truth is clipped to each tile, and the area rule — truth under 20 px is not scored — then applies
+    to the clipped part, in :mod:`eoseg.metrics.objects`). Only polygonal parts of an intersection count.
+    """
+    kept: list[BaseGeometry] = []
+    left_out = cut = 0
+    shapely.prepare(extent)  # many containment tests against one geometry
+    for geom in truth:
+        if geom is None or geom.is_empty or extent.is_empty or not extent.intersects(geom):
+            left_out += 1
+            continue
+        if extent.contains(geom):
+            kept.append(geom)
+            continue
+        inside = shapely.union_all([p for p in shapely.get_parts(shapely.intersection(geom, extent))
+                                    if p.geom_type in ("Polygon", "MultiPolygon") and p.area > 0])
+        if inside.is_empty:
+            left_out += 1
+        else:
+            kept.append(inside)
+            cut += 1
+    return ClippedTruth(kept, left_out, cut)

@@ -137,9 +137,16 @@ class SegmentationTask(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[KEY] = describe(self.config, self.stats, self.history)
+        # the running mean of the epoch's training loss, so that a mid-epoch resume reports the same mean
+        loss = self.train_loss
+        checkpoint[KEY]["train_loss"] = [loss.mean_value.detach().cpu(), loss.weight.detach().cpu()]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         entry = checkpoint.get(KEY)
         if entry is not None:
             self.history = [dict(h) for h in entry.get("history", [])]
             restore_rng(entry["rng"])
+            if "train_loss" in entry:
+                mean, weight = entry["train_loss"]
+                self.train_loss.mean_value.copy_(mean)
+                self.train_loss.weight.copy_(weight)

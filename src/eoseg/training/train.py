@@ -5,7 +5,7 @@ Run folder ``train.out/<name>/``::
     config.yaml                 the resolved config
     metrics.csv                 every logged value (CSV logger, always)
     checkpoints/best.ckpt       best epoch by train.monitor
-    checkpoints/last.ckpt       end of the latest epoch (what --resume continues from)
+    checkpoints/last.ckpt       end of the latest epoch, or where SIGINT/SIGTERM stopped the run (--resume continues)
     tensorboard/                when train.tensorboard
     report.html                 learning curves, validation samples, confusion matrix
 
@@ -42,6 +42,7 @@ from eoseg.report.render import display_rgb
 from eoseg.report.training_report import training_report
 from eoseg.tasks.kinds import build_task_kind
 from eoseg.training.checkpoint import AtomicCheckpointIO, LastCheckpoint
+from eoseg.training.interrupt import StopOnSignal, stop_on_signal
 from eoseg.training.module import SegmentationTask
 
 REPORT_SAMPLES = 6
@@ -144,6 +145,7 @@ def build_trainer(
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=progress,
+        use_distributed_sampler=False,  # ChipDataModule's sampler splits the draws across processes itself
     )
     return trainer, checkpoints
 
@@ -160,10 +162,12 @@ def train(
     """Train ``config`` on its prepared dataset (``data.root``); return the run's checkpoints and history.
 
     ``resume=True`` continues from ``checkpoints/last.ckpt`` exactly (weights, optimiser, schedule, epoch,
-    random states). ``callbacks`` are extra Lightning callbacks (e.g. pruning in ``eoseg tune``); ``rounds``
-    (from ``eoseg self-train``) adds the self-training rounds so far to the report. A run folder that holds
-    an earlier run is refused unless ``resume`` or ``overwrite`` (which removes the earlier run's outputs
-    first).
+    random states, sampler position), also when it was written mid-epoch: SIGINT / SIGTERM stop the run
+    after the current batch with ``last.ckpt`` written there and raise
+    :class:`~eoseg.training.interrupt.TrainingInterrupted`. ``callbacks`` are extra Lightning callbacks
+    (e.g. pruning in ``eoseg tune``); ``rounds`` (from ``eoseg self-train``) adds the self-training rounds
+    so far to the report. A run folder that holds an earlier run is refused unless ``resume`` or
+    ``overwrite`` (which removes the earlier run's outputs first).
     """
     run_dir = run_folder(config)
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -184,14 +188,16 @@ def train(
     module = SegmentationTask(config, datamodule.stats)
     kept_rows = csv_rows_until(run_dir / "metrics.csv", read_checkpoint(last)["epoch"]) if resume else []
     loggers = build_loggers(config, run_dir)
-    trainer, checkpoints = build_trainer(config, run_dir, loggers, callbacks, progress)
+    stop = StopOnSignal(last)
+    trainer, checkpoints = build_trainer(config, run_dir, loggers, [*callbacks, stop], progress)
     if trainer.is_global_zero:
         save_config(config, run_dir / "config.yaml")
         loggers[0].experiment.metrics.extend(kept_rows)  # the CSV logger starts a new file: carry rows over
     for logger in loggers:
         if isinstance(logger, MLFlowLogger | TensorBoardLogger):
             logger.log_hyperparams(flat_params(config))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None, weights_only=True)
+    with stop_on_signal(stop):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None, weights_only=True)
     best = Path(checkpoints.best_model_path) if checkpoints.best_model_path else None
     score = checkpoints.best_model_score
     result = TrainResult(

@@ -1,0 +1,101 @@
+"""Stopping a training run on SIGINT / SIGTERM at a clean point, with a ``last.ckpt`` that resumes exactly.
+
+The first signal only asks to stop: the current batch finishes (or, at an epoch's last batch, the epoch
+with its validation), ``checkpoints/last.ckpt`` is written there — weights, optimiser, schedule, loop
+progress, random states and the sampler's position (:class:`~eoseg.data.sampler.ResumableLoader`) — and
+training stops with :class:`TrainingInterrupted`. ``eoseg train --resume`` then continues bit-identically
+to a run that was never interrupted (with ``train.deterministic=true``). A second signal interrupts at
+once and writes nothing, so ``last.ckpt`` stays the last clean point.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on a signal after writing a resumable ``last.ckpt`` (the message says where).
+
+    ``signum`` is the signal that asked for the stop (SIGINT or SIGTERM)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class _Stop(Exception):
+    """Raised inside the Lightning loop to end ``fit`` (Lightning re-raises exceptions other than Ctrl+C)."""
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopOnSignal(Callback):
+    """Turns SIGINT / SIGTERM into a stop at the next clean point with ``last`` written (see module doc)."""
+
+    def __init__(self, last: Path) -> None:
+        self.last = Path(last)
+        self.signum: int | None = None
+
+    @contextmanager
+    def handling_signals(self) -> Iterator[StopOnSignal]:
+        """Install the handlers for the duration of ``fit`` (main thread only), restore the old ones after."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {s: signal.getsignal(s) for s in SIGNALS}
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.signum is not None:
+                raise KeyboardInterrupt
+            self.signum = signum
+
+        for s in SIGNALS:
+            signal.signal(s, handler)
+        try:
+            yield self
+        finally:
+            for s, old in previous.items():
+                signal.signal(s, old)
+
+    def _requested(self, trainer: L.Trainer) -> bool:
+        asked = self.signum is not None or trainer.received_sigterm
+        return bool(trainer.strategy.reduce_boolean_decision(asked, all=False))
+
+    def _stop(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.last)
+        raise _Stop(f"epoch {trainer.current_epoch}, step {trainer.global_step}")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return  # the epoch's end (after validation) is the clean point: on_train_epoch_end
+        if (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return  # gradients of an unfinished accumulation would be lost
+        if self._requested(trainer):
+            self._stop(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._requested(trainer):
+            self._stop(trainer)
+
+
+@contextmanager
+def stop_on_signal(stop: StopOnSignal) -> Iterator[None]:
+    """Run ``fit`` inside: a requested stop comes out as :class:`TrainingInterrupted` naming ``last.ckpt``."""
+    with stop.handling_signals():
+        try:
+            yield
+        except _Stop as exc:
+            raise TrainingInterrupted(
+                f"training stopped at {exc}; {stop.last} is written: continue exactly with `eoseg train ... --resume`",
+                stop.signum or signal.SIGTERM,
+            ) from None
