@@ -97,7 +97,10 @@ def test_self_train_resumes_and_the_commands_run_on_its_checkpoints(tmp_path, mo
     assert summary["rule"]["rule"] == "hard" and summary["chips"] == 4
     assert cli("mine-negatives", str(teacher), "--unlabelled", str(tmp_path / "pl" / "chips"), "--out",
                str(tmp_path / "neg.parquet"), "selftrain.negatives.empty_below=1.0") == 0
-    assert len(pd.read_parquet(tmp_path / "neg.parquet")) == summary["kept_chips"]
+    negatives = pd.read_parquet(tmp_path / "neg.parquet")
+    # every kept chip qualifies unless the teacher saturates a pixel at p = 1.0 (not below empty_below=1.0),
+    # which depends on its training trajectory (the draw order)
+    assert 0 < len(negatives) <= summary["kept_chips"] and (negatives["reason"] == "empty").all()
 
     # unlabelled scenes whose bands do not match the checkpoint: one line, exit 2, nothing written
     one_band = write_raster(tmp_path / "gray.tif", gradient_image(64, 64, bands=1))
