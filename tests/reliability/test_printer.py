@@ -62,13 +62,14 @@ def _wait_for_temporaries(out: Path, alive: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 240
     while not list(out.glob(".city.*")) and alive() and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(1.0)  # well inside the scene (the temporaries are being filled)
+    time.sleep(0.3)  # inside the scene: the temporaries are being filled (the scene takes seconds)
 
 
 @pytest.fixture
 def busy(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
-    """A scene that takes a few seconds, and an output folder holding an earlier finished output."""
-    scene = write_scene(tmp_path / "city.tif", np.full((1, 512, 512), 7, np.uint8))
+    """A scene that takes several seconds even on an idle machine, and an output folder holding an earlier
+    finished output."""
+    scene = write_scene(tmp_path / "city.tif", np.full((1, 1536, 1536), 7, np.uint8))
     out = tmp_path / "pred"
     out.mkdir()
     (out / "earlier.mask.tif").write_bytes(b"finished output of an earlier run")
