@@ -213,8 +213,10 @@ def _on_ray(
     )
     worker_spec = spec.model_copy(update={"device": _worker_device(spec)})
     pending = {}
+    out_dir = Path(out_dir).resolve()  # Ray workers run in another folder: relative paths would miss
     for i in todo:
-        ref = remote.remote(shared, scenes[i], out_dir, worker_spec, post, names[i], threads)
+        images = {name: Path(path).resolve() for name, path in scenes[i].items()}
+        ref = remote.remote(shared, images, out_dir, worker_spec, post, names[i], threads)
         pending[ref] = i
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
