@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from fixtures.synthetic_scenes import buildings_scene, gradient_image, grid, write_raster
+from fixtures.synthetic_scenes import buildings_scene, gradient_image, grid, square_buildings, write_raster
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
 from eoseg.config.loader import validate_config
 from eoseg.data import prepare as prepare_module
 from eoseg.data.prepare import chip_windows, prepare
-from eoseg.errors import ConfigError
+from eoseg.errors import ConfigError, InputError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul")  # inside rasterio.windows.bounds
 
@@ -246,7 +247,7 @@ def test_vector_target_with_class_map_and_extra_channels(tmp_path, scene):
         tmp_path / "out",
         [scene],
         classes=["background", "house", "shed"],
-        targets={"mask": {**target, "extra_channels": ["boundary", "contact"], "boundary_width": 1}},
+        targets={"mask": {**target, "extra_channels": ["boundary", "contact"], "boundary": {"inner": 1}}},
         chips={"size": 64, "overlap": 0},
     )
     m = pd.read_parquet(prepare(config, progress=False).manifest).set_index("chip_id")
@@ -255,5 +256,42 @@ def test_vector_target_with_class_map_and_extra_channels(tmp_path, scene):
     assert chip.shape == (3, 64, 64)
     assert (chip[0] == 1).sum() == 200 and (chip[0] == 2).sum() == 4 * 10  # shed rows 60..63 of this chip
     assert chip[1].sum() == 2 * 36 + 10 + 2 * 3  # boundary rings: two houses, the cut shed
-    assert chip[2].sum() == 0  # no buildings within 1 pixel of each other
+    assert chip[2].sum() == 0  # no two buildings closer than the default contact spacing (2 px)
     assert m.loc["town-s1-r0-c0", "frac:mask:2"] == pytest.approx(40 / 64**2)
+
+
+def test_contact_spacing_in_metres_and_boundary_bands(tmp_path, scene):
+    # houses at columns 10..19 and 40..49 (rows 10..19), 20 m apart on the 1 m grid; spacing 22 m = both
+    # buffered by 11 m: centres x = 29.5 and 30.5 (columns 29, 30) lie within 11 m of both, from row 7 to row 22
+    # (at column 29 the far house is 10.5 m away across, so rows up to sqrt(11^2 - 10.5^2) = 3.3 m beyond)
+    spec = {"kind": "vector", "extra_channels": ["contact", "boundary"], "contact": {"spacing": 22, "unit": "m"},
+            "boundary": {"inner": 0, "outer": 1}}
+    config = make_config(tmp_path / "out", [scene], targets={"mask": spec}, chips={"size": 64, "overlap": 0})
+    m = pd.read_parquet(prepare(config, progress=False).manifest).set_index("chip_id")
+    chip, *_ = read(tmp_path / "out" / m.loc["town-s1-r0-c0", "target:mask"])
+    assert chip[1].sum() == 2 * 16 and chip[1, 7:23, 29:31].all()
+    # outer 1 px rings of the two houses, and of the shed (rows 60..69) the row above it and 4 rows of its sides
+    assert chip[2].sum() == 2 * (144 - 100) + (12 + 4 * 2)
+
+
+def test_contact_in_metres_on_a_geographic_scene_is_refused(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    degrees = grid(res=1e-5, origin=(10.0, 50.0))
+    image = write_raster(folder / "scene.tif", gradient_image(40, 40), transform=degrees, crs="EPSG:4326")
+    labels = folder / "b.geojson"
+    square_buildings(degrees, [(5, 5), (5, 18)], crs="EPSG:4326").to_file(labels, driver="GeoJSON")
+    before = {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    spec = {"kind": "vector", "extra_channels": ["contact"], "contact": {"spacing": 2, "unit": "m"}}
+    scenes = [{"id": "geo", "images": {"image": str(image)}, "targets": {"mask": str(labels)}}]
+    with pytest.raises(InputError, match=r"scene\.tif: data\.targets\.mask\.contact\.unit=m but scene geo has a "
+                                         r"geographic CRS \(no metres\); use contact\.unit=px$"):
+        prepare(make_config(tmp_path / "out", scenes, targets={"mask": spec}), progress=False)
+    assert {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in folder.iterdir()} == before
+    assert not (tmp_path / "out" / "manifest.parquet").exists()
+
+
+def test_boundary_without_any_width_is_a_config_error(tmp_path, scene):
+    spec = {"kind": "vector", "extra_channels": ["boundary"], "boundary": {"inner": 0, "outer": 0}}
+    with pytest.raises(ConfigError, match=r"data\.targets\.mask\.boundary.*inner and outer are both 0"):
+        make_config(tmp_path / "out", [scene], targets={"mask": spec})

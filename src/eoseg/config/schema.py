@@ -44,6 +44,26 @@ class SceneSpec(Section):
     region: str | None = Field(default=None, description="grouping attribute for folds, e.g. a city")
 
 
+class BoundarySpec(Section):
+    """The ``boundary`` extra channel: a band inside and a band outside each footprint (geo/rasterize.py)."""
+
+    inner: int = Field(default=2, ge=0, description="full width in chip pixels of the band inside each footprint")
+    outer: int = Field(default=0, ge=0, description="full width in chip pixels of the band outside each footprint")
+
+    @model_validator(mode="after")
+    def _some_width(self) -> BoundarySpec:
+        if self.inner + self.outer == 0:
+            raise ValueError("inner and outer are both 0, so the boundary channel would be empty; give one > 0")
+        return self
+
+
+class ContactSpec(Section):
+    """The ``contact`` extra channel: gaps between buildings closer than ``spacing`` (solaris contact_mask)."""
+
+    spacing: float = Field(default=2.0, gt=0, description="buildings closer than this are in contact")
+    unit: Literal["px", "m"] = Field(default="px", description="spacing in chip pixels or in metres")
+
+
 class TargetSpec(Section):
     """How one named target is made from its source file."""
 
@@ -58,7 +78,10 @@ class TargetSpec(Section):
     extra_channels: list[Literal["boundary", "contact"]] = Field(
         default_factory=list, description="solaris-style extra channels written after the class channel"
     )
-    boundary_width: int = Field(default=2, ge=1, description="boundary / contact width in pixels")
+    boundary: BoundarySpec = Field(
+        default_factory=lambda: BoundarySpec(), description="the boundary channel's band widths"
+    )
+    contact: ContactSpec = Field(default_factory=lambda: ContactSpec(), description="the contact channel's spacing")
     label_crs: str | None = Field(default=None, description="CRS assumed for a label file that has none")
     # raster labels
     ignore_value: float | None = Field(default=None, description="raster value that means 'no label'")

@@ -223,6 +223,20 @@ class ScenePreparer:
                 self.layers[name] = self._label_layer(name, Path(path), spec)
             else:
                 self.rasters[name] = self._label_raster(name, Path(path), spec, stack)
+        self.spacing = {name: self.contact_spacing(name, self.data.targets[name]) for name in self.layers}
+
+    def contact_spacing(self, name: str, spec: TargetSpec) -> float:
+        """``data.targets.<name>.contact.spacing`` in chip pixels (unit px) or in the scene CRS's units (m)."""
+        contact = spec.contact
+        if contact.unit == "px" or "contact" not in spec.extra_channels:
+            return contact.spacing
+        crs = self.reference.crs
+        if crs is None or not crs.is_projected:
+            raise InputError(
+                f"{self.reference.path}: data.targets.{name}.contact.unit=m but scene {self.scene.id} has "
+                f"{'no CRS' if crs is None else 'a geographic CRS'} (no metres); use contact.unit=px"
+            )
+        return contact.spacing / crs.linear_units_factor[1]
 
     def _label_layer(self, name: str, path: Path, spec: TargetSpec) -> LabelLayer:
         if is_xbd_json(path):  # pixel coordinates on a PNG's pixel grid, else WGS84 onto the scene CRS
@@ -342,7 +356,8 @@ class ScenePreparer:
         for name, layer in self.layers.items():
             spec = self.data.targets[name]
             target = rasterize_labels(
-                layer, transform, shape, spec.all_touched, spec.extra_channels, spec.boundary_width
+                layer, transform, shape, spec.all_touched, spec.extra_channels, spec.boundary.inner,
+                spec.boundary.outer, self.spacing[name], spec.contact.unit,
             )
             if every:
                 counts = np.bincount(target[0].ravel(), minlength=IGNORE + 1)

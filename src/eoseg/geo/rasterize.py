@@ -3,11 +3,22 @@
 A :class:`LabelLayer` holds the polygons of one scene with a spatial index, so burning a chip only touches
 the polygons that intersect it (scenes have tens of thousands of footprints).
 
-Extra channels, each 0/1 (``width`` = ``boundary_width`` pixels):
-- ``boundary``: building pixels within ``width`` pixels of a pixel that belongs to another building or
-  to the background (the inner edge of every footprint, also between touching buildings);
-- ``contact``: pixels within ``width`` pixels of two or more different buildings (the gaps and shared
-  walls between neighbouring buildings, which a model must keep apart).
+Extra channels, each 0/1, follow solaris ``df_to_px_mask`` (``footprint_mask``, ``boundary_mask``,
+``contact_mask``) with two deliberate differences, both named below:
+
+- ``boundary``: a band of ``inner`` pixels inside each footprint plus a band of ``outer`` pixels outside
+  it (solaris: ``boundary_type`` inner *or* outer). Widths are FULL widths in chip pixels: a pixel is in
+  the inner band when a pixel of another building or of the background lies within ``inner`` pixels of it
+  in a square (chessboard) neighbourhood, and in the outer band when it is background with a building
+  pixel within ``outer`` pixels. (solaris erodes / dilates the footprint by ``square(boundary_width)``,
+  which gives a band of only ``boundary_width // 2`` pixels, one-sided for even widths.) Bands are found
+  per building, so the wall shared by two touching buildings is inner boundary of both (solaris works on
+  the merged footprint and has no boundary there).
+- ``contact``: exactly solaris' rule. Every footprint is buffered by ``spacing / 2`` (a round, Euclidean
+  neighbourhood), the areas covered by two or more buffered footprints are burnt (pixel centres inside),
+  and footprint pixels are removed: the gaps between buildings closer than ``spacing``. ``spacing`` is in
+  chip pixels (``unit="px"``, solaris' default) or in map units (``unit="m"``, solaris' ``meters=True``;
+  the caller converts metres to the CRS unit).
 """
 
 from __future__ import annotations
@@ -73,18 +84,37 @@ def chip_bounds(transform: Affine, shape: tuple[int, int], pad: int = 0) -> tupl
     return min(xs), min(ys), max(xs), max(ys)
 
 
+def pixel_size(transform: Affine) -> float:
+    """Side of one (square) pixel of ``transform`` in map units."""
+    return float(abs(transform.determinant) ** 0.5)
+
+
 def rasterize_labels(
     layer: LabelLayer,
     transform: Affine,
     shape: tuple[int, int],
     all_touched: bool = False,
     extra_channels: Sequence[str] = (),
-    width: int = 2,
+    inner: int = 2,
+    outer: int = 0,
+    spacing: float = 2.0,
+    spacing_unit: str = "px",
 ) -> np.ndarray:
-    """``uint8 (1 + len(extra_channels), H, W)``: band 1 = class value (0 background), then the extras."""
+    """``uint8 (1 + len(extra_channels), H, W)``: band 1 = class value (0 background), then the extras.
+
+    ``inner`` / ``outer``: full widths in pixels of the ``boundary`` bands inside / outside each
+    footprint; ``spacing``: the ``contact`` distance, in pixels (``spacing_unit="px"``) or map units
+    (``"m"``). See the module docstring for the exact rules.
+    """
+    unknown = [c for c in extra_channels if c not in EXTRA_CHANNELS]
+    if unknown:
+        raise ValueError(f"unknown extra channel {unknown[0]!r}; valid: {', '.join(EXTRA_CHANNELS)}")
     height, wide = shape
     out = np.zeros((1 + len(extra_channels), height, wide), dtype=np.uint8)
-    pad = width if extra_channels else 0
+    radius = spacing / 2 * (pixel_size(transform) if spacing_unit == "px" else 1.0)  # map units
+    band = max(inner, outer) + 1 if "boundary" in extra_channels else 0
+    reach = radius / pixel_size(transform) if "contact" in extra_channels else 0.0
+    pad = max(band, int(np.ceil(reach)) + 1) if extra_channels else 0
     hits = layer.query(chip_bounds(transform, shape, pad))
     if not len(hits):
         return out
@@ -97,35 +127,55 @@ def rasterize_labels(
         all_touched=all_touched,
         dtype=np.uint8,
     )
-    if extra_channels:
-        padded = (height + 2 * pad, wide + 2 * pad)
-        ids = features.rasterize(
-            zip(geoms, np.arange(1, len(hits) + 1), strict=True),
-            out_shape=padded,
-            transform=transform @ Affine.translation(-pad, -pad),
-            fill=0,
-            all_touched=all_touched,
-            dtype=np.int32,
-        )
-        masks = instance_edges(ids, width, extra_channels)
-        for i, mask in enumerate(masks, start=1):
-            out[i] = mask[pad : pad + height, pad : pad + wide]
+    for i, name in enumerate(extra_channels, start=1):
+        if name == "boundary":
+            padded = (height + 2 * band, wide + 2 * band)
+            ids = features.rasterize(
+                zip(geoms, np.arange(1, len(hits) + 1), strict=True),
+                out_shape=padded,
+                transform=transform @ Affine.translation(-band, -band),
+                fill=0,
+                all_touched=all_touched,
+                dtype=np.int32,
+            )
+            out[i] = boundary_bands(ids, inner, outer)[band : band + height, band : band + wide]
+        else:
+            out[i] = contact_mask(layer.geometries[hits], radius, transform, shape)
+            out[i][out[0] > 0] = 0  # footprints excluded
     return out
 
 
-def instance_edges(ids: np.ndarray, width: int, channels: Sequence[str]) -> list[np.ndarray]:
-    """Boundary / contact masks (uint8) from an instance-id raster (0 = background)."""
-    size = 2 * width + 1
-    largest = ndimage.maximum_filter(ids, size=size, mode="nearest")
-    results = []
-    for name in channels:
-        if name == "boundary":
-            smallest = ndimage.minimum_filter(ids, size=size, mode="nearest")
-            results.append(((ids > 0) & (smallest != largest)).astype(np.uint8))
-        elif name == "contact":
-            no_zero = np.where(ids > 0, ids, np.iinfo(np.int32).max)
-            smallest_building = ndimage.minimum_filter(no_zero, size=size, mode="nearest")
-            results.append(((largest > 0) & (smallest_building < largest)).astype(np.uint8))
-        else:
-            raise ValueError(f"unknown extra channel {name!r}; valid: {', '.join(EXTRA_CHANNELS)}")
-    return results
+def boundary_bands(ids: np.ndarray, inner: int, outer: int) -> np.ndarray:
+    """uint8 0/1: the inner band (``inner`` px) and outer band (``outer`` px) of an instance-id raster."""
+    result = np.zeros(ids.shape, dtype=bool)
+    if inner > 0:
+        size = 2 * inner + 1
+        largest = ndimage.maximum_filter(ids, size=size, mode="nearest")
+        smallest = ndimage.minimum_filter(ids, size=size, mode="nearest")
+        result |= (ids > 0) & (smallest != largest)
+    if outer > 0:
+        result |= (ids == 0) & (ndimage.maximum_filter(ids, size=2 * outer + 1, mode="nearest") > 0)
+    return result.astype(np.uint8)
+
+
+def contact_mask(geometries: np.ndarray, radius: float, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 0/1: pixels whose centre lies within ``radius`` (map units) of two or more ``geometries``."""
+    out = np.zeros(shape, dtype=np.uint8)
+    if len(geometries) < 2:
+        return out
+    grown = shapely.buffer(geometries, radius)
+    left, right = shapely.STRtree(grown).query(grown, predicate="intersects")
+    pairs = left < right
+    if not pairs.any():
+        return out
+    overlaps = shapely.intersection(grown[left[pairs]], grown[right[pairs]])
+    overlaps = overlaps[~shapely.is_empty(overlaps)]
+    if not len(overlaps):
+        return out
+    return features.rasterize(
+        ((g, 1) for g in overlaps),
+        out_shape=shape,
+        transform=transform,
+        fill=0,
+        dtype=np.uint8,
+    )
