@@ -106,7 +106,7 @@ def test_predict_command_end_to_end(tmp_path, checkpoint, capsys) -> None:
         )
         == 0
     )
-    names = ["city.mask.tif", "city.prob.tif", "city.quicklook.png", "config.yaml"]
+    names = ["city.done.json", "city.mask.tif", "city.prob.tif", "city.quicklook.png", "config.yaml"]
     assert sorted(p.name for p in out.iterdir()) == names
     resolved = load_config(out / "config.yaml")  # the run's resolved config, overrides applied
     assert (resolved.predict.overlap, resolved.post.threshold) == (16, 0.3)

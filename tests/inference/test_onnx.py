@@ -107,7 +107,7 @@ def test_predict_onnx_writes_what_the_checkpoint_writes(tmp_path, models) -> Non
         outs[label] = tmp_path / label
         argv = ["predict", *map(str, models_given), str(scene), "--out", str(outs[label]), *options]
         assert run(argv) == 0
-    names = ["city.edge.tif", "city.heads.json", "city.mask.tif", "city.prob.tif", "config.yaml"]
+    names = ["city.done.json", "city.edge.tif", "city.heads.json", "city.mask.tif", "city.prob.tif", "config.yaml"]
     for label in outs:
         assert sorted(p.name for p in outs[label].iterdir()) == names
     with rasterio.open(outs["torch"] / "city.edge.tif") as a:

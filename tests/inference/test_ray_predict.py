@@ -21,6 +21,8 @@ from eoseg.inference.distributed import RAY_ENV, connect, run_scenes
 from eoseg.models.factory import build_model
 from eoseg.training.checkpoint import describe
 
+for _key, _value in RAY_ENV.items():  # before Ray is imported (it reads them once, on import)
+    os.environ.setdefault(_key, _value)
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # Ray start-up and worker imports take seconds; still run in CI
 
@@ -43,8 +45,6 @@ def pixels(folder) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def ray_instance():
     """One local Ray instance for every test of this module (starting Ray takes seconds)."""
-    for key, value in RAY_ENV.items():
-        os.environ.setdefault(key, value)
     here = str(Path(__file__).parent)  # workers import this module and its helpers (the test models)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=80 * 2**20)
@@ -109,14 +109,16 @@ def test_ray_run_equals_local_run_then_resumes(ray_instance, scenes, tmp_path) -
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
     assert not [p for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert sorted(p.name for p in (tmp_path / "ray").glob("*.done.json")) == [f"tile{i}.done.json" for i in range(3)]
     stamp = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").iterdir()}
-    (tmp_path / "ray" / "tile1.prob.tif").unlink()  # an interrupted run: tile1 incomplete
+    (tmp_path / "ray" / "tile1.done.json").unlink()  # killed after its rasters, before its marker: incomplete
     again = run_scenes(
         [bundle], images, names, tmp_path / "ray", spec(cpus_per_scene=1), PostSpec(), progress=False
     )
     assert [r.status for r in again] == ["skipped", "done", "skipped"]
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").iterdir()}
     assert after["tile0.mask.tif"] == stamp["tile0.mask.tif"]  # complete scenes untouched
+    assert after["tile1.prob.tif"] != stamp["tile1.prob.tif"] and (tmp_path / "ray" / "tile1.done.json").is_file()
     np.testing.assert_array_equal(pixels(tmp_path / "ray")["tile1.prob.tif"], a["tile1.prob.tif"])
 
 
@@ -151,23 +153,27 @@ def test_killed_worker_scene_is_retried_and_equals_a_local_run(ray_instance, sce
         np.testing.assert_array_equal(a[name], b[name])
 
 
-def test_cli_scene_list_with_a_missing_file_runs_the_others_and_mosaics(
-    ray_instance, scenes, checkpoint, tmp_path, capsys
+def test_cli_relative_scene_list_with_a_missing_file_runs_the_others_and_mosaics(
+    ray_instance, scenes, checkpoint, tmp_path, capsys, monkeypatch
 ) -> None:
-    ckpt = checkpoint
-    listing = tmp_path / "scenes.txt"
-    listing.write_text(f"# three tiles and one that is not there\n{scenes[0]}\n{scenes[1]}\nnowhere.tif\n{scenes[2]}\n")
-    out = tmp_path / "pred"
-    argv = ["predict", str(ckpt), "--scenes", str(listing), "--out", str(out), "--ray", "--mosaic", "-q"]
+    """As the README runs it: a relative CSV and a relative --out from the user's folder (workers run in
+    another folder: this failed before the paths were resolved for them)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lists").mkdir()
+    rows = [f"{p.stem},{os.path.relpath(p, tmp_path / 'lists')}" for p in scenes]
+    rows.insert(2, "nowhere,nowhere.tif")
+    Path("lists/scenes.csv").write_text("id,image\n" + "\n".join(rows) + "\n")
+    argv = ["predict", str(checkpoint), "--scenes", "lists/scenes.csv", "--out", "pred", "--ray", "--mosaic", "-q"]
     argv += ["predict.overlap=8", "predict.ray.cpus_per_scene=1"]
     assert run(argv) == 2
     captured = capsys.readouterr()
     assert "1 of 4 scene(s) not predicted (the others are written); first: nowhere: file not found" in captured.err
     assert "Traceback" not in captured.err
+    out = tmp_path / "pred"
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(
         ["config.yaml", "mosaic.mask.vrt", "mosaic.prob.vrt"]
-        + [f"tile{i}.{k}.tif" for i in range(3) for k in ("mask", "prob")]
+        + [f"tile{i}.{k}" for i in range(3) for k in ("mask.tif", "prob.tif", "done.json")]
     )
     with rasterio.open(out / "mosaic.mask.vrt") as vrt, rasterio.open(out / "tile2.mask.tif") as tile:
         assert (vrt.width, vrt.height) == (90, 90)  # union of the tiles (same origin, heights 70..90)
@@ -200,7 +206,15 @@ def test_csv_scene_list_names_outputs_by_id_locally(scenes, checkpoint, tmp_path
     relative = os.path.relpath(scenes[1], folder)  # relative paths are taken from the CSV's folder
     csv.write_text(f"id,region,image,mask\na0,r,{scenes[0]},\na1,r,{relative},\n")
     out = tmp_path / "pred"
-    assert run(["predict", str(checkpoint), "--scenes", str(csv), "--out", str(out), "predict.overlap=8", "-q"]) == 0
-    names = ["a0.mask.tif", "a0.prob.tif", "a1.mask.tif", "a1.prob.tif", "config.yaml"]
+    argv = ["predict", str(checkpoint), "--scenes", str(csv), "--out", str(out), "predict.overlap=8", "-q"]
+    assert run(argv) == 0
+    names = ["a0.done.json", "a0.mask.tif", "a0.prob.tif", "a1.done.json", "a1.mask.tif", "a1.prob.tif", "config.yaml"]
     assert sorted(p.name for p in out.iterdir()) == names
     assert "done" in capsys.readouterr().err  # the summary table (on stderr with the progress)
+    stamp = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    (out / "a1.done.json").unlink()  # a1 was interrupted before its marker
+    assert run([*argv, "--resume"]) == 0  # local resume: a0 is complete, a1 is not
+    table = capsys.readouterr().err
+    assert "skipped" in table and "done" in table
+    after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert after["a0.mask.tif"] == stamp["a0.mask.tif"] and after["a1.mask.tif"] != stamp["a1.mask.tif"]

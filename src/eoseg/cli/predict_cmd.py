@@ -154,6 +154,12 @@ def predict(
     ray_address: str | None = typer.Option(
         None, "--ray-address", metavar="ADDRESS", help="Join this Ray cluster (HOST:PORT or auto); implies --ray."
     ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Skip scenes already complete in --out (their <scene>.done.json matches the outputs, inputs, "
+        "models and settings); --ray always does.",
+    ),
     mosaic: bool = typer.Option(
         False, "--mosaic", help="Also write mosaic.<output>.vrt over all scenes' rasters (one layer in QGIS)."
     ),
@@ -199,7 +205,9 @@ def predict(
             console.print(f"{len(files)} submission file(s) written to {out}", highlight=False)
         reports = [report_of(r) for r in results]
     else:
-        reports = run_scenes(bundles, scenes, names, out, config.predict, config.post, progress=not quiet)
+        reports = run_scenes(
+            bundles, scenes, names, out, config.predict, config.post, progress=not quiet, resume=resume or None
+        )
     finished = [r for r in reports if r.status in ("done", "skipped")]
     if any(r.status == "done" for r in reports):
         save_config(config, out / "config.yaml")

@@ -4,7 +4,13 @@ The unit of work is :func:`~eoseg.inference.predictor.predict_scene` itself, so 
 what a local run writes (atomically: a file that exists is complete). Before anything runs:
 
 - scenes whose files are missing are reported (status ``missing``) and the others run;
-- on Ray, scenes whose every output already exists are skipped (resume after an interruption).
+- with resume (always on Ray; ``--resume`` locally), a scene is skipped only when its completion marker
+  ``<scene>.done.json`` matches: the marker is written atomically LAST, after every output of the scene
+  is final (the gate / minimum-area second pass and ``heads.json`` included), and records the output
+  files (names, sizes, modification times), the input files and a fingerprint of the models and the
+  settings that change outputs. A scene without a marker (killed mid-scene, or after its mask but before
+  the second pass), with an output changed or missing since, or predicted with other models or settings
+  is predicted again (its old marker is removed first).
 
 On Ray each task reserves ``predict.ray.cpus_per_scene`` CPUs (its torch threads) and
 ``gpus_per_scene`` of a GPU; a task whose worker dies (killed, out of memory, node lost) is run again
@@ -14,6 +20,8 @@ on. Progress counts scenes over the whole list.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import socket
@@ -24,6 +32,7 @@ from typing import Any
 
 from eoseg.config.schema import PostSpec, PredictSpec, RaySpec
 from eoseg.errors import EosegError, InputError
+from eoseg.geo.atomic import check_not_inputs, write_text_atomic
 from eoseg.inference.predictor import ensure_writable, output_names, predict_scene
 from eoseg.models.bundle import ModelBundle
 from eoseg.progress import make_progress
@@ -31,9 +40,15 @@ from eoseg.progress import make_progress
 DEFAULT_GCS_PORT = 6379
 RAY_ENV = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
 """Workers use this interpreter's environment as it is (not a fresh `uv run` per worker, which would
-package and re-install the project for every worker)."""
+package the working folder and re-install the project for every worker). Ray reads it once, when it is
+first imported: set it before ``import ray``."""
 RAY_CLIENT_PREFIX = "ray://"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+MARKER = "done.json"
+"""``<scene>.done.json``: the completion marker of a scene, written last."""
+MARKER_VERSION = 1
+EXECUTION_KEYS = {"device", "workers", "batch_size", "ray"}
+"""Predict settings that change how a scene runs, not what it writes (left out of the fingerprint)."""
 
 
 @dataclass
@@ -59,9 +74,89 @@ def missing_inputs(images: dict[str, Path]) -> str:
     return f"file not found: {', '.join(absent)}" if absent else ""
 
 
-def complete(out_dir: Path, names: Sequence[str]) -> bool:
-    """Every output file exists (atomic writes: an existing file is complete)."""
-    return bool(names) and all((out_dir / n).is_file() for n in names)
+def marker_path(out_dir: Path, name: str) -> Path:
+    """Where the completion marker of scene ``name`` lives."""
+    return Path(out_dir) / f"{name}.{MARKER}"
+
+
+def fingerprint(bundles: Sequence[ModelBundle], spec: PredictSpec, post: PostSpec) -> str:
+    """A digest of what decides a scene's outputs: the models (their checkpoint file's path, size and
+    modification time; the weights themselves for a model without a file), their configs and statistics,
+    and the ``predict`` (less where and how fast it runs) and ``post`` settings."""
+    digest = hashlib.sha256()
+    for bundle in bundles:
+        source = Path(bundle.source) if bundle.source else None
+        if source is not None and source.is_file():
+            stat = source.stat()
+            digest.update(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        else:
+            for key, value in bundle.model.state_dict().items():
+                digest.update(key.encode())
+                digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(bundle.config.model_dump_json().encode())
+        digest.update(json.dumps(bundle.stats, sort_keys=True, default=str).encode())
+    digest.update(spec.model_dump_json(exclude=EXECUTION_KEYS).encode())
+    digest.update(post.model_dump_json().encode())
+    return digest.hexdigest()
+
+
+def _file_entry(path: Path) -> dict[str, int]:
+    stat = Path(path).stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _marker_content(images: dict[str, Path], outputs: Sequence[Path], digest: str) -> dict[str, Any]:
+    return {
+        "version": MARKER_VERSION,
+        "fingerprint": digest,
+        "inputs": {n: {"path": str(Path(p).resolve()), **_file_entry(p)} for n, p in images.items()},
+        "outputs": {Path(p).name: _file_entry(p) for p in outputs},
+    }
+
+
+def write_marker(out_dir: Path, name: str, images: dict[str, Path], outputs: Sequence[Path], digest: str) -> Path:
+    """Write ``<name>.done.json`` atomically: call it only when every output of the scene is final."""
+    content = _marker_content(images, outputs, digest)
+    return write_text_atomic(marker_path(out_dir, name), json.dumps(content, indent=1, sort_keys=True) + "\n")
+
+
+def complete(out_dir: Path, name: str, images: dict[str, Path], expected: Sequence[str], digest: str) -> bool:
+    """The scene's marker exists and matches: same fingerprint, the ``expected`` output names, every
+    output and input file still of the recorded size and modification time."""
+    try:
+        marker = json.loads(marker_path(out_dir, name).read_text())
+        if marker.get("version") != MARKER_VERSION or marker.get("fingerprint") != digest:
+            return False
+        if not expected or sorted(marker["outputs"]) != sorted(expected):
+            return False
+        return marker == _marker_content(images, [Path(out_dir) / n for n in marker["outputs"]], digest)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # absent, unreadable, or edited
+        return False
+
+
+def predict_marked(
+    bundles: Sequence[ModelBundle],
+    images: dict[str, Path],
+    out_dir: Path,
+    spec: PredictSpec,
+    post: PostSpec,
+    name: str,
+    digest: str,
+    progress: bool = True,
+) -> SceneReport:
+    """``predict_scene`` between removing the scene's old marker (and temporary files of a killed
+    attempt) and writing its new marker; a user error becomes a ``failed`` report."""
+    out_dir = Path(out_dir)
+    marker_path(out_dir, name).unlink(missing_ok=True)  # from here on the old outputs are not complete
+    for stale in [*out_dir.glob(f".{name}.*.tiles.tif"), *out_dir.glob(f".{name}.*.part.*")]:
+        stale.unlink(missing_ok=True)  # temporary files of an attempt that was killed
+    try:
+        result = predict_scene(bundles, images, out_dir, spec, post, name, progress)
+        report = report_of(result)
+        write_marker(out_dir, name, images, result.paths, digest)
+    except EosegError as exc:  # a user error: not retried, reported, the other scenes go on
+        return SceneReport(name, "failed", error=str(exc))
+    return report
 
 
 def report_of(result: Any) -> SceneReport:
@@ -81,14 +176,18 @@ def run_scenes(
 ) -> list[SceneReport]:
     """Predict every scene (locally, or on Ray when ``spec.ray.enabled``); one report per scene, in order.
 
-    ``resume`` (default: on for Ray) skips scenes whose outputs are all there. Raises nothing for a
-    missing or failing scene: see the reports (the CLI turns them into its exit status).
+    ``resume`` (default: on for Ray) skips scenes whose completion marker matches (see the module).
+    Raises nothing for a missing or failing scene: see the reports (the CLI turns them into its exit
+    status).
     """
     out_dir = Path(out_dir)
     if spec.ray.enabled:
         connect(spec.ray)  # a wrong address fails here, before anything is written
+    inputs = [p for s in scenes for p in s.values()]
+    check_not_inputs(inputs, files=[marker_path(out_dir, n) for n in names])
     ensure_writable(out_dir)
     resume = spec.ray.enabled if resume is None else resume
+    digest = fingerprint(bundles, spec, post)
     reports: list[SceneReport | None] = [None] * len(scenes)
     todo: list[int] = []
     for i, (images, name) in enumerate(zip(scenes, names, strict=True)):
@@ -96,23 +195,19 @@ def run_scenes(
         expected = output_names(bundles, spec, post, name)
         if reason:
             reports[i] = SceneReport(name, "missing", error=reason)
-        elif resume and complete(out_dir, expected):
+        elif resume and complete(out_dir, name, images, expected, digest):
             reports[i] = SceneReport(name, "skipped", [out_dir / n for n in expected])
         else:
             todo.append(i)
     with make_progress(progress) as bar:
         task = bar.add_task("scenes", total=len(scenes), completed=len(scenes) - len(todo))
         if spec.ray.enabled:
-            for i, report in _on_ray(bundles, scenes, names, todo, out_dir, spec, post):
+            for i, report in _on_ray(bundles, scenes, names, todo, out_dir, spec, post, digest):
                 reports[i] = report
                 bar.advance(task)
         else:
             for i in todo:
-                try:
-                    result = predict_scene(bundles, scenes[i], out_dir, spec, post, names[i], progress)
-                    reports[i] = report_of(result)
-                except EosegError as exc:  # reported in the summary; the other scenes still run
-                    reports[i] = SceneReport(names[i], "failed", error=str(exc))
+                reports[i] = predict_marked(bundles, scenes[i], out_dir, spec, post, names[i], digest, progress)
                 bar.advance(task)
     return [r for r in reports if r is not None]
 
@@ -123,6 +218,8 @@ def run_scenes(
 def connect(ray_spec: RaySpec) -> None:
     """Use the running Ray instance, join ``address``, or start a local one; InputError when the address
     does not answer within ``connect_timeout`` seconds (no hang)."""
+    for key, value in RAY_ENV.items():  # before the first `import ray`: Ray reads them when imported
+        os.environ.setdefault(key, value)
     import ray
 
     address = ray_spec.address
@@ -140,8 +237,6 @@ def connect(ray_spec: RaySpec) -> None:
             ) from exc
     if ray.is_initialized():  # this process already has one (a caller's, or an earlier run's)
         return
-    for key, value in RAY_ENV.items():
-        os.environ.setdefault(key, value)
     if address in (None, "", "local"):
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
         return
@@ -174,18 +269,14 @@ def _scene_task(
     post: PostSpec,
     name: str,
     threads: int,
+    digest: str,
 ) -> SceneReport:
     """One scene on a Ray worker (module-level so that workers import it rather than unpickle code)."""
     import torch
 
-    for stale in [*out_dir.glob(f".{name}.*.tiles.tif"), *out_dir.glob(f".{name}.*.part.*")]:
-        stale.unlink(missing_ok=True)  # temporary files of an attempt whose worker was killed
     os.environ["OMP_NUM_THREADS"] = str(threads)  # resolve_device sizes torch's pool from it
     torch.set_num_threads(threads)
-    try:
-        return report_of(predict_scene(bundles, images, out_dir, spec, post, name, progress=False))
-    except EosegError as exc:  # a user error: not retried, reported, the other scenes go on
-        return SceneReport(name, "failed", error=str(exc))
+    return predict_marked(bundles, images, out_dir, spec, post, name, digest, progress=False)
 
 
 def _on_ray(
@@ -196,6 +287,7 @@ def _on_ray(
     out_dir: Path,
     spec: PredictSpec,
     post: PostSpec,
+    digest: str,
 ):
     """Yield ``(index, report)`` as the scene tasks finish."""
     import ray
@@ -216,7 +308,7 @@ def _on_ray(
     out_dir = Path(out_dir).resolve()  # Ray workers run in another folder: relative paths would miss
     for i in todo:
         images = {name: Path(path).resolve() for name, path in scenes[i].items()}
-        ref = remote.remote(shared, images, out_dir, worker_spec, post, names[i], threads)
+        ref = remote.remote(shared, images, out_dir, worker_spec, post, names[i], threads, digest)
         pending[ref] = i
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
