@@ -1,9 +1,10 @@
-"""Tiled GeoTIFF writing by row bands and Cloud-Optimized GeoTIFF finalisation (rasterio / GDAL).
+"""Tiled GeoTIFF writing by blocks or row bands, and Cloud-Optimized GeoTIFF finalisation (rasterio / GDAL).
 
-A :class:`TiledRasterWriter` receives rows of a raster in order (any band height), buffers them until a
-full row of tiles is complete, writes whole tile rows into a temporary tiled GeoTIFF, and on
-:meth:`~TiledRasterWriter.finish` turns it into a COG (``rasterio.shutil.copy(driver="COG")``, with
-overviews) written atomically onto the target. Memory: one tile row plus the band being added.
+A :class:`TiledRasterWriter` writes a temporary tiled GeoTIFF, and on :meth:`~TiledRasterWriter.finish`
+turns it into a COG (``rasterio.shutil.copy(driver="COG")``, with overviews) written atomically onto the
+target. It receives either blocks in any order (:meth:`~TiledRasterWriter.write_block`, written at once:
+memory is one block) or rows in order (:meth:`~TiledRasterWriter.write_rows`, any band height, buffered
+until a full row of tiles is complete: memory is one tile row plus the band being added).
 """
 
 from __future__ import annotations
@@ -51,12 +52,22 @@ class RasterSpec:
 class TiledRasterWriter:
     """Write a raster row band by row band; :meth:`finish` produces the COG at ``target`` atomically."""
 
-    def __init__(self, target: str | os.PathLike[str], spec: RasterSpec, compress: str = "deflate"):
+    def __init__(
+        self,
+        target: str | os.PathLike[str],
+        spec: RasterSpec,
+        compress: str = "deflate",
+        block: int | None = None,
+    ):
+        """``block``: tile side of the temporary file (a multiple of 16; the COG always has
+        :data:`BLOCK_SIZE` blocks); default :data:`BLOCK_SIZE`, or less for a small raster."""
         self.target = Path(target)
         self.spec = spec
         self.compress = compress
         self.tmp = temporary_beside(self.target, ".tiles.tif")
-        self.block = min(BLOCK_SIZE, _round_up(max(spec.height, spec.width), 16))
+        if block is not None and (block < 16 or block % 16):
+            raise ValueError(f"block must be a positive multiple of 16, got {block}")
+        self.block = block or min(BLOCK_SIZE, _round_up(max(spec.height, spec.width), 16))
         profile = {
             "driver": "GTiff",
             "width": spec.width,
@@ -87,7 +98,31 @@ class TiledRasterWriter:
             self._ds.set_band_description(i, name)
         self._pending: list[tuple[np.ndarray, np.ndarray | None]] = []
         self._pending_rows = 0
-        self._next_row = 0  # first row not yet written to the file
+        self._next_row = 0  # first row not yet written to the file by write_rows
+        self._block_pixels = 0  # pixels written by write_block
+
+    def write_block(
+        self, row_off: int, col_off: int, data: np.ndarray, valid: np.ndarray | None = None
+    ) -> None:
+        """Write the block ``data`` ``(count, h, w)`` at ``(row_off, col_off)`` now (any order; blocks must not
+        overlap, and not mix with :meth:`write_rows`). ``valid`` ``(h, w)`` is needed with a mask band."""
+        if self._next_row or self._pending_rows:
+            raise ValueError("write_block cannot follow write_rows on the same raster")
+        if self.spec.use_mask and valid is None:
+            raise ValueError("this raster stores a validity mask: pass valid")
+        _, h, w = data.shape
+        window = Window(col_off, row_off, w, h)
+        try:
+            self._ds.write(data.astype(self.spec.dtype, copy=False), window=window)
+            if self.spec.use_mask:
+                with rasterio.Env(**GDAL_ENV):
+                    self._ds.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
+        except Exception as exc:  # GDAL write errors (disk full) name the output, not the temporary
+            cause = write_cause(self.target, exc)
+            if cause is None:
+                raise
+            raise write_failed(self.target, cause) from exc
+        self._block_pixels += h * w
 
     def write_rows(self, row_off: int, data: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Add rows ``[row_off, row_off + n)``: ``data`` is ``(count, n, width)``; ``valid`` ``(n, width)``.
@@ -95,6 +130,8 @@ class TiledRasterWriter:
         Rows must come in order without gaps. ``valid`` is needed when the spec uses a mask band.
         """
         expected = self._next_row + self._pending_rows
+        if self._block_pixels:
+            raise ValueError("write_rows cannot follow write_block on the same raster")
         if row_off != expected:
             raise ValueError(f"rows must be written in order: expected row {expected}, got {row_off}")
         if self.spec.use_mask and valid is None:
@@ -131,7 +168,13 @@ class TiledRasterWriter:
     def finish(self) -> Path:
         """Check that every row was written, convert to a COG at the target (atomic) and clean up."""
         try:
-            if self._next_row != self.spec.height:
+            if self._block_pixels:
+                if self._block_pixels != self.spec.height * self.spec.width:
+                    raise ValueError(
+                        f"{self.target}: only {self._block_pixels} of "
+                        f"{self.spec.height * self.spec.width} pixels were written"
+                    )
+            elif self._next_row != self.spec.height:
                 raise ValueError(
                     f"{self.target}: only {self._next_row} of {self.spec.height} rows were written"
                 )

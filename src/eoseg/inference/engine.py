@@ -77,6 +77,15 @@ class BatchOutputs:
     members: list[np.ndarray]  # main head per model, float32 (B, C, H, W); only when voting
 
 
+@dataclass
+class DeviceOutputs:
+    """Merged outputs of a batch, dense maps left on the device (for blending there)."""
+
+    dense: dict[str, torch.Tensor]  # head -> float32 (B, C, H, W) on the runner's device
+    image: dict[str, np.ndarray]  # head -> float32 (B, C)
+    members: list[torch.Tensor]  # main head per model (B, C, H, W) on the device; only when voting
+
+
 def common_heads(bundles: Sequence[ModelBundle]) -> dict[str, HeadSpec]:
     """Heads that every model has, with the same kind and channel count (first model's order)."""
     first = bundles[0].config.model.heads
@@ -126,27 +135,37 @@ class EnsembleRunner:
     def dense_heads(self) -> dict[str, HeadSpec]:
         return {n: h for n, h in self.heads.items() if h.kind == "dense"}
 
+    def __call__(self, inputs: Sequence[np.ndarray | torch.Tensor]) -> BatchOutputs:
+        """``inputs[r]``: float32 ``(B, N, H, W)`` of input recipe ``r``; returns merged outputs (numpy)."""
+        out = self.run(inputs)
+        return BatchOutputs(
+            {n: v.cpu().numpy() for n, v in out.dense.items()},
+            out.image,
+            [m.cpu().numpy() for m in out.members],
+        )
+
     @torch.inference_mode()
-    def __call__(self, inputs: Sequence[np.ndarray]) -> BatchOutputs:
-        """``inputs[r]``: float32 ``(B, N, H, W)`` of input recipe ``r``; returns merged outputs."""
+    def run(self, inputs: Sequence[np.ndarray | torch.Tensor]) -> DeviceOutputs:
+        """Like calling the runner, but dense outputs stay on the device. Host tensors in pinned memory are
+        copied without blocking (the copy overlaps the work queued before it)."""
         merged: dict[str, torch.Tensor] = {}
-        members: list[np.ndarray] = []
+        members: list[torch.Tensor] = []
         on_device: dict[int, torch.Tensor] = {}  # models sharing an input recipe share one copy
         for bundle, recipe, weight in zip(self.bundles, self.recipe_of, self.weights, strict=True):
             if recipe not in on_device:
-                on_device[recipe] = torch.from_numpy(np.ascontiguousarray(inputs[recipe])).to(
-                    self.device, non_blocking=True
-                )
-            x = on_device[recipe]
-            model_out = self._run_model(bundle, x)
+                x = inputs[recipe]
+                x = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+                on_device[recipe] = x.to(self.device, non_blocking=True)
+            model_out = self._run_model(bundle, on_device[recipe])
             for name, value in model_out.items():
-                merged[name] = merged.get(name, 0) + weight * value
+                term = value if weight == 1.0 else weight * value  # a single model: no copy
+                merged[name] = term if name not in merged else merged[name] + term
             if self.vote_head is not None:
-                members.append(self._finish(self.vote_head, model_out[self.vote_head]).float().cpu().numpy())
-        out = {name: self._finish(name, value).float().cpu().numpy() for name, value in merged.items()}
+                members.append(self._finish(self.vote_head, model_out[self.vote_head]).float())
+        out = {name: self._finish(name, value).float() for name, value in merged.items()}
         dense = {n: v for n, v in out.items() if self.heads[n].kind == "dense"}
-        image = {n: v for n, v in out.items() if self.heads[n].kind != "dense"}
-        return BatchOutputs(dense, image, members)
+        image = {n: v.cpu().numpy() for n, v in out.items() if self.heads[n].kind != "dense"}
+        return DeviceOutputs(dense, image, members)
 
     def _run_model(self, bundle: ModelBundle, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Mean over TTA transforms of one model's activated outputs (logs for a geometric mean)."""
@@ -162,8 +181,10 @@ class EnsembleRunner:
                     y = transform.deaugment_dense(y, size)
                 elif head.kind == "direction":
                     y = transform.deaugment_vector(y)
-                y = activate(head, task, y)
-                total[name] = total.get(name, 0) + self._to_merge_space(head, y) / len(self.transforms)
+                y = self._to_merge_space(head, activate(head, task, y))
+                if len(self.transforms) > 1:
+                    y = y / len(self.transforms)
+                total[name] = y if name not in total else total[name] + y
         return total
 
     def _to_merge_space(self, head: HeadSpec, y: torch.Tensor) -> torch.Tensor:

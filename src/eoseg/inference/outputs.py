@@ -25,11 +25,11 @@ from eoseg.config.schema import HeadSpec, PostSpec, PredictSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import RasterSpec
 from eoseg.geo.products import encode_probabilities, mask_spec, probability_spec, stored_probabilities, value_spec
-from eoseg.inference.blend import BlendedBand
+from eoseg.inference.blend import BlendedTile
 from eoseg.inference.reader import SceneImages
 from eoseg.post.postprocess import Postprocessor
 
-Encoder = Callable[[BlendedBand], tuple[np.ndarray, np.ndarray | None]]
+Encoder = Callable[[BlendedTile], tuple[np.ndarray, np.ndarray | None]]
 
 
 def member_key(head: str, index: int) -> str:
@@ -110,7 +110,7 @@ def plan_outputs(
 
 @dataclass(frozen=True)
 class OutputRaster:
-    """One raster to write: where, its grid and encoding, and how a blended band becomes its rows."""
+    """One raster to write: where, its grid and encoding, and how a blended tile becomes its block."""
 
     kind: str  # prob, mask, or a head name
     path: Path
@@ -137,8 +137,8 @@ def scene_rasters(
 
 
 def _prob_encoder(plan: OutputPlan) -> Encoder:
-    def encode(band: BlendedBand) -> tuple[np.ndarray, np.ndarray | None]:
-        return encode_probabilities(band.values[plan.main], band.valid, plan.prob_dtype)
+    def encode(tile: BlendedTile) -> tuple[np.ndarray, np.ndarray | None]:
+        return encode_probabilities(tile.values[plan.main], tile.valid, plan.prob_dtype)
 
     return encode
 
@@ -150,17 +150,17 @@ def _mask_encoder(plan: OutputPlan) -> Encoder:
     def stored(values: np.ndarray) -> np.ndarray:  # threshold what the probability raster holds
         return stored_probabilities(values, plan.prob_dtype)
 
-    def encode(band: BlendedBand) -> tuple[np.ndarray, np.ndarray | None]:
+    def encode(tile: BlendedTile) -> tuple[np.ndarray, np.ndarray | None]:
         if plan.vote is not None:
-            members = [stored(band.values[member_key(plan.main, m)]) for m in range(plan.members)]
-            return post.vote(members, plan.vote, band.valid), None
-        return post.mask(stored(band.values[plan.main]), band.valid), None
+            members = [stored(tile.values[member_key(plan.main, m)]) for m in range(plan.members)]
+            return post.vote(members, plan.vote, tile.valid), None
+        return post.mask(stored(tile.values[plan.main]), tile.valid), None
 
     return encode
 
 
 def _value_encoder(head: str) -> Encoder:
-    def encode(band: BlendedBand) -> tuple[np.ndarray, np.ndarray | None]:
-        return band.values[head], None
+    def encode(tile: BlendedTile) -> tuple[np.ndarray, np.ndarray | None]:
+        return tile.values[head], None
 
     return encode

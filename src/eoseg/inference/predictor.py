@@ -1,8 +1,9 @@
 """Whole-scene prediction: windows read ahead in threads, batches through every model and TTA transform
-on the device, overlaps blended, finished row bands written as COGs while the next windows run.
+on the device, overlaps blended tile by tile (on the device), finished tiles encoded and written in a
+background thread while the next windows run, then COGs.
 
-Memory is bounded by the window size, the batch size and one band of window rows across the scene,
-never by the scene's height.
+Memory is bounded by the window size, the batch size and the blend's open tiles: a band of windows along
+the scene's shorter side (see :mod:`eoseg.inference.windows`), never the longer one.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import rasterio
+import torch
 from rich.progress import TextColumn
 
 from eoseg.config.schema import PostSpec, PredictSpec
@@ -27,7 +29,7 @@ from eoseg.geo.products import write_heads
 from eoseg.inference.blend import BlendAccumulator
 from eoseg.inference.engine import EnsembleRunner, auto_batch_size, common_heads, resolve_device
 from eoseg.inference.outputs import main_head, member_key, plan_outputs, scene_rasters
-from eoseg.inference.reader import InputRecipe, WindowReader, WindowSample, check_scene
+from eoseg.inference.reader import InputRecipe, SceneImages, WindowReader, WindowSample, check_scene
 from eoseg.inference.windows import WindowLayout
 from eoseg.inference.writer import SceneWriter
 from eoseg.models.bundle import ModelBundle
@@ -139,7 +141,7 @@ def predict_scene(
                 f"predict.window={window}: must be a multiple of the model's stride {stride} "
                 f"({bundle.source or 'checkpoint'}); e.g. predict.window={fit}"
             )
-    layout = WindowLayout(scene.height, scene.width, window, overlap)
+    layout = WindowLayout(scene.height, scene.width, window, overlap, walk_order(scene))
     batch_size = spec.batch_size or auto_batch_size(window, device)
 
     recipes: list[InputRecipe] = []
@@ -171,26 +173,26 @@ def predict_scene(
         closing(reader.samples(iter(layout))) as samples,  # on failure: stop reading before closing
     ):
         task = bar.add_task(f"predict {name}", total=len(layout), rate="")
-        accumulator = BlendAccumulator(layout, acc_channels, spec.blend)
-        batch: list[WindowSample] = []
-        for i, sample in enumerate(samples):
-            batch.append(sample)
-            if len(batch) < batch_size and i + 1 < len(layout):
-                continue
-            result = runner([np.stack([s.inputs[r] for s in batch]) for r in range(len(recipes))])
+        accumulator = BlendAccumulator(layout, acc_channels, spec.blend, device=device)
+        done_px = 0
+        for batch in _batches(samples, batch_size):
+            inputs = [stack_inputs([s.inputs[r] for s in batch], device) for r in range(len(recipes))]
+            result = runner.run(inputs)
+            values = {n: result.dense[n] for n in plan.accumulated if n in result.dense}
+            for m, member in enumerate(result.members):
+                values[member_key(plan.main, m)] = member
             for j, s in enumerate(batch):
-                values = {n: result.dense[n][j] for n in plan.accumulated if n in result.dense}
-                for m, member in enumerate(result.members):
-                    values[member_key(plan.main, m)] = member[j]
                 image_heads.add({n: v[j] for n, v in result.image.items()}, int(s.valid.sum()))
-                band = accumulator.add(s.window, values, s.valid)
-                if band is not None:
-                    writer.submit(band)
-                    done_px = (band.row_off + band.height) * scene.width
-                    rate = done_px / 1e6 / max(time.perf_counter() - started, 1e-9)
-                    bar.update(task, rate=f"{rate:.2f} Mpx/s")
+            valid = stack_inputs([s.valid for s in batch], device)
+            tiles = accumulator.add_batch([s.window for s in batch], values, valid)
+            if tiles:
+                writer.submit(tiles)
+                done_px += sum(t.height * t.width for t in tiles)
+                rate = done_px / 1e6 / max(time.perf_counter() - started, 1e-9)
+                bar.update(task, rate=f"{rate:.2f} Mpx/s")
             bar.advance(task, len(batch))
-            batch = []
+        if not accumulator.finished:  # every window covers its tiles: a layout error, never the user's
+            raise RuntimeError(f"{name}: {len(accumulator.open)} blend tiles were not finished")
         paths = dict(zip([r.kind for r in rasters], writer.finish(), strict=True))
 
     outputs = SceneOutputs(
@@ -208,6 +210,36 @@ def predict_scene(
         outputs.heads = write_heads(out_dir / f"{name}.heads.json", summary)
     outputs.seconds = time.perf_counter() - started
     return outputs
+
+
+def walk_order(scene: SceneImages) -> str:
+    """Window order: across the shorter side (``auto``), except row bands for a striped (untiled) first
+    image wider than tall, whose strips column bands would read once per column band."""
+    if scene.width > scene.height:
+        with rasterio.open(scene.paths[next(iter(scene.paths))]) as src:
+            if src.block_shapes and src.block_shapes[0][1] >= scene.width:
+                return "rows"
+    return "auto"
+
+
+def stack_inputs(arrays: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Stack same-shaped arrays into one host tensor, in pinned memory when the device is a GPU (so that
+    the copy to it does not block)."""
+    first = torch.from_numpy(arrays[0])
+    out = torch.empty((len(arrays), *first.shape), dtype=first.dtype, pin_memory=device.type == "cuda")
+    np.stack(arrays, out=out.numpy())  # numpy: one copy, no torch thread pool for a memory copy
+    return out
+
+
+def _batches(samples: Iterator[WindowSample], size: int) -> Iterator[list[WindowSample]]:
+    batch: list[WindowSample] = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def check_names(names: Sequence[str]) -> None:

@@ -1,9 +1,11 @@
-"""Window layout of a scene: square windows with overlap that cover every pixel, in row bands.
+"""Window layout of a scene: square windows with overlap that cover every pixel, in bands.
 
 Windows are ``size`` pixels wide, start every ``size - overlap`` pixels, and the last window of a row
 or column is moved back so that it ends on the scene's last pixel (no window reaches past the scene
 unless the scene is smaller than one window, in which case that window is padded). Windows are visited
-row band by row band; once a band is done, every scene row above the next band's first row is final.
+band by band across the scene's shorter side (``order="auto"``: row bands when the scene is at least as
+tall as it is wide, column bands when it is wider), so the pixels still waiting for a neighbouring
+window (the blend's frontier) span the shorter side, whatever the longer one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 from eoseg.errors import ConfigError
 
@@ -26,7 +29,7 @@ def window_starts(length: int, size: int, stride: int) -> list[int]:
 
 @dataclass(frozen=True)
 class SceneWindow:
-    """One window: its offsets in the scene and its place in the layout."""
+    """One window: its offsets in the scene and its place in the layout (``band``: along the walk)."""
 
     index: int
     band: int
@@ -47,6 +50,7 @@ class WindowLayout:
     width: int
     size: int
     overlap: int
+    order: Literal["auto", "rows", "columns"] = "auto"
 
     def __post_init__(self) -> None:
         if self.height < 1 or self.width < 1:
@@ -74,24 +78,21 @@ class WindowLayout:
     def __len__(self) -> int:
         return len(self.row_starts) * len(self.col_starts)
 
+    @property
+    def by_columns(self) -> bool:
+        """Whether windows are visited column band by column band (``auto``: when wider than tall)."""
+        return self.order == "columns" or (self.order == "auto" and self.width > self.height)
+
     def __iter__(self) -> Iterator[SceneWindow]:
-        """Windows in row-major order (band by band)."""
+        """Windows band by band: row-major, or column-major when :attr:`by_columns`."""
         index = 0
+        if self.by_columns:
+            for band, col in enumerate(self.col_starts):
+                for row in self.row_starts:
+                    yield SceneWindow(index, band, row, col, self.size)
+                    index += 1
+            return
         for band, row in enumerate(self.row_starts):
             for col in self.col_starts:
                 yield SceneWindow(index, band, row, col, self.size)
                 index += 1
-
-    def band_end(self, band: int) -> int:
-        """First scene row that a later band still touches: rows above it are final after ``band``."""
-        if band + 1 < len(self.row_starts):
-            return self.row_starts[band + 1]
-        return self.height
-
-    def is_last_in_band(self, window: SceneWindow) -> bool:
-        return window.col_off == self.col_starts[-1]
-
-    @property
-    def buffer_rows(self) -> int:
-        """Rows an accumulator must hold: one window height (or the whole scene if shorter)."""
-        return min(self.size, self.height)

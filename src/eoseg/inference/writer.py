@@ -1,8 +1,9 @@
-"""Streaming writer of a scene's output rasters: finished row bands are encoded and written in a
-background thread while the next windows run, then every raster becomes a COG atomically.
+"""Streaming writer of a scene's output rasters: finished tiles are encoded and written block by block in
+a background thread while the next windows run, then every raster becomes a COG atomically (the rasters
+in parallel threads; GDAL compresses with every core).
 
-At most ``max_pending`` bands wait in the queue, so memory stays bounded when writing is slower than
-the model. If anything fails, temporary files are removed and existing outputs are left untouched.
+At most ``max_pending`` groups of tiles wait in the queue, so memory stays bounded when writing is slower
+than the model. If anything fails, temporary files are removed and existing outputs are left untouched.
 """
 
 from __future__ import annotations
@@ -10,24 +11,26 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from eoseg.geo.cog import TiledRasterWriter
-from eoseg.inference.blend import BlendedBand
+from eoseg.inference.blend import TILE, BlendedTile
 from eoseg.inference.outputs import OutputRaster
 
 _DONE = object()
 
 
 class SceneWriter:
-    """Writes blended row bands into every output raster of a scene, in a background thread."""
+    """Writes blended tiles into every output raster of a scene, in a background thread."""
 
-    def __init__(self, outputs: Sequence[OutputRaster], max_pending: int = 2):
+    def __init__(self, outputs: Sequence[OutputRaster], max_pending: int = 4, block: int = TILE):
+        """``block``: the blend's tile size, used as the temporary files' block size (whole-block writes)."""
         self.outputs = list(outputs)
         self._writers: list[TiledRasterWriter] = []
         try:
             for out in self.outputs:
-                self._writers.append(TiledRasterWriter(out.path, out.spec))
+                self._writers.append(TiledRasterWriter(out.path, out.spec, block=block))
         except BaseException:
             self._abort_writers()
             raise
@@ -38,24 +41,26 @@ class SceneWriter:
 
     def _run(self) -> None:
         while True:
-            band = self._queue.get()
-            if band is _DONE:
+            tiles = self._queue.get()
+            if tiles is _DONE:
                 return
             if self._error is not None:
                 continue  # keep draining so that the producer never blocks
             try:
-                for out, writer in zip(self.outputs, self._writers, strict=True):
-                    data, valid = out.encode(band)
-                    writer.write_rows(band.row_off, data, valid)
+                for tile in tiles:
+                    for out, writer in zip(self.outputs, self._writers, strict=True):
+                        data, valid = out.encode(tile)
+                        writer.write_block(tile.row_off, tile.col_off, data, valid)
             except BaseException as exc:  # re-raised in the caller's thread by submit / finish
                 self._error = exc
 
-    def submit(self, band: BlendedBand) -> None:
-        """Queue a finished band (blocks while ``max_pending`` bands are waiting)."""
+    def submit(self, tiles: Sequence[BlendedTile]) -> None:
+        """Queue finished tiles (blocks while ``max_pending`` groups are waiting)."""
         if self._error is not None:
             self.abort()
             raise self._error
-        self._queue.put(band)
+        if tiles:
+            self._queue.put(list(tiles))
 
     def finish(self) -> list[Path]:
         """Wait for the queued bands, then turn every raster into its COG; returns the paths."""
@@ -63,13 +68,12 @@ class SceneWriter:
         if self._error is not None:
             self._abort_writers()
             raise self._error
-        done = []
         try:
-            for writer in self._writers:
-                done.append(writer.finish())
+            with ThreadPoolExecutor(max_workers=len(self._writers) or 1, thread_name_prefix="eoseg-cog") as pool:
+                futures = [pool.submit(writer.finish) for writer in self._writers]
+            return [future.result() for future in futures]  # the first failure, after all have stopped
         finally:
             self._abort_writers()
-        return done
 
     def abort(self) -> None:
         """Stop writing and remove the temporary files; finished outputs of earlier runs stay."""
