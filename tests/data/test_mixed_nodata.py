@@ -51,3 +51,29 @@ def test_no_nodata_pixel_reaches_the_model_when_scenes_declare_different_nodata(
         assert (valid_mask(array, predicted) == valid).all()  # training and prediction agree
     old = {k: v for k, v in raw.items() if k != "scene_nodata"}  # a stats.json written before
     assert DatasetStats.from_dict(old).nodata_of("image", "b") == 0
+
+
+def test_the_scene_reader_takes_the_nodata_rule_prepare_recorded(tmp_path):
+    """Prepared with ``data.nodata.image=7``, trained with a config that lacks it: prediction still reads 7 as
+    nodata, since the rule travels in the checkpoint's stats; stats written before it fall back to the
+    checkpoint's data.nodata."""
+    array = np.random.default_rng(1).integers(8, 200, (3, 64, 64)).astype(np.uint8)
+    array[:, :, :6] = 7
+    path = write_raster(tmp_path / "s.tif", array, nodata=None)
+    labels = tmp_path / "labels.geojson"
+    square_buildings(grid(), [(20, 20)]).to_file(labels, driver="GeoJSON")
+    data = {"root": str(tmp_path / "prepared"), "targets": {"mask": {"kind": "vector"}},
+            "scenes": [{"id": "s", "images": {"image": str(path)}, "targets": {"mask": str(labels)}}],
+            "chips": {"size": 64, "overlap": 0}, "folds": 2}
+    prepared = validate_config({"data": {**data, "nodata": {"image": 7}}})
+    raw = read_stats(prepare(prepared, progress=False).stats)
+    assert raw["nodata_override"] == {"image": 7}
+    dataset = ChipDataset(tmp_path / "prepared", pd.read_parquet(tmp_path / "prepared" / "manifest.parquet"), raw,
+                          prepared.data)
+    _, valid = dataset.read_inputs(0)
+    trained = validate_config({"data": data})  # the training run did not repeat data.nodata
+    predicted = check_scene({"image": path}, ModelBundle(model=None, config=trained, stats=raw)).nodata["image"]
+    assert predicted == 7 and (valid_mask(array, predicted) == valid).all() and not valid[:, :6].any()
+    old = {k: v for k, v in raw.items() if k != "nodata_override"}
+    assert check_scene({"image": path}, ModelBundle(model=None, config=trained, stats=old)).nodata["image"] == 0
+    assert check_scene({"image": path}, ModelBundle(model=None, config=prepared, stats=old)).nodata["image"] == 7

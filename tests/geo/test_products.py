@@ -28,8 +28,8 @@ from eoseg.geo.products import (
 )
 from eoseg.geo.raster import open_raster, write_geotiff
 from eoseg.post.ensemble import ensemble_rasters
+from eoseg.post.postprocess import Postprocessor
 from eoseg.post.search import search_thresholds
-from eoseg.post.vote import vote_polygons
 from eoseg.post.zonal import zonal_means
 
 UTM = "EPSG:32616"
@@ -105,7 +105,7 @@ def test_zonal_means_and_polygon_vote_skip_masked_pixels(tmp_path):
     assert counts.tolist() == [8]  # 4 rows x 2 valid columns
     b0, b1 = np.rint(0.7 * 255), np.rint(0.3 * 255)
     assert means[0] == pytest.approx([b0 / 255, b1 / 255])
-    voted = vote_polygons(box, path, classes=["no-damage", "destroyed"])  # normalised per pixel first
+    voted = Postprocessor.vote_polygons(box, path, classes=["no-damage", "destroyed"])  # normalised per pixel first
     assert voted["class"].tolist() == ["no-damage"]
     assert voted["class_prob"].iloc[0] == pytest.approx(b0 / (b0 + b1))
 

@@ -7,9 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
 import torch
 import yaml
 
@@ -19,6 +21,7 @@ from eoseg.geo.products import IGNORE, read_probabilities
 from eoseg.geo.raster import open_raster, write_geotiff
 from eoseg.models.factory import build_model
 from eoseg.post.search import search_thresholds
+from eoseg.post.vectorize import scene_polygons, vectorize
 from eoseg.training.checkpoint import describe
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "inference"))
@@ -116,3 +119,45 @@ def test_gate_empties_channels_whose_image_probability_is_below_the_threshold(se
     assert ungated.shape == (4, 96, 128) and ungated[ungated != IGNORE].sum() > 0
     assert (opened == ungated).all()  # every image probability is > 0
     assert (shut[shut != IGNORE] == 0).all() and ((shut == IGNORE) == (ungated == IGNORE)).all()
+
+
+def test_predict_polygons_from_the_final_mask_with_post_simplify(setup):
+    root, scene = setup
+    ckpt = preset_checkpoint(root / "poly.ckpt", "buildings")
+    plain = root / "poly-off"
+    one_scale = "predict.tta_scales=[1.0]"
+    assert run("predict", ckpt, scene, "--out", plain, "-q", one_scale) == 0
+    assert not list(plain.glob("*.gpkg"))  # predict.polygons is off by default
+    with open_raster(plain / "city.prob.tif") as src:
+        fg = read_probabilities(src)[1]
+    t = float(np.round(np.quantile(fg[np.isfinite(fg)], 0.6), 3))
+    frames = {}
+    for simplify in (0.0, 1.0):
+        out = root / f"poly-{simplify}"
+        assert run("predict", ckpt, scene, "--out", out, "-q", one_scale, "predict.polygons=true",
+                   f"post.threshold={t}", "post.min_area=2", f"post.simplify={simplify}") == 0
+        frames[simplify] = gpd.read_file(out / "city.polygons.gpkg")
+    traced = vectorize(root / "poly-0.0" / "city.mask.tif", prob=root / "poly-0.0" / "city.prob.tif")
+    exact, simple = frames[0.0], frames[1.0]
+    assert len(exact) == len(traced) > 3 and set(exact["class"]) == {1}
+    assert exact["area_m2"].sum() == pytest.approx(traced["area_m2"].sum())
+    assert exact["mean_prob"].to_numpy() == pytest.approx(traced["mean_prob"].to_numpy())
+    assert exact["area_m2"].min() >= 2.0  # post.min_area was applied to the mask they are traced from
+    vertices = {k: int(shapely.get_num_coordinates(f.geometry.to_numpy()).sum()) for k, f in frames.items()}
+    assert vertices[1.0] < vertices[0.0]  # post.simplify (CRS units) simplified them
+    assert exact.crs == simple.crs and exact.crs.to_epsg() == 32616
+
+
+def test_multilabel_scene_polygons_trace_every_label_band(tmp_path):
+    mask = np.zeros((2, 8, 8), np.uint8)
+    mask[0, :3, :3] = 1
+    mask[1, 4:, 4:] = 1
+    mask[1, 0, 0] = 1  # labels overlap
+    prob = np.stack([np.full((8, 8), 0.25), np.full((8, 8), 0.75)]).astype(np.float32)
+    mask_path = write_geotiff(tmp_path / "c.mask.tif", mask, CRS_UTM, TRANSFORM, IGNORE)
+    prob_path = write_geotiff(tmp_path / "c.prob.tif", prob, CRS_UTM, TRANSFORM, None)
+    out = scene_polygons(mask_path, tmp_path / "c.polygons.gpkg", prob=prob_path, multilabel=True)
+    frame = gpd.read_file(out).sort_values(["class", "area_m2"]).reset_index(drop=True)
+    assert frame["class"].tolist() == [1, 2, 2]
+    assert frame["area_m2"].tolist() == pytest.approx([9 * 0.25, 0.25, 16 * 0.25])
+    assert frame["mean_prob"].tolist() == pytest.approx([0.25, 0.75, 0.75])

@@ -8,7 +8,7 @@ import shapely
 from affine import Affine
 
 from eoseg.geo.raster import write_geotiff
-from eoseg.post.vote import vote_polygons
+from eoseg.post.postprocess import Postprocessor
 
 UTM = "EPSG:32616"
 TRANSFORM = Affine(1.0, 0, 500000.0, 0, -1.0, 4000000.0)
@@ -25,7 +25,7 @@ def test_mean_probability_not_pixel_majority_decides(tmp_path):
     path = write_geotiff(tmp_path / "p.tif", prob, UTM, TRANSFORM, None)
     boxes = [shapely.box(500000, 3999998, 500002, 4000000), shapely.box(500002, 3999996, 500004, 3999998)]
     buildings = gpd.GeoDataFrame({"id": [1, 2]}, geometry=boxes, crs=UTM)
-    voted = vote_polygons(buildings, path, classes=["no-damage", "destroyed"])
+    voted = Postprocessor.vote_polygons(buildings, path, classes=["no-damage", "destroyed"])
     assert voted["class"].tolist() == ["destroyed", "no-damage"]
     assert np.allclose(voted["class_prob"], [(0.45 * 3 + 1.0) / 4, 0.9])
 
@@ -36,5 +36,5 @@ def test_polygons_in_another_crs_are_reprojected_and_empty_ones_get_no_class(tmp
     inside = gpd.GeoSeries([shapely.box(500001, 3999997, 500003, 3999999)], crs=UTM).to_crs("EPSG:4326")
     outside = gpd.GeoSeries([shapely.box(600000, 3000000, 600001, 3000001)], crs=UTM).to_crs("EPSG:4326")
     frame = gpd.GeoDataFrame(geometry=gpd.GeoSeries([inside[0], outside[0]], crs="EPSG:4326"))
-    voted = vote_polygons(frame, path, classes=[1, 4], normalize=False)
+    voted = Postprocessor.vote_polygons(frame, path, classes=[1, 4], normalize=False)
     assert voted["class"].iloc[0] == 4 and voted["class"].isna().iloc[1]

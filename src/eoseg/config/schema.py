@@ -386,6 +386,8 @@ class PredictSpec(Section):
     ensemble_weights: list[Annotated[float, Field(ge=0.0)]] | None = None
     vote: int | None = Field(default=None, ge=1, description="k-of-n voting of binary masks across models")
     prob_dtype: Literal["uint8", "float16"] = "uint8"
+    polygons: bool = Field(default=False, description="also write <scene>.polygons.gpkg from the final mask "
+                           "(class, area_m2, mean_prob; post.simplify applied)")
     device: str = "auto"
     workers: int = Field(default=2, ge=0)
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"

@@ -98,7 +98,8 @@ class DatasetPlan:
         return list(self.scenes[0].images)
 
     def nodata(self, scene: SceneSpec, image: str) -> float:
-        """Nodata of an image of a scene: data.nodata override, the file's, else NaN / 0 by dtype."""
+        """Nodata of an image of a scene: data.nodata override, the file's, else NaN / 0 by dtype (the rule
+        that :meth:`DatasetStats.nodata_rule` gives the scene reader, with this run's data.nodata recorded)."""
         return effective_nodata(self.infos[scene.id][image], self.data.nodata.get(image))
 
 
@@ -594,6 +595,7 @@ def finish(
             channels=stats.summary(),
             scales=dict(plan.data.scale),
             scene_nodata={s.id: {name: plan.nodata(s, name) for name in plan.image_names} for s in plan.scenes},
+            nodata_override=dict(plan.data.nodata),
         ),
     )
     save_config(config, root / "config.yaml")

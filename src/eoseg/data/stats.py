@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eoseg.geo.atomic import write_text_atomic
+from eoseg.geo.raster import RasterInfo, effective_nodata
 
 if TYPE_CHECKING:
     from eoseg.data.bandmath import BandMath
@@ -217,7 +218,11 @@ class DatasetStats:
 
     ``nodata`` is the rule's value per image of the first scene (kept for old readers); ``scene_nodata``
     holds it per scene (``{scene: {image: value}}``), so scenes that declare different nodata values
-    (0 in one, 65535 in another) are each read with their own. Old files without it still load.
+    (0 in one, 65535 in another) are each read with their own. ``nodata_override`` is ``data.nodata`` as
+    prepared: with it, :meth:`nodata_rule` gives any scene file the nodata that prepare gave the training
+    scenes, so the scene reader (prediction) cannot diverge from the dataset (training) even when the
+    training run's config says otherwise. Old files without these fields still load (``None``: not
+    recorded; the rule then takes the caller's fallback, the checkpoint's ``data.nodata``).
     """
 
     inputs: list[str]
@@ -227,6 +232,7 @@ class DatasetStats:
     channels: list[dict[str, Any]]
     scene_nodata: dict[str, dict[str, float | None]] = field(default_factory=dict)
     scales: dict[str, str] = field(default_factory=dict)  # declared data.scale per image (band math)
+    nodata_override: dict[str, float] | None = None  # data.nodata at prepare time (None: an older file)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> DatasetStats:
@@ -239,17 +245,29 @@ class DatasetStats:
             channels=[dict(c) for c in raw["channels"]],
             scene_nodata={s: dict(v) for s, v in (raw.get("scene_nodata") or {}).items()},
             scales=dict(raw.get("scales") or {}),
+            nodata_override=dict(raw["nodata_override"]) if raw.get("nodata_override") is not None else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The ``stats.json`` mapping."""
         return {"inputs": self.inputs, "bands": self.bands, "nodata": self.nodata, "dtypes": self.dtypes,
-                "channels": self.channels, "scene_nodata": self.scene_nodata, "scales": self.scales}
+                "channels": self.channels, "scene_nodata": self.scene_nodata, "scales": self.scales,
+                "nodata_override": self.nodata_override}
 
     def nodata_of(self, image: str, scene: str | None = None) -> float | None:
         """The nodata of ``image`` in ``scene`` (its own when recorded, else the first scene's)."""
         per_scene = self.scene_nodata.get(str(scene), {}) if scene is not None else {}
         return per_scene.get(image, self.nodata.get(image))
+
+    def nodata_rule(
+        self, image: str, info: RasterInfo, fallback: Mapping[str, float] | None = None
+    ) -> float:
+        """The nodata of ``image`` in a scene file ``info``: THE rule prepare recorded per training scene and
+        the scene reader applies to every scene it predicts: ``data.nodata`` as prepared
+        (``nodata_override``; ``fallback`` when the stats predate it), else the file's, else NaN / 0 by dtype.
+        """
+        overrides = self.nodata_override if self.nodata_override is not None else (fallback or {})
+        return effective_nodata(info, overrides.get(image))
 
 
 def write_stats(path: str | os.PathLike[str], stats: Mapping[str, Any] | DatasetStats) -> Path:

@@ -33,6 +33,7 @@ from eoseg.inference.reader import InputRecipe, SceneImages, WindowReader, Windo
 from eoseg.inference.windows import WindowLayout
 from eoseg.inference.writer import SceneWriter
 from eoseg.models.bundle import ModelBundle
+from eoseg.post.vectorize import scene_polygons
 from eoseg.progress import make_progress
 
 
@@ -45,6 +46,7 @@ class SceneOutputs:
     mask: Path | None = None
     values: dict[str, Path] = field(default_factory=dict)
     heads: Path | None = None  # JSON of image-level heads (class scores, scalars, direction) over the scene
+    polygons: Path | None = None  # predict.polygons: GeoPackage of the final mask
     windows: int = 0
     seconds: float = 0.0
     pixels: int = 0
@@ -52,7 +54,7 @@ class SceneOutputs:
     @property
     def paths(self) -> list[Path]:
         """Every file written."""
-        return [p for p in (self.prob, self.mask, *self.values.values(), self.heads) if p is not None]
+        return [p for p in (self.prob, self.mask, *self.values.values(), self.heads, self.polygons) if p is not None]
 
     @property
     def mpx_per_s(self) -> float:
@@ -160,7 +162,8 @@ def predict_scene(
     channels = {n: h.channels for n, h in runner.dense_heads.items()}
     acc_channels = {n: channels[n.split("@")[0]] for n in plan.accumulated}
     rasters = scene_rasters(plan, scene, out_dir, name, channels)
-    check_not_inputs(scene.paths.values(), files=[r.path for r in rasters] + [out_dir / f"{name}.heads.json"])
+    check_not_inputs(scene.paths.values(), files=[r.path for r in rasters]
+                     + [out_dir / f"{name}.heads.json", out_dir / f"{name}.polygons.gpkg"])
     image_heads = SceneMeans()
 
     started = time.perf_counter()
@@ -208,6 +211,9 @@ def predict_scene(
         plan.post.finalize(outputs.mask, summary)  # gate and minimum area: a second pass by row bands
     if summary is not None:
         outputs.heads = write_heads(out_dir / f"{name}.heads.json", summary)
+    if spec.polygons and outputs.mask is not None and plan.post is not None:  # from the final mask
+        outputs.polygons = scene_polygons(outputs.mask, out_dir / f"{name}.polygons.gpkg", prob=outputs.prob,
+                                          simplify=post.simplify, multilabel=plan.post.kind == "multilabel")
     outputs.seconds = time.perf_counter() - started
     return outputs
 
@@ -263,6 +269,8 @@ def output_names(
     names += [f"{name}.{head}.tif" for head in plan.value_heads]
     if any(h.kind != "dense" for h in heads.values()):
         names.append(f"{name}.heads.json")
+    if spec.polygons and plan.post is not None:
+        names.append(f"{name}.polygons.gpkg")
     return names
 
 
@@ -271,7 +279,7 @@ def check_outputs_not_inputs(
 ) -> None:
     """No output of any scene (``<name>.prob.tif``, ...) may be one of the scenes' images or a checkpoint."""
     inputs = [*(p for s in scenes for p in s.values()), *(b.source for b in bundles if b.source)]
-    products = ["prob.tif", "mask.tif", "heads.json", "quicklook.png",
+    products = ["prob.tif", "mask.tif", "heads.json", "quicklook.png", "polygons.gpkg",
                 *(f"{h}.tif" for b in bundles for h in b.config.model.heads)]
     check_not_inputs(inputs, files=[Path(out_dir) / f"{n}.{p}" for n in names for p in products])
 

@@ -26,7 +26,6 @@ from eoseg.geo.raster import (
     RasterInfo,
     align_to,
     check_overlap,
-    effective_nodata,
     open_raster,
     raster_info,
     read_window,
@@ -104,12 +103,11 @@ def check_scene(images: dict[str, Path], bundle: ModelBundle) -> SceneImages:
         )
     aligned = {}
     nodata = {}
-    overrides = bundle.config.data.nodata
     for name, info in infos.items():
         aligned[name] = not reference.same_grid(info)
         if aligned[name]:
             check_overlap(reference, info, f"image {name!r}")
-        nodata[name] = effective_nodata(info, overrides.get(name))  # the rule training used
+        nodata[name] = bundle.nodata_of(name, info)  # the dataset's rule, from the checkpoint's stats
     return SceneImages({n: Path(images[n]) for n in expected}, reference, nodata, aligned)
 
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from eoseg.config.schema import ExperimentConfig
 from eoseg.data.stats import DatasetStats
+from eoseg.geo.raster import RasterInfo
 
 
 @dataclass
@@ -29,6 +30,11 @@ class ModelBundle:
     def dataset_stats(self) -> DatasetStats:
         """The typed band statistics (old checkpoints without per-scene nodata load too)."""
         return DatasetStats.from_dict(self.stats)
+
+    def nodata_of(self, image: str, info: RasterInfo) -> float:
+        """The nodata of ``image`` in a scene file: the dataset's rule (:meth:`DatasetStats.nodata_rule`);
+        checkpoints whose stats predate ``nodata_override`` use the checkpoint's ``data.nodata``."""
+        return self.dataset_stats.nodata_rule(image, info, fallback=self.config.data.nodata)
 
     @property
     def inputs(self) -> list[str]:

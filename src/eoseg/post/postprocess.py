@@ -9,9 +9,13 @@ Layouts (:data:`MaskKind`), decided once from the head (:func:`mask_kind`):
   probable wins; where none is, background (0). So a searched per-class threshold changes the mask;
 - ``multilabel``: K sigmoid channels that may overlap (clouds); the mask has one 0/1 band per channel.
 
-THE comparison rule everywhere (predict, ensemble, training validation, threshold search, gate): a
-channel is on where ``p > threshold`` (strictly). Thresholds and minimum areas are one value, or one per
-probability channel (for binary, the foreground channel's entry is used).
+THE comparison rule everywhere (predict, ensemble, training validation, the training report, threshold
+search, gate): a channel is on where ``p > threshold`` (strictly). Thresholds and minimum areas are one
+value, or one per probability channel (for binary, the foreground channel's entry is used). The rule is
+written once (:func:`threshold_rule`) for numpy arrays ``(C, H, W)`` and torch tensors ``(B, C, H, W)``
+alike, so validation during training (:meth:`Postprocessor.classes` on the device) decides exactly as
+``eoseg predict`` does. Gate and minimum area need a whole scene and act on predictions only, not on
+the per-batch validation metrics.
 
 Then, over the written mask (a second pass by row bands, so any scene size fits):
 - ``post.gate``: a class is emptied where the image-level head's scene mean is at or below its gate
@@ -21,6 +25,9 @@ Then, over the written mask (a second pass by row bands, so any scene size fits)
   band border are joined (union-find as a sparse graph), and a second pass removes the small ones.
   Memory: one band of rows plus a few numbers per component.
 Invalid pixels are :data:`~eoseg.geo.products.IGNORE` in every mask.
+
+The per-building vote (:meth:`Postprocessor.vote_polygons`, xView2 damage) gives each polygon the class
+with the highest mean probability inside it.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import geopandas as gpd
 import numpy as np
 from scipy import ndimage
 from scipy.sparse import coo_matrix
@@ -39,9 +47,10 @@ from eoseg.config.activation import activation_of
 from eoseg.config.schema import HeadSpec, PostSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import TiledRasterWriter
-from eoseg.geo.polygonize import pixel_area_m2, row_windows
+from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, pixel_area_m2, row_windows
 from eoseg.geo.products import IGNORE, mask_spec, read_heads, read_mask
 from eoseg.geo.raster import open_raster, raster_info
+from eoseg.post.zonal import zonal_means
 
 MaskKind = Literal["binary", "multiclass", "multilabel"]
 _FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
@@ -79,6 +88,34 @@ def decided_channels(kind: MaskKind, channels: int) -> list[int]:
     if kind == "multiclass":
         return list(range(1, channels))
     return list(range(channels))
+
+
+def _namespace(array: Any) -> Any:
+    """numpy for numpy arrays, torch for tensors (imported only then: post does not need torch)."""
+    if isinstance(array, np.ndarray):
+        return np
+    import torch
+
+    return torch
+
+
+def threshold_rule(prob: Any, kind: MaskKind, thresholds: Sequence[float]) -> Any:
+    """THE rule from probabilities to the mask layout, for numpy ``(C, H, W)`` or torch ``(B, C, H, W)``.
+
+    ``thresholds`` has one value per channel (channels on axis -3). Returns binary: bool ``(..., 1, H, W)``
+    (foreground ``p > t``); multilabel: bool ``(..., C, H, W)`` (``p > t`` per channel); multiclass: class
+    index ``(..., 1, H, W)``: among channels 1..K-1 whose ``p > t``, the most probable, else 0. NaN is off.
+    """
+    xp = _namespace(prob)
+    channels = decided_channels(kind, prob.shape[-3])
+    t = np.asarray(thresholds, dtype=np.float64)[channels]
+    limit = t[:, None, None] if xp is np else xp.as_tensor(t, dtype=prob.dtype, device=prob.device)[:, None, None]
+    decided = prob[..., channels, :, :]
+    on = decided > limit
+    if kind != "multiclass":
+        return on
+    best = xp.where(on, decided, -1.0).argmax(-3)
+    return xp.where(on.any(-3), best + 1, 0)[..., None, :, :]
 
 
 class Postprocessor:
@@ -119,18 +156,41 @@ class Postprocessor:
         """``bool (len(decided_channels), H, W)``: ``p > threshold`` for every decided channel (NaN: off)."""
         channels = decided_channels(self.kind, self.channels)
         with np.errstate(invalid="ignore"):
-            return prob[channels] > self.thresholds[channels, None, None]
+            return threshold_rule(prob[channels], "multilabel", self.thresholds[channels])
 
     def mask(self, prob: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         """``uint8 (bands, H, W)`` mask of probabilities ``(C, H, W)``; invalid / NaN pixels are IGNORE."""
-        on = self.on(prob)
-        if self.kind == "multiclass":
-            fg = np.where(on, np.nan_to_num(prob[1:], nan=-1.0), -1.0)
-            best = fg.argmax(axis=0)
-            out = np.where(on.any(axis=0), best + 1, 0).astype(np.uint8)[None]
-        else:
-            out = on.astype(np.uint8)
+        with np.errstate(invalid="ignore"):
+            out = self.layout(prob).astype(np.uint8)
         return self._invalid(out, prob, valid)
+
+    def layout(self, prob: Any) -> Any:
+        """:func:`threshold_rule` with this head's thresholds (numpy ``(C, H, W)`` or torch ``(B, C, H, W)``)."""
+        return threshold_rule(prob, self.kind, self.thresholds)
+
+    def classes(self, prob: Any) -> Any:
+        """Class index ``(..., H, W)`` of probabilities (numpy ``(C, H, W)`` or torch ``(B, C, H, W)``), by
+        :func:`threshold_rule`: binary 0/1, multiclass the class; multilabel (sigmoid classes of a
+        one-class-per-pixel task): the most probable channel above its threshold + 1, else 0.
+
+        Validation during training scores this, so its metrics are those of ``eoseg predict``'s mask.
+        """
+        xp = _namespace(prob)
+        if self.kind != "multilabel":
+            out = self.layout(prob)[..., 0, :, :]
+        else:
+            background = prob[..., :1, :, :] * 0  # never decided: channels 1.. are the labels
+            stacked = xp.concatenate([background, prob], -3) if xp is np else xp.cat([background, prob], -3)
+            out = threshold_rule(stacked, "multiclass", np.concatenate([[0.0], self.thresholds]))[..., 0, :, :]
+        return out.astype(np.int64) if xp is np else out.long()
+
+    def foreground(self, prob: np.ndarray) -> np.ndarray:
+        """``uint8 (H, W)`` mask of a binary layout from its foreground probability alone (``(H, W)``)."""
+        if self.kind != "binary":
+            raise ValueError(f"a foreground probability map needs a binary head, this one is {self.kind}")
+        stacked = np.zeros((self.channels, *np.shape(prob)), np.float64)
+        stacked[-1] = prob
+        return self.mask(stacked)[0]
 
     def vote(self, members: Sequence[np.ndarray], k: int, valid: np.ndarray | None = None) -> np.ndarray:
         """k-of-n vote of the models' masks (binary or multilabel): on where at least ``k`` members are."""
@@ -220,6 +280,38 @@ class Postprocessor:
                 writer.abort()
                 raise
         return writer.finish()
+
+    # ------------------------------------------------------------------ per-building vote
+    @staticmethod
+    def vote_polygons(
+        polygons: gpd.GeoDataFrame,
+        prob_raster: str | os.PathLike[str],
+        classes: Sequence[int | str] | None = None,
+        *,
+        normalize: bool = True,
+        column: str = "class",
+        band_rows: int = DEFAULT_BAND_ROWS,
+    ) -> gpd.GeoDataFrame:
+        """A copy of ``polygons`` with ``column`` = the class with the highest mean probability inside each
+        polygon and ``<column>_prob`` = that mean (the xView2 damage step: one class per building, not a
+        patchwork of pixel classes).
+
+        ``classes`` labels the raster bands (default: band index 0..C-1). ``normalize`` makes each pixel's
+        probabilities sum to one first (as the xView2 solution did). Polygons that cover no valid pixel get
+        no class (None / NaN); masked (nodata) pixels are never counted.
+        """
+        means, counts = zonal_means(polygons, prob_raster, normalize=normalize, band_rows=band_rows)
+        labels = np.asarray(list(classes) if classes is not None else range(means.shape[1]), dtype=object)
+        if labels.size != means.shape[1]:
+            raise ValueError(f"{prob_raster}: {means.shape[1]} band(s) but {labels.size} class labels given")
+        out = polygons.copy()
+        covered = counts > 0
+        winner = np.argmax(np.nan_to_num(means, nan=-1.0), axis=1)
+        out[column] = np.where(covered, labels[winner], None)
+        if all(isinstance(v, (int, np.integer)) for v in labels):
+            out[column] = out[column].astype("Int64")
+        out[f"{column}_prob"] = np.where(covered, means[np.arange(len(means)), winner], np.nan)
+        return out
 
     # ------------------------------------------------------------------ in memory
     def __call__(

@@ -27,15 +27,16 @@ def vectorize(
     simplify: float = 0.0,
     min_area: float | Sequence[float] = 0.0,
     band: int = 1,
+    prob_band: int | None = None,
     band_rows: int = DEFAULT_BAND_ROWS,
 ) -> gpd.GeoDataFrame:
     """Polygons of band ``band`` of a class mask (0 and nodata skipped), in the raster's CRS, holes kept.
 
     Columns: ``class``, ``area_m2`` (after simplification), ``mean_prob`` when ``prob`` is given (the
-    mean, inside the traced polygon, of the probability band of that class: the only band of a one-band
-    raster, else band ``class + 1``). ``min_area`` (m², one value or one per class value) drops small
-    polygons; ``simplify`` is a tolerance in CRS units (topology preserved). With ``out`` the polygons
-    are also written (format by suffix), atomically.
+    mean, inside the traced polygon, of the probability band of that class: band ``prob_band`` when
+    given, else the only band of a one-band raster, else band ``class + 1``). ``min_area`` (m², one value
+    or one per class value) drops small polygons; ``simplify`` is a tolerance in CRS units (topology
+    preserved). With ``out`` the polygons are also written (format by suffix), atomically.
     """
     if out is not None:
         check_writable(out, inputs=[mask] if prob is None else [mask, prob])
@@ -51,7 +52,11 @@ def vectorize(
     frame = frame[frame["area_m2"].to_numpy() >= limit].reset_index(drop=True)
     if prob is not None:
         means, _ = zonal_means(frame, prob, band_rows=band_rows)
-        if means.shape[1] == 1:
+        if prob_band is not None:
+            if not 1 <= prob_band <= means.shape[1]:
+                raise ConfigError(f"{prob}: has {means.shape[1]} band(s), no band {prob_band}")
+            frame["mean_prob"] = means[:, prob_band - 1]
+        elif means.shape[1] == 1:
             frame["mean_prob"] = means[:, 0]
         else:
             cls = frame["class"].to_numpy(dtype=np.int64)
@@ -64,6 +69,34 @@ def vectorize(
     if out is not None:
         write_vector(frame, Path(out))
     return frame
+
+
+def scene_polygons(
+    mask: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    prob: str | os.PathLike[str] | None = None,
+    simplify: float = 0.0,
+    multilabel: bool = False,
+) -> Path:
+    """``<name>.polygons.gpkg`` of a final prediction mask (``eoseg predict`` with ``predict.polygons``).
+
+    One class band (binary, multiclass): as :func:`vectorize`. A multilabel mask (one 0/1 band per
+    label): every band is traced, ``class`` = band number (label k + 1), ``mean_prob`` from that label's
+    probability band. ``simplify`` is ``post.simplify``; minimum areas were applied to the mask already.
+    """
+    if not multilabel:
+        vectorize(mask, out, prob=prob, simplify=simplify)
+        return Path(out)
+    check_writable(out, inputs=[mask] if prob is None else [mask, prob])
+    frames = []
+    for band in range(1, raster_info(mask).count + 1):
+        frame = vectorize(mask, prob=prob, simplify=simplify, band=band, prob_band=band if prob else None)
+        frame["class"] = band
+        frames.append(frame)
+    write_vector(gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs),
+                 Path(out))
+    return Path(out)
 
 
 def spacenet_submission(

@@ -1,7 +1,7 @@
 """xView2 submission masks from a scene prediction: localised buildings, one damage class each.
 
 The localisation mask is traced into buildings (``min_area`` m² drops specks); every building takes the
-damage class with the highest mean (per-pixel normalised) probability inside it (:func:`vote_polygons`,
+damage class with the highest mean (per-pixel normalised) probability inside it (:meth:`Postprocessor.vote_polygons`,
 as the sky-eye solution did); both masks are burnt back on the prediction grid: localisation 0/1,
 damage 0 (no building) or 1 no-damage, 2 minor, 3 major, 4 destroyed.
 """
@@ -16,8 +16,8 @@ import numpy as np
 from rasterio.features import rasterize
 
 from eoseg.geo.raster import raster_info
+from eoseg.post.postprocess import Postprocessor
 from eoseg.post.vectorize import vectorize
-from eoseg.post.vote import vote_polygons
 
 DAMAGE_VALUES = (1, 2, 3, 4)
 
@@ -31,7 +31,7 @@ def xview2_masks(
     info = raster_info(mask)
     buildings = vectorize(mask, min_area=min_area)
     buildings = buildings[buildings["class"] > 0].reset_index(drop=True)
-    voted = vote_polygons(buildings, damage_prob, DAMAGE_VALUES, normalize=True, column="damage")
+    voted = Postprocessor.vote_polygons(buildings, damage_prob, DAMAGE_VALUES, normalize=True, column="damage")
     shape = (info.height, info.width)
     if not len(voted):
         empty = np.zeros(shape, np.uint8)

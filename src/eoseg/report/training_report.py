@@ -18,10 +18,12 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from eoseg.config.activation import main_head
 from eoseg.config.loader import config_to_yaml
 from eoseg.config.schema import ExperimentConfig
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.products import IGNORE
+from eoseg.post.postprocess import Postprocessor
 from eoseg.report.render import (
     IGNORE_RGB,
     class_colours,
@@ -61,7 +63,8 @@ def training_report(
     """Write ``run_dir/report.html`` and return its path.
 
     ``history``: one row per epoch (``epoch`` plus numeric columns such as ``train/loss``, ``val/iou``).
-    ``samples``: dicts with ``image`` (H, W, 3) uint8, ``pred`` (H, W) class indices or probabilities,
+    ``samples``: dicts with ``image`` (H, W, 3) uint8, ``pred`` (H, W) class indices or foreground
+    probabilities (a binary head; thresholded by the Postprocessor, as ``eoseg predict`` does),
     ``truth`` (H, W) class indices with 255 = ignore, ``metric`` (float) and ``name`` (str).
     ``confusion``: (K, K) counts, rows = truth, columns = prediction, or None (not a class task).
     ``rounds``: self-training rounds so far (one dict per round: round, pseudo chips, validation score, ...).
@@ -278,12 +281,16 @@ def _blend(image: np.ndarray, rgb: np.ndarray, alpha: float = 0.5) -> np.ndarray
 
 
 def _pred_labels(pred: np.ndarray, config: ExperimentConfig) -> np.ndarray:
-    """Class indices from a prediction: probabilities are thresholded with ``post.threshold``."""
+    """Class indices from a prediction: a foreground probability map goes through the main head's
+    :class:`~eoseg.post.postprocess.Postprocessor` (the rule of ``eoseg predict``'s mask)."""
     if not np.issubdtype(pred.dtype, np.floating):
         return pred.astype(np.int64)
-    threshold = config.post.threshold
-    cut = threshold if isinstance(threshold, float | int) else threshold[-1]
-    return (np.nan_to_num(pred) >= cut).astype(np.int64)
+    heads = config.model.heads
+    name = main_head(heads)
+    if name is None:
+        raise ValueError("report sample: a probability prediction needs a dense head in model.heads")
+    labels = Postprocessor.for_head(config.post, heads[name], config.task).foreground(pred)
+    return labels.astype(np.int64)
 
 
 def _confusion_html(confusion: np.ndarray, classes: Sequence[str]) -> str:

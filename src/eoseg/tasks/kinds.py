@@ -4,8 +4,10 @@ A task kind (``task.kind``) decides, for every head of ``model.heads``:
 
 - its training target, from the chip of ``head.target`` (default: the head name): class indices for
   softmax heads, 0/1 channels for sigmoid heads, values for regression, image-level labels, vectors;
-- the validation post-processing of the main head (the first dense head): threshold (``post.threshold``)
-  or argmax; for ``change``, damage classes only where a building is predicted;
+- the validation post-processing of the main head (the first dense head): its
+  :class:`~eoseg.post.postprocess.Postprocessor` (``post.threshold`` by the rule of ``eoseg predict``'s
+  mask; gate and minimum area act on whole-scene predictions only); for ``change``, damage classes (argmax
+  of the damage head) only where a building is predicted;
 - its metrics (``val/<metric>`` overall, ``val/<metric>/<class>`` per class).
 
 Kinds are plain picklable objects: DataLoader workers call :meth:`TaskKind.head_targets` per sample.
@@ -23,6 +25,7 @@ from torch import Tensor, nn
 from eoseg.config.activation import activation_of
 from eoseg.config.schema import ExperimentConfig, HeadSpec
 from eoseg.errors import ConfigError
+from eoseg.post.postprocess import Postprocessor
 from eoseg.registry import lookup
 from eoseg.tasks import targets as T
 from eoseg.tasks.metrics import MULTILABEL_IGNORE, ClassMetrics, RegressionMetrics, class_names
@@ -47,6 +50,7 @@ class TaskKind:
                 f"model.heads: task {self.kind} needs at least one dense head (heads: {list(self.heads)})"
             )
         self.main = dense[0]
+        self._post: dict[str, Postprocessor] = {}
         self.soft = frozenset(n for n, t in config.data.targets.items() if t.soft)
         targets = list(config.data.targets)
         for name in self.heads:
@@ -128,15 +132,28 @@ class TaskKind:
         return T.soft_presence(probs)
 
     # ------------------------------------------------------------------------- post-processing
-    def threshold(self, k: int = 0) -> float:
-        value = self.config.post.threshold
-        return float(value[min(k, len(value) - 1)] if isinstance(value, list) else value)
+    def postprocessor(self, name: str) -> Postprocessor:
+        """The :class:`~eoseg.post.postprocess.Postprocessor` of a dense head (``post`` section, head layout)."""
+        if name not in self._post:
+            self._post[name] = Postprocessor.for_head(self.config.post, self.heads[name], self.spec)
+        return self._post[name]
+
+    def probabilities(self, name: str, logits: Tensor) -> Tensor:
+        """The head's probabilities (float32) from its raw output: softmax over channels, else sigmoid."""
+        logits = logits.float()
+        return logits.softmax(dim=1) if self.activation(name) == "softmax" else torch.sigmoid(logits)
 
     def class_prediction(self, name: str, logits: Tensor) -> Tensor:
-        """``(B, H, W)`` class index: argmax of a softmax head, threshold of a sigmoid head's channel 0."""
-        if self.activation(name) == "softmax":
-            return logits.argmax(dim=1)
-        return (torch.sigmoid(logits[:, 0]) > self.threshold()).long()
+        """``(B, H, W)`` class index by the head's Postprocessor, the rule of ``eoseg predict``'s mask.
+
+        Softmax heads: ``p > post.threshold`` on the foreground channel (binary) or the per-class rule
+        (multiclass); sigmoid heads: channel 0 (binary; further channels such as boundaries are not the
+        object) or the most probable class above its threshold (multiclass).
+        """
+        post, prob = self.postprocessor(name), self.probabilities(name, logits)
+        if post.kind == "multilabel" and self.object_classes:
+            return post.layout(prob)[:, 0].long()
+        return post.classes(prob)
 
     def class_truth(self, target: Tensor) -> Tensor:
         """``(B, H, W)`` class index (ignore_index where not labelled) from a head target."""
@@ -200,13 +217,6 @@ class MulticlassTask(TaskKind):
     kind = "multiclass"
     object_classes = False
 
-    def class_prediction(self, name: str, logits: Tensor) -> Tensor:
-        if self.activation(name) == "softmax":
-            return logits.argmax(dim=1)
-        prob = torch.sigmoid(logits)  # sigmoid channels are classes 1..K, 0 where none passes the threshold
-        best = prob.max(dim=1)
-        return torch.where(best.values > self.threshold(), best.indices + 1, 0)
-
     def class_truth(self, target: Tensor) -> Tensor:
         if not target.is_floating_point():
             return target
@@ -233,9 +243,7 @@ class MultilabelTask(TaskKind):
         return nn.ModuleDict({"main": ClassMetrics(names, "multilabel")})
 
     def prediction(self, outputs: Mapping[str, Tensor]) -> Tensor:
-        prob = torch.sigmoid(outputs[self.main])
-        thresholds = torch.tensor([self.threshold(k) for k in range(prob.shape[1])], device=prob.device)
-        return (prob > thresholds.view(1, -1, 1, 1)).long()
+        return self.postprocessor(self.main).layout(self.probabilities(self.main, outputs[self.main])).long()
 
     def truth(self, targets: Mapping[str, Tensor]) -> Tensor:
         return torch.nan_to_num(targets[self.main], nan=float(MULTILABEL_IGNORE)).long()
