@@ -12,7 +12,6 @@ import pytest
 import rasterio
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import SequentialSampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.chipdata import tiny_config, write_chips  # noqa: E402
@@ -42,12 +41,40 @@ def soft_chips(root: Path) -> Path:
     return root
 
 
+def _sources(batches, offset):
+    return ["".join("L" if index < offset else "P" for _, _, index in batch) for batch in batches]
+
+
 def test_sampler_every_k_and_share_per_batch() -> None:
-    labelled, pseudo = SequentialSampler(range(8)), SequentialSampler(range(3))
-    every = MixedBatchSampler(labelled, pseudo, batch_size=2, offset=8, every=2)
-    assert list(every) == [[0, 1], [2, 3], [8, 9], [4, 5], [6, 7], [10, 8]] and len(every) == 6
-    share = MixedBatchSampler(labelled, pseudo, batch_size=4, offset=8, share=0.25)
-    assert list(share) == [[0, 1, 2, 8], [3, 4, 5, 9]] and len(share) == 2
+    every = MixedBatchSampler(8, 3, batch_size=2, seed=0, every=2)
+    epoch = list(every)
+    assert _sources(epoch, 8) == ["LL", "LL", "PP", "LL", "LL", "PP"] and len(every) == 6
+    keys = [key for batch in epoch for key in batch]
+    assert sorted(i for _, _, i in keys if i < 8) == list(range(8))  # one pass of the labelled chips
+    pseudo = [i for _, _, i in keys if i >= 8]
+    assert sorted(pseudo[:3]) == [8, 9, 10] and pseudo[3] in (8, 9, 10)  # whole permutations, one after another
+    assert sorted(d for _, d, _ in keys) == list(range(12))  # every draw of the epoch has its own key
+    assert {e for e, _, _ in keys} == {0}
+    few = MixedBatchSampler(6, 3, batch_size=2, seed=0, every=5)  # fewer labelled batches than every
+    assert _sources(list(few), 6) == ["LL", "LL", "LL", "PP"] and len(few) == 4  # the pseudo set is still used
+    share = MixedBatchSampler(8, 3, batch_size=4, seed=0, share=0.25)
+    assert _sources(list(share), 8) == ["LLLP", "LLLP"] and len(share) == 2  # 3 + 1 per batch, the rest dropped
+
+
+def test_sampler_is_a_function_of_seed_and_epoch_and_resumes_at_any_batch() -> None:
+    first = MixedBatchSampler(8, 3, batch_size=2, seed=5, every=2)
+    first.set_epoch(1)
+    epoch1 = list(first)
+    assert epoch1 != MixedBatchSampler(8, 3, batch_size=2, seed=5, every=2).batches(0)
+    assert epoch1 == MixedBatchSampler(8, 3, batch_size=2, seed=5, every=2).batches(1)
+    resumed = MixedBatchSampler(8, 3, batch_size=2, seed=5, every=2)
+    resumed.load_state_dict(first.state_at(1, 4))
+    assert list(resumed) == epoch1[4:]
+    assert first.state_at(1, len(first)) == {"epoch": 2, "position": 0}
+    ranks = [MixedBatchSampler(8, 3, batch_size=2, seed=5, every=2, num_replicas=2, rank=r) for r in (0, 1)]
+    for sampler in ranks:
+        sampler.set_epoch(1)
+    assert [b for pair in zip(*map(list, ranks), strict=True) for b in pair] == epoch1  # DDP: every other batch
 
 
 class Sources(Callback):
@@ -106,3 +133,29 @@ def test_pseudo_set_with_other_bands_is_refused(tmp_path) -> None:
     with pytest.raises(InputError, match=r"selftrain.mix.root=.*pseudo: pseudo-labelled chips have inputs "
                                         r"\['image_1', 'image_2', 'image_3'\] but the labelled chips have"):
         train(config, progress=False, report=False)
+
+
+@pytest.mark.slow
+def test_sigint_mid_epoch_then_resume_is_bit_identical_with_mixing(tmp_path) -> None:
+    """issue 12: a mixed run stopped by SIGINT mid-epoch (a loader worker reading ahead) resumes exactly."""
+    from training.test_resume_signal import OVERRIDES, SigintAt
+
+    from eoseg.models.checkpoint import read_checkpoint
+    from eoseg.training.interrupt import TrainingInterrupted
+
+    labelled = write_chips(tmp_path / "labelled", "binary")
+    pseudo = soft_chips(tmp_path / "pseudo")
+    overrides = {**OVERRIDES, "train.num_workers": 1, "train.epochs": 1,
+                 "selftrain.mix": {"root": str(pseudo), "every": 2, "loss": {"mask": {"kl": 1.0}}}}
+    whole = train(tiny_config(labelled, "binary", tmp_path / "a", overrides), progress=False, report=False)
+    config = tiny_config(labelled, "binary", tmp_path / "b", overrides)
+    with pytest.raises(TrainingInterrupted, match=r"training stopped at epoch 0, step 4; "):
+        train(config, progress=False, report=False, callbacks=[SigintAt(3)])  # 6 batches per epoch: 4 + 2 pseudo
+    saved = read_checkpoint(tmp_path / "b" / config.name / "checkpoints" / "last.ckpt")
+    assert saved["ChipDataModule"]["sampler"] == {"epoch": 0, "position": 4}  # the 5th batch is next
+    resumed = train(config, resume=True, progress=False, report=False)
+    assert resumed.steps == whole.steps == 6
+    a, b = (read_checkpoint(r.last_checkpoint)["state_dict"] for r in (whole, resumed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole.history]
+    assert [h["val/iou"] for h in resumed.history] == [h["val/iou"] for h in whole.history]

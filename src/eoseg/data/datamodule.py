@@ -18,13 +18,13 @@ from typing import Any
 import lightning as L
 import pandas as pd
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler, RandomSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from eoseg.config.loader import load_config
 from eoseg.config.schema import AugmentSpec, DataSpec, ExperimentConfig
 from eoseg.data.augment import Augment
 from eoseg.data.dataset import MANIFEST, ChipDataset, HeadTargetFn, check_prepared, read_manifest, read_prepared_stats
-from eoseg.data.mixing import LABELLED, PSEUDO, MixedBatchSampler, SourceDataset, collate_parts
+from eoseg.data.mixing import MixedBatchSampler, MixedDataset, collate_parts
 from eoseg.data.sampler import ChipSampler, ResumableLoader, chip_weights, weighted_sampler
 from eoseg.errors import ConfigError, InputError
 from eoseg.registry import did_you_mean
@@ -126,6 +126,7 @@ class ChipDataModule(L.LightningDataModule):
             self.pseudo = PseudoChips(Path(config.selftrain.mix.root), self.stats, data.augment, directions)
         self._train_loader: ResumableLoader | None = None
         self._sampler_state: dict[str, int] | None = None
+        self._draws_per_batch = config.train.batch_size
 
     @property
     def in_channels(self) -> int:
@@ -138,7 +139,7 @@ class ChipDataModule(L.LightningDataModule):
                                      seed=seed)
         self.val_set = ChipDataset(self.root, self.val_chips, self.stats, data, self.head_targets, seed=seed)
         if self.pseudo is not None:
-            self.pseudo_set = self.pseudo.dataset(self.head_targets)
+            self.pseudo_set = self.pseudo.dataset(self.head_targets, seed)
 
     def _processes(self) -> tuple[int, int]:
         """``(world size, global rank)`` of the attached trainer (1, 0 without one)."""
@@ -152,52 +153,48 @@ class ChipDataModule(L.LightningDataModule):
         batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         if batches >= trainer.num_training_batches:  # the epoch is over (also with limit_train_batches)
             return trainer.current_epoch, len(self._train_sampler)
-        return trainer.current_epoch, batches * self.config.train.batch_size
+        return trainer.current_epoch, batches * self._draws_per_batch
 
-    def _mixed_loader(self, labelled: ChipDataset, pseudo: ChipDataset) -> DataLoader:
-        """Batches from both sets by ``selftrain.mix`` (see :mod:`eoseg.data.mixing`); chips by index, so each
-        draw's augmentation key comes from torch's RNG (not resumable mid-epoch)."""
+    def _mixed_sampler(self, labelled: ChipDataset, pseudo: ChipDataset) -> MixedBatchSampler:
+        """Batches from both sets by ``selftrain.mix`` (see :mod:`eoseg.data.mixing`), resumable like the plain one."""
         spec, mix = self.config.train, self.config.selftrain.mix
         assert mix is not None
-        if self.config.data.sampler is not None:
-            weights = torch.as_tensor(chip_weights(labelled.chips, self.config.data.sampler), dtype=torch.double)
-            sampler: Any = WeightedRandomSampler(weights, num_samples=len(labelled), replacement=True)
-        else:
-            sampler = RandomSampler(labelled)
-        batches = MixedBatchSampler(sampler, RandomSampler(pseudo), spec.batch_size, len(labelled), mix.every,
-                                    mix.share, drop_last=len(labelled) > spec.batch_size)
-        return DataLoader(
-            ConcatDataset([SourceDataset(labelled, LABELLED), SourceDataset(pseudo, PSEUDO)]),
-            batch_sampler=batches,
-            collate_fn=collate_parts,
-            num_workers=spec.num_workers,
-            persistent_workers=spec.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+        world, rank = self._processes()
+        sampler = self.config.data.sampler
+        weights = chip_weights(labelled.chips, sampler) if sampler is not None else None
+        return MixedBatchSampler(len(labelled), len(pseudo), spec.batch_size, spec.seed, mix.every, mix.share,
+                                 weights, drop_last=len(labelled) > spec.batch_size, num_replicas=world, rank=rank)
 
     def train_dataloader(self) -> DataLoader:
         """Batches drawn by a :class:`ChipSampler` (weighted by ``data.sampler`` when given), split across
         processes by the sampler itself and resumable at any batch (Lightning stores its position)."""
         assert self.train_set is not None, "setup() first"
-        if self.pseudo_set is not None:
-            return self._mixed_loader(self.train_set, self.pseudo_set)
         spec, seed = self.config.train, self.config.train.seed
         world, rank = self._processes()
         chips = self.train_set.chips
-        if self.config.data.sampler is not None:
-            sampler = weighted_sampler(chips, self.config.data.sampler, seed, world, rank)
+        batching: dict[str, Any]
+        if self.pseudo_set is not None:  # the sampler's draws are whole mixed batches of keys
+            sampler: ChipSampler = self._mixed_sampler(self.train_set, self.pseudo_set)
+            dataset: Dataset = MixedDataset(self.train_set, self.pseudo_set)
+            batching, self._draws_per_batch = {"batch_size": None, "collate_fn": collate_parts}, 1
         else:
-            sampler = ChipSampler(len(chips), seed, num_replicas=world, rank=rank)
+            if self.config.data.sampler is not None:
+                sampler = weighted_sampler(chips, self.config.data.sampler, seed, world, rank)
+            else:
+                sampler = ChipSampler(len(chips), seed, num_replicas=world, rank=rank)
+            dataset = self.train_set
+            batching = {"batch_size": spec.batch_size,
+                        "drop_last": len(sampler) > spec.batch_size}  # a batch of one breaks batch norm
+            self._draws_per_batch = spec.batch_size
         self._train_sampler = sampler
         loader = ResumableLoader(
-            self.train_set,
-            batch_size=spec.batch_size,
+            dataset,
             sampler=sampler,
             generator=sampler.generator,
             num_workers=spec.num_workers,
             persistent_workers=spec.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
-            drop_last=len(sampler) > spec.batch_size,  # a batch of one breaks batch norm
+            **batching,
         )
         if getattr(self, "trainer", None) is not None:
             loader.progress = self._progress
@@ -267,10 +264,11 @@ class PseudoChips:
         self.soft = frozenset(n for n, t in self.data.targets.items() if t.soft)
         self.augment = Augment(list(augment), list(self.data.targets), directions) if augment else None
 
-    def dataset(self, head_targets: HeadTargetFn | None) -> ChipDataset:
-        """The chip dataset (augmented like the labelled one); ``head_targets`` gets ``soft=`` its soft targets."""
+    def dataset(self, head_targets: HeadTargetFn | None, seed: int = 0) -> ChipDataset:
+        """The chip dataset (augmented like the labelled one, keys from ``seed``); ``head_targets`` gets
+        ``soft=`` its soft targets."""
         fn = functools.partial(head_targets, soft=self.soft) if head_targets is not None else None
-        return ChipDataset(self.root, self.manifest, self.stats, self.data, fn, self.augment)
+        return ChipDataset(self.root, self.manifest, self.stats, self.data, fn, self.augment, seed=seed)
 
 
 def add_negatives(train: pd.DataFrame, path: Path, share: float) -> pd.DataFrame:

@@ -68,7 +68,7 @@ class ChipSampler(Sampler[tuple[int, int, int]]):
     this process); :class:`ResumableLoader` stores it in Lightning checkpoints. ``generator`` is reseeded
     from ``(seed, epoch)`` and is meant as the DataLoader's generator, so that making an iterator (worker
     base seeds) never draws from the global torch RNG that training restores on resume.
-    To mix other draws (e.g. labelled and pseudo-labelled chips) override :meth:`order`.
+    :class:`~eoseg.data.mixing.MixedBatchSampler` is the labelled + pseudo-labelled mix (its draws are batches).
     """
 
     def __init__(
