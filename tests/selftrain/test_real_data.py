@@ -16,6 +16,7 @@ from eoseg.cli import main
 torch.set_num_threads(1)
 
 
+@pytest.mark.slow
 def test_self_train_on_the_spacenet_tile(shared_data, tmp_path, capsys) -> None:
     folder = shared_data / "spacenet-atlanta"
     labels = folder / "atlanta_buildings.geojson"

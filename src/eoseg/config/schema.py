@@ -454,7 +454,8 @@ class PseudoLabelSpec(Section):
 class MixSpec(Section):
     """Training on labelled chips mixed with a pseudo-labelled chip set (the Open Cities noisy student).
 
-    ``every: k`` adds one pseudo-labelled batch after every ``k`` labelled batches (Open Cities: 5);
+    ``every: k`` adds one pseudo-labelled batch after every ``k`` labelled batches (Open Cities: 5; an
+    epoch of fewer than ``k`` labelled batches ends with one);
     ``share: s`` makes a share ``s`` of every batch pseudo-labelled. Each set has its own loss weight; the
     pseudo-labelled batches use ``loss`` (default: the labelled ``loss``), e.g. ``{mask: {kl: 1.0}}``.
     """
