@@ -17,7 +17,7 @@ from torch import nn
 from eoseg.cli.app import main
 from eoseg.config.schema import ChipSpec, DataSpec, ExperimentConfig, ModelSpec, PostSpec, PredictSpec, RaySpec
 from eoseg.errors import InputError
-from eoseg.inference.distributed import RAY_ENV, connect, run_scenes
+from eoseg.inference.distributed import RAY_ENV, connect, run_scenes, worker_env
 from eoseg.models.factory import build_model
 from eoseg.training.checkpoint import describe
 
@@ -64,6 +64,20 @@ class TinyConv(nn.Module):
         return {"mask": self.conv(x)}
 
 
+class ThreadProbe(TinyConv):
+    """TinyConv that notes, per process, its torch threads and OpenMP wait policy in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = str(folder)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        note = Path(self.folder) / f"threads-{os.getpid()}.txt"
+        env = os.environ
+        note.write_text(f"{torch.get_num_threads()} {env.get('OMP_NUM_THREADS')} {env.get('OMP_WAIT_POLICY')}")
+        return super().forward(x)
+
+
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("scenes")
@@ -96,7 +110,9 @@ def spec(**ray: object) -> PredictSpec:
 
 
 def test_ray_run_equals_local_run_then_resumes(ray_instance, scenes, tmp_path) -> None:
-    bundle = make_bundle(TinyConv(), chip=32, mean=128.0, std=64.0)
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    bundle = make_bundle(ThreadProbe(probes), chip=32, mean=128.0, std=64.0)
     images = [{"image": p} for p in scenes]
     names = [p.stem for p in scenes]
     local = run_scenes([bundle], images, names, tmp_path / "local", spec(), PostSpec(), progress=False)
@@ -109,6 +125,8 @@ def test_ray_run_equals_local_run_then_resumes(ray_instance, scenes, tmp_path) -
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
     assert not [p for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")]  # no temporary files left
+    workers = {p.read_text() for p in probes.iterdir() if p.name != f"threads-{os.getpid()}.txt"}
+    assert workers == {f"1 1 {worker_env(1)['OMP_WAIT_POLICY']}"}  # the task's CPU share, threads that sleep
     assert sorted(p.name for p in (tmp_path / "ray").glob("*.done.json")) == [f"tile{i}.done.json" for i in range(3)]
     stamp = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ray").iterdir()}
     (tmp_path / "ray" / "tile1.done.json").unlink()  # killed after its rasters, before its marker: incomplete

@@ -302,6 +302,7 @@ def _on_ray(
         num_gpus=spec.ray.gpus_per_scene,
         max_retries=spec.ray.retries,
         retry_exceptions=False,
+        runtime_env={"env_vars": worker_env(threads)},
     )
     worker_spec = spec.model_copy(update={"device": _worker_device(spec)})
     pending = {}
@@ -320,6 +321,15 @@ def _on_ray(
             lines = [ANSI.sub("", line).strip() for line in str(exc).splitlines() if line.strip()]
             report = SceneReport(names[i], "failed", error=f"{type(exc).__name__}: {lines[-1] if lines else ''}")
         yield i, report
+
+
+def worker_env(threads: int) -> dict[str, str]:
+    """Environment of the scene workers, set before their OpenMP starts: ``threads`` OpenMP threads (the
+    task's CPU share) that sleep rather than spin while they wait (``OMP_WAIT_POLICY=PASSIVE`` unless
+    the driver sets a policy). Spinning threads of a task that shares its cores with Ray's own processes,
+    the reader and writer threads or other tasks made a scene about ten times slower with 2 threads than
+    with 1 (benchmarks/ray_predict.py)."""
+    return {"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
 
 
 def _worker_device(spec: PredictSpec) -> str:
