@@ -62,6 +62,23 @@ def test_vectorize_evaluate_ensemble_thresholds(tmp_path, scene, capsys):
     assert "threshold: 0.5\n" in overlay.read_text()  # binary: one value; background is 0.08: 0.05 lets it in
 
 
+def test_thresholds_table_shows_the_min_area_unit_of_the_grid(tmp_path, scene, capsys):
+    mask, prob = scene
+    capsys.readouterr()
+    assert run("thresholds", prob, "--truth", mask, "--min-areas", "0,2", "--out", tmp_path / "a.yaml") == 0
+    printed = capsys.readouterr().err  # the table goes to stderr with the other messages
+    assert "min area m²" in printed and "min area px" not in printed
+    # clouds: images and masks on a pixel grid without a CRS, one unit = one 350 x 525 submission pixel
+    with rasterio.open(mask) as src:
+        labels = src.read()
+    grid = Affine(1, 0, 0, 0, 1, 0)
+    pixel_mask = write_geotiff(tmp_path / "c.mask.tif", labels, None, grid, 255)
+    pixel_prob = write_geotiff(tmp_path / "c.prob.tif", np.where(labels > 0, 230, 20).astype(np.uint8), None, grid, None)
+    assert run("thresholds", pixel_prob, "--truth", pixel_mask, "--min-areas", "0,2", "--out", tmp_path / "c.yaml") == 0
+    printed = capsys.readouterr().err
+    assert "min area px" in printed and "m²" not in printed
+
+
 def test_errors_are_one_line(tmp_path, scene, capsys):
     mask, prob = scene
     other = write_geotiff(tmp_path / "o.tif", np.zeros((1, 8, 8), np.uint8), UTM, TRANSFORM, 255)

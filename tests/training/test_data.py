@@ -160,6 +160,41 @@ def test_missing_manifest_and_other_inputs(binary_chips, tmp_path):
         ChipDataModule(config)
 
 
+def test_train_refuses_chips_of_another_size_in_one_line(binary_chips, tmp_path, capsys):
+    import hashlib
+    import shutil
+
+    import yaml
+
+    from eoseg.cli import main
+    from eoseg.config.loader import save_config
+
+    def hashes(root):
+        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    config = save_config(tiny_config(binary_chips, "binary", tmp_path / "runs"), tmp_path / "tiny.yaml")
+    before = hashes(binary_chips)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(config), "data.chips.size=64"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.count("\n") == 0
+    assert err.endswith("manifest.parquet: chips were prepared with data.chips.size=32 but data.chips.size is 64; set "
+                        "data.chips.size=32 or re-run `eoseg prepare` with this config or set data.root to a dataset "
+                        "prepared with it")
+    assert hashes(binary_chips) == before and not (tmp_path / "runs").exists()
+
+    # data.format.size (clouds: the size images are resized to) is read from the prepared config.yaml
+    root = tmp_path / "clouds-chips"
+    shutil.copytree(binary_chips, root)
+    prepared = {"data": {"format": {"name": "clouds", "size": [32, 48]}, "chips": {"size": 32}}}
+    (root / "config.yaml").write_text(yaml.safe_dump(prepared))
+    asked = tiny_config(root, "binary", tmp_path / "runs", {"data.format": {"name": "clouds", "size": [64, 96]}})
+    with pytest.raises(InputError, match=r"config.yaml: chips were prepared with data.format.size=\[32, 48\] but "
+                                         r"data.format.size is \[64, 96\]; set data.format.size=\[32, 48\] or re-run"):
+        ChipDataModule(asked)
+    ChipDataModule(tiny_config(root, "binary", tmp_path / "runs", {"data.format": {"name": "clouds", "size": [32, 48]}}))
+
+
 def test_image_level_softmax_target_is_one_class_per_sample(binary_chips, tmp_path):
     """The buildings preset's heads through the dataset and the default collate: image_class is ``(B,)``."""
     heads = {"mask": {"channels": 2, "activation": "softmax"},

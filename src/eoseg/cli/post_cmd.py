@@ -97,7 +97,10 @@ def thresholds_cmd(
         None, "--metric", help="Metric to maximise: iou, f1, dice or mean_dice (default: post.metric, else iou)."
     ),
     candidates: str | None = typer.Option(None, "--thresholds", help="Candidate thresholds (default 0.05..0.95)."),
-    min_areas: str = typer.Option("0", "--min-areas", help="Candidate minimum areas in m², comma-separated."),
+    min_areas: str = typer.Option(
+        "0", "--min-areas", help="Candidate minimum areas, comma-separated: m², or pixels of a raster without a CRS "
+        "(clouds: pixels of the 350 x 525 submission mask)."
+    ),
     resample: bool = typer.Option(False, "--resample", help="Warp truth rasters on another grid (nearest)."),
     gate: str | None = typer.Option(
         None, "--gate", help="Also search the classifier gate of this image-level head (multilabel), e.g. image_class."
@@ -142,7 +145,7 @@ def thresholds_cmd(
         gate_spec, gate_scores = search_gate(probs, truth, choices, head=gate, resample=resample)
     write_overlay(out, choices, raster_info(probs[0]).count, metric, gate_spec, kind)  # type: ignore[arg-type]
     table = Table(title=f"best {metric} per channel")
-    columns = ["channel", "threshold", "min area m²", metric, "at 0.5"]
+    columns = ["channel", "threshold", f"min area {area_unit(raster_info(probs[0]).crs)}", metric, "at 0.5"]
     for column in columns + (["gate", "mean dice gated"] if gate_spec else []):
         table.add_column(column, justify="right")
     for c in choices:
@@ -151,6 +154,11 @@ def thresholds_cmd(
         table.add_row(str(c.channel), f"{c.threshold:g}", f"{c.min_area:g}", *scores, *extra)
     console.print(table)
     console.print(f"config overlay written to {out}", highlight=False)
+
+
+def area_unit(crs: object) -> str:
+    """Unit of ``post.min_area`` on a raster: m² on a map grid, pixels on one without a CRS (clouds, xView2 PNGs)."""
+    return "m²" if crs is not None else "px"
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import rasterio
 import torch
+import yaml
 from torch.utils.data import Dataset
 
 from eoseg.config.schema import DataSpec
@@ -71,10 +72,30 @@ def check_prepared(data: DataSpec, stats: Mapping[str, Any], manifest: pd.DataFr
         shown = list(data.inputs) if data.inputs else f"empty (all bands: {expected})"
         raise InputError(f"{where}: chips were prepared with inputs {stats['inputs']} but data.inputs is "
                          f"{shown}; {rerun}")
+    check_prepared_size(data, manifest, root, rerun)
     missing = [f"target:{t}" for t in data.targets if f"target:{t}" not in manifest.columns]
     missing += [f"image:{i}" for i in stats["bands"] if f"image:{i}" not in manifest.columns]
     if missing:
         raise InputError(f"{root / MANIFEST}: manifest has no column(s) {missing}; {rerun}")
+
+
+def check_prepared_size(data: DataSpec, manifest: pd.DataFrame, root: Path, rerun: str) -> None:
+    """Refuse chips cut at another ``data.chips.size`` (manifest ``size``) or ``data.format.size`` (the
+    prepared ``config.yaml``) than ``data`` asks for: the model would silently train on other sizes."""
+    sizes = sorted({int(s) for s in manifest["size"]}) if "size" in manifest.columns and len(manifest) else []
+    if sizes and sizes != [data.chips.size]:
+        shown = sizes[0] if len(sizes) == 1 else sizes
+        raise InputError(f"{root / MANIFEST}: chips were prepared with data.chips.size={shown} but data.chips.size "
+                         f"is {data.chips.size}; set data.chips.size={shown} or {rerun}")
+    asked = getattr(data.format, "size", None)
+    prepared_config = root / "config.yaml"
+    if asked is None or not prepared_config.is_file():
+        return
+    prepared_format = ((yaml.safe_load(prepared_config.read_text()) or {}).get("data") or {}).get("format") or {}
+    prepared = prepared_format.get("size")
+    if prepared is not None and list(prepared) != list(asked):
+        raise InputError(f"{prepared_config}: chips were prepared with data.format.size={list(prepared)} but "
+                         f"data.format.size is {list(asked)}; set data.format.size={list(prepared)} or {rerun}")
 
 
 class ChipDataset(Dataset):
