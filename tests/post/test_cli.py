@@ -73,7 +73,8 @@ def test_thresholds_table_shows_the_min_area_unit_of_the_grid(tmp_path, scene, c
         labels = src.read()
     grid = Affine(1, 0, 0, 0, 1, 0)
     pixel_mask = write_geotiff(tmp_path / "c.mask.tif", labels, None, grid, 255)
-    pixel_prob = write_geotiff(tmp_path / "c.prob.tif", np.where(labels > 0, 230, 20).astype(np.uint8), None, grid, None)
+    probs = np.where(labels > 0, 230, 20).astype(np.uint8)
+    pixel_prob = write_geotiff(tmp_path / "c.prob.tif", probs, None, grid, None)
     assert run("thresholds", pixel_prob, "--truth", pixel_mask, "--min-areas", "0,2", "--out", tmp_path / "c.yaml") == 0
     printed = capsys.readouterr().err
     assert "min area px" in printed and "m²" not in printed

@@ -192,7 +192,8 @@ def test_train_refuses_chips_of_another_size_in_one_line(binary_chips, tmp_path,
     with pytest.raises(InputError, match=r"config.yaml: chips were prepared with data.format.size=\[32, 48\] but "
                                          r"data.format.size is \[64, 96\]; set data.format.size=\[32, 48\] or re-run"):
         ChipDataModule(asked)
-    ChipDataModule(tiny_config(root, "binary", tmp_path / "runs", {"data.format": {"name": "clouds", "size": [32, 48]}}))
+    same = {"data.format": {"name": "clouds", "size": [32, 48]}}
+    ChipDataModule(tiny_config(root, "binary", tmp_path / "runs", same))
 
 
 def test_image_level_softmax_target_is_one_class_per_sample(binary_chips, tmp_path):

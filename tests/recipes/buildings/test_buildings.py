@@ -2,8 +2,9 @@
 
 SpaceNet folder -> ``prepare`` with ``data.format.name=spacenet`` -> ``train buildings`` (the preset as shipped: focal
 softmax + dice sigmoid + image-level heads, chips at scales 0.5/1/2; only sizes and epochs shrunk) ->
-``predict`` with two checkpoints (ensemble) and the preset's D4 x two-scale TTA -> ``vectorize`` to a
-SpaceNet submission CSV -> ``evaluate`` with the official SpaceNet rules.
+``thresholds`` on the validation tile's prediction (the seed tuned its threshold on validation) -> ``predict``
+the held-out tile with two checkpoints (ensemble), the preset's D4 x two-scale TTA and the tuned ``--post`` ->
+``vectorize`` to a SpaceNet submission CSV -> ``evaluate`` with the official SpaceNet rules.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 import rasterio
 import torch
+import yaml
 
 from ..conftest import run_cli
 from .data import AOI, make_spacenet
@@ -37,9 +39,21 @@ def test_buildings_recipe_from_spacenet_folder_to_official_score(tmp_path, capsy
 
     run_cli(["train", "buildings", f"data.root={chips}", f"train.out={runs}", *SIZES, *SHORT])
     checkpoints = runs / "buildings" / "checkpoints"
+    models = [checkpoints / "best.ckpt", checkpoints / "last.ckpt"]
+
+    # the threshold that maximises IoU on the validation tile (fold 0), as the seed tuned its 0.56
+    (val_id,) = manifest.loc[manifest["fold"] == 0, "scene"].unique()
+    val_image = data["train"] / "RGB-PanSharpen" / f"RGB-PanSharpen_{val_id}.tif"
+    run_cli(["predict", *models, val_image, "--out", tmp_path / "val", "predict.window=128", "-q"])
+    post = tmp_path / "post.yaml"
+    run_cli(["thresholds", tmp_path / "val" / f"{val_image.stem}.prob.tif", "--truth",
+             data["train"] / "geojson" / "buildings" / f"buildings_{val_id}.geojson", "--config", "buildings",
+             "--thresholds", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95", "--out", post])
+    tuned = yaml.safe_load(post.read_text())["post"]
+    val_iou = float(post.read_text().split("iou ")[1].split()[0])
+
     image = data["test"] / f"RGB-PanSharpen_{AOI}_img3.tif"
-    run_cli(["predict", checkpoints / "best.ckpt", checkpoints / "last.ckpt", image, "--out", pred,
-             "predict.window=128", "-q"])
+    run_cli(["predict", *models, image, "--out", pred, "predict.window=128", "--post", post, "-q"])
     name = image.stem
     config = (pred / "config.yaml").read_text()
     assert "tta: d4" in config and "- 0.75" in config  # the preset's TTA ran
@@ -63,5 +77,9 @@ def test_buildings_recipe_from_spacenet_folder_to_official_score(tmp_path, capsy
     truth = pd.read_csv(data["truth"])
     overall = objects["overall"]
     assert overall["tp"] + overall["fn"] <= len(truth) and overall["tp"] + overall["fp"] <= len(table)
-    assert list(objects["per_aoi"]) == [AOI] and 0.0 <= overall["f1"] <= 1.0
-    print(f"buildings recipe: SpaceNet F1 {overall['f1']:.3f} ({overall})")
+    assert list(objects["per_aoi"]) == [AOI]
+    print(f"buildings recipe: validation IoU {val_iou:.3f} at threshold {tuned['threshold']}; "
+          f"SpaceNet F1 {overall['f1']:.3f} ({overall})")
+    # measured (shared 2-core machine): validation IoU 0.488 at threshold 0.3 (calling every pixel a building
+    # gives 0.11), SpaceNet F1 0.286 (1 of the tile's 3 buildings matched, 3 false proposals)
+    assert val_iou > 0.3 and overall["tp"] >= 1 and overall["f1"] > 0.0

@@ -25,7 +25,7 @@ torch.set_num_threads(1)
 
 DB = ["data.scale.vv=db", "data.scale.vh=db"]
 SIZES = ["data.chips.size=64", "data.chips.overlap=0", "data.folds=2", "model.encoder=resnet18"]
-SHORT = ["train.epochs=1", "train.limit_train_batches=4", "train.limit_val_batches=2", "train.num_workers=0",
+SHORT = ["train.epochs=10", "train.limit_train_batches=4", "train.limit_val_batches=2", "train.num_workers=0",
          "train.accelerator=cpu"]
 
 
@@ -69,8 +69,9 @@ def test_sar_buildings_recipe_on_the_real_s1_chip(shared_data, tmp_path):
     run_cli(["evaluate", *city_masks, *truths, "--no-objects", "--out", metrics])
     pixel = json.loads(metrics.read_text())["pixel"]
     building = pixel["per_class"]["building"] if "building" in pixel["per_class"] else pixel["micro"]
-    assert 0.0 <= building["f1"] <= 1.0 and pixel["pixels"] > 0
     print(f"sar-buildings recipe: pixel F1 {building['f1']:.3f}, IoU {building['iou']:.3f}")
+    # measured (shared 2-core machine): pixel F1 0.542, IoU 0.372 after 10 one-batch epochs
+    assert building["f1"] > 0.3 and pixel["pixels"] > 0
 
 
 def test_linear_power_declared_db_warns_and_log_of_db_declared_linear_is_refused(shared_data, tmp_path, capsys):
