@@ -86,7 +86,7 @@ def submission_grid(shape: tuple[int, int]) -> Affine:
 
 def read_jpeg(path: str | os.PathLike[str]) -> np.ndarray:
     """The bands of a JPEG without georeference (``(C, H, W)`` uint8)."""
-    with no_grid_warning(), open_raster(path) as src:
+    with open_raster(path) as src:
         return src.read()
 
 
@@ -116,7 +116,7 @@ def clouds_scenes(
                 f"{csv_path}: rows for image {image!r} (first near line {line}) but {path} does not exist; "
                 f"put the JPEGs in {folder} or remove those rows"
             )
-        with no_grid_warning(), open_raster(path) as src:
+        with open_raster(path) as src:
             shapes[image] = (src.height, src.width)
         for label, rle in masks[image].items():
             try:

@@ -82,13 +82,25 @@ def _bounds(transform: Affine, width: int, height: int) -> tuple[float, float, f
     return min(xs), min(ys), max(xs), max(ys)
 
 
+UNGRIDDED_SUFFIXES = (".jpg", ".jpeg", ".png", ".j2k", ".jp2")
+"""Picture formats that hold no georeference by design (the competitions' JPEG, PNG and JPEG 2000 files):
+:func:`open_raster` silences GDAL's "no geotransform" note for them, and keeps it for GeoTIFF scenes."""
+
+
 def open_raster(path: str | os.PathLike[str]) -> DatasetReader:
-    """Open a raster for reading; a missing or unreadable file is an :class:`InputError` naming it."""
+    """Open a raster for reading; a missing or unreadable file is an :class:`InputError` naming it.
+
+    A JPEG, PNG or JPEG 2000 file (:data:`UNGRIDDED_SUFFIXES`) opens without the NotGeoreferencedWarning
+    that a GeoTIFF without georeference still gives.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: raster file does not exist; check the path in the scene list")
     try:
-        return rasterio.open(path)
+        with warnings.catch_warnings():
+            if path.suffix.lower() in UNGRIDDED_SUFFIXES:
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
     except READ_ERRORS as exc:
         raise InputError(
             f"{path}: not a readable raster ({_first_line(exc)}); give a GDAL raster (GeoTIFF, ...)"

@@ -19,8 +19,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-
-from rasterio.errors import NotGeoreferencedWarning
+from typing import TypeVar, get_args
 
 from eoseg.config.schema import CloudsFormat, GeoposeFormat, PostSpec, PredictSpec
 from eoseg.errors import ConfigError, InputError
@@ -39,75 +38,86 @@ FORMATS = ("clouds", "geopose", "xview2")
 SUBMISSION_CSV = "submission.csv"
 
 
-def predict_clouds(
+FormatT = TypeVar("FormatT", CloudsFormat, GeoposeFormat)
+
+
+def check_submission_inputs(
     bundles: Sequence[ModelBundle],
+    expected: type[FormatT],
     images: Sequence[Path],
+    ids: Sequence[str],
     out_dir: Path,
-    spec: PredictSpec,
-    post: PostSpec,
+    noun: str,
+    where: str,
+) -> FormatT:
+    """The checks every ``--format`` submission makes before any work; returns the checkpoint's format.
+
+    ConfigError unless the model was trained with ``data.format`` of type ``expected``; InputError for an
+    id (``noun``: a submission row's key) given twice, an image file that does not exist (``where`` says
+    which files to give) or an output folder that cannot be written.
+    """
+    fmt = bundles[0].config.data.format
+    (name,) = get_args(expected.model_fields["name"].annotation)
+    if not isinstance(fmt, expected):
+        raise ConfigError(
+            f"{bundles[0].source or 'checkpoint'}: --format {name} needs a model trained with "
+            f"data.format.name={name} (the {name} preset); predict its images without --format"
+        )
+    duplicates = sorted({i for i in ids if list(ids).count(i) > 1})
+    if duplicates:
+        raise InputError(
+            f"--format {name}: {noun}s {duplicates} are given twice; a submission lists each {noun} once"
+        )
+    for path in images:
+        if not Path(path).is_file():
+            raise InputError(f"{path}: image not found; give {where}")
+    ensure_writable(out_dir)
+    return fmt
+
+
+def _predict_without_crs(
+    bundles: Sequence[ModelBundle], images: dict[str, Path], out_dir: Path, spec: PredictSpec, post: PostSpec,
+    name: str, progress: bool,
+) -> SceneOutputs:
+    """:func:`predict_scene` on a competition's pictures, which have no CRS by design (no NoCrsWarning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoCrsWarning)
+        return predict_scene(bundles, images, out_dir, spec, post, name, progress)
+
+
+def predict_clouds(
+    bundles: Sequence[ModelBundle], images: Sequence[Path], out_dir: Path, spec: PredictSpec, post: PostSpec,
     progress: bool = True,
 ) -> tuple[list[SceneOutputs], Path]:
     """Predict Kaggle clouds JPEGs; write the rasters per image and ``out_dir/submission.csv``."""
-    fmt = bundles[0].config.data.format
-    if not isinstance(fmt, CloudsFormat):
-        raise ConfigError(
-            f"{bundles[0].source or 'checkpoint'}: --format clouds needs a model trained with data.format.name=clouds "
-            "(the clouds preset); predict its images without --format"
-        )
-    names = [Path(p).name for p in images]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InputError(f"--format clouds: images {duplicates} are given twice; a submission lists each image once")
-    for path in images:
-        if not Path(path).is_file():
-            raise InputError(f"{path}: image not found; give the JPEGs of test_images/")
-    ensure_writable(out_dir)
+    fmt = check_submission_inputs(
+        bundles, CloudsFormat, images, [Path(p).name for p in images], out_dir, "image", "the JPEGs of test_images/"
+    )
     results, rows = [], {}
     with tempfile.TemporaryDirectory(prefix=".eoseg-inputs-", dir=out_dir) as tmp:
         for path in images:
             stem = Path(path).stem
             resized = write_resized_image(path, fmt.size, Path(tmp) / f"{stem}.tif")
-            with warnings.catch_warnings():  # Kaggle's JPEGs have no CRS by design
-                warnings.simplefilter("ignore", NoCrsWarning)
-                result = predict_scene(
-                    bundles, {bundles[0].image_names[0]: resized}, out_dir, spec, post, stem, progress
-                )
+            result = _predict_without_crs(bundles, {bundles[0].image_names[0]: resized}, out_dir, spec, post, stem,
+                                          progress)
             results.append(result)
             rows[Path(path).name] = submission_rows(result.prob, result.heads, post)
     return results, write_clouds_csv(out_dir / SUBMISSION_CSV, rows)
 
 
 def predict_geopose(
-    bundles: Sequence[ModelBundle],
-    images: Sequence[Path],
-    out_dir: Path,
-    spec: PredictSpec,
-    post: PostSpec,
+    bundles: Sequence[ModelBundle], images: Sequence[Path], out_dir: Path, spec: PredictSpec, post: PostSpec,
     progress: bool = True,
 ) -> tuple[list[SceneOutputs], list[Path]]:
     """Predict Overhead Geopose RGB tiles; write the rasters and ``<id>_AGL.tif`` + ``<id>_VFLOW.json`` each."""
-    fmt = bundles[0].config.data.format
-    if not isinstance(fmt, GeoposeFormat):
-        raise ConfigError(
-            f"{bundles[0].source or 'checkpoint'}: --format geopose needs a model trained with "
-            "data.format.name=geopose (the geopose preset); predict its images without --format"
-        )
     tiles = [tile_id(p) for p in images]
-    duplicates = sorted({t for t in tiles if tiles.count(t) > 1})
-    if duplicates:
-        raise InputError(f"--format geopose: tiles {duplicates} are given twice; a submission lists each tile once")
-    for path in images:
-        if not Path(path).is_file():
-            raise InputError(f"{path}: image not found; give the <id>_RGB.j2k tiles of test/")
-    ensure_writable(out_dir)
+    fmt = check_submission_inputs(
+        bundles, GeoposeFormat, images, tiles, out_dir, "tile", "the <id>_RGB.j2k tiles of test/"
+    )
     results, written = [], []
     for path, tile in zip(images, tiles, strict=True):
-        with warnings.catch_warnings():  # the competition's tiles have no CRS nor geotransform
-            warnings.simplefilter("ignore", NoCrsWarning)
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            result = predict_scene(
-                bundles, {bundles[0].image_names[0]: Path(path)}, out_dir, spec, post, tile, progress
-            )
+        result = _predict_without_crs(bundles, {bundles[0].image_names[0]: Path(path)}, out_dir, spec, post, tile,
+                                      progress)
         results.append(result)
         written += write_tile_submission(result.values, result.heads, out_dir, tile, fmt.unit)
     return results, written
@@ -137,9 +147,7 @@ def predict_xview2(
     ensure_writable(out_dir)
     results, written = [], []
     for images, image_id in zip(scenes, ids, strict=True):
-        with warnings.catch_warnings():  # xBD PNGs have no CRS by design
-            warnings.simplefilter("ignore", NoCrsWarning)
-            result = predict_scene(bundles, images, out_dir, spec, post, image_id, progress)
+        result = _predict_without_crs(bundles, images, out_dir, spec, post, image_id, progress)
         localisation, damage, buildings = xview2_masks(result.mask, result.values[damage_head], post.min_area)
         write_vector(buildings, out_dir / f"{image_id}.buildings.geojson")
         written.append(write_xview2_png(out_dir / xview2_png_name("localization", image_id), localisation))
