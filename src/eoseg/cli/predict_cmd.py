@@ -180,6 +180,10 @@ def predict(
         args.overrides.append(f"predict.ray.address={ray_address}")
     config = resolve_config(config_to_dict(bundles[0].config), args.overrides, post_file)
     image_names = bundles[0].image_names
+    if fmt is not None:  # a competition's own files: images it derives itself (geopose's gsd plane) are not given
+        from eoseg.inference.competitions import given_images
+
+        image_names = given_images(fmt, image_names)
     scenes = [parse_scene(item, image_names) for item in args.scenes]
     names = [scene_name(s) for s in scenes]
     if scenes_file is not None:

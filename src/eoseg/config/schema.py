@@ -135,6 +135,25 @@ class AugmentSpec(Section):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class GeometrySpec(Section):
+    """Values tied to the pixel size, rewritten with each geometric augmentation (geopose recipe).
+
+    An augmentation that zooms by ``s`` (the square root of its linear map's determinant: 2 when objects
+    come out twice as large) divides the ground sample distance by ``s`` and multiplies lengths measured
+    in pixels by ``s``; rotations and flips (``s`` = 1) leave both alone.
+    """
+
+    gsd_input: str | None = Field(
+        default=None,
+        description="the data.inputs channel holding the ground sample distance (metres per pixel, a constant "
+        "plane): divided by each augmentation's zoom and kept out of colour transforms",
+    )
+    pixel_lengths: list[str] = Field(
+        default_factory=list,
+        description="targets measured in pixels (the geopose flow magnitude): multiplied by each augmentation's zoom",
+    )
+
+
 class SamplerSpec(Section):
     """Weighted sampling of chips by whether their target is empty (UNOSAT recipe)."""
 
@@ -236,6 +255,7 @@ class DataSpec(Section):
         description="train on every chip, the validation chips too (validation then measures fit; warns)",
     )
     augment: list[AugmentSpec] = Field(default_factory=list)
+    geometry: GeometrySpec = Field(default_factory=GeometrySpec)
     sampler: SamplerSpec | None = None
     seed: int = 0
 
@@ -243,6 +263,16 @@ class DataSpec(Section):
     def _fold_in_range(self) -> DataSpec:
         if self.fold >= self.folds:
             raise ValueError(f"fold {self.fold} is out of range: data.folds is {self.folds} (use 0..{self.folds - 1})")
+        return self
+
+    @model_validator(mode="after")
+    def _geometry_names_exist(self) -> DataSpec:
+        gsd = self.geometry.gsd_input
+        if gsd is not None and self.inputs and gsd not in self.inputs:
+            raise ValueError(f"geometry.gsd_input={gsd!r} is not one of data.inputs {self.inputs}; add it there")
+        unknown = [t for t in self.geometry.pixel_lengths if t not in self.targets]
+        if unknown:
+            raise ValueError(f"geometry.pixel_lengths: {unknown} are not data.targets ({sorted(self.targets)})")
         return self
 
 

@@ -17,17 +17,30 @@ rows, as the geopose recipe's flow (sin θ, cos θ)) are rewritten with the geom
 origin and the two unit steps) go through the same transform, and the linear map they span is applied
 to the vectors. This gives the rules of the geopose recipe (horizontal flip (x, y) -> (-x, y), vertical
 flip -> (x, -y), rot90 -> (y, -x), transpose -> (y, x)) and also handles rotations and scaling.
+
+Pixel size (``data.geometry``, :class:`GeometrySpec`): the same linear map gives each sample's zoom
+``s = sqrt(|det|)`` (2 when objects come out twice as large: ``Affine(scale=2)``, or a crop of half the
+side resized back). Targets measured in pixels (``pixel_lengths``: the geopose flow magnitude, AGL ·
+scale) are multiplied by ``s``; the ground sample distance input (``gsd_input``, metres per pixel, a
+constant plane) is divided by ``s`` and never goes through the transforms, so colour transforms leave it
+alone; heights in metres do not change. This is the physical rule the geopose seed's GeoRandomSizedCrop
+applies (crop side c resized to S: ``gsd *= c/S``, flow scale ``*= S/c``); its GeoShiftScaleRotate
+multiplies instead (``gsd *= scale``, ``vflow_scale /= scale``), which contradicts its crop, so eoseg
+follows the crop's rule for every transform.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import albumentations as A
 import numpy as np
 
-from eoseg.config.schema import AugmentSpec
+from eoseg.config.schema import AugmentSpec, GeometrySpec
 from eoseg.errors import ConfigError
 from eoseg.registry import lookup
 
@@ -57,21 +70,77 @@ def sample_random_state(key: SeedKey) -> tuple[np.random.Generator, random.Rando
     return np.random.default_rng(numpy_seq), random.Random(int(python_seq.generate_state(2, np.uint64)[0]))
 
 
+@dataclass(frozen=True)
+class GsdChannel:
+    """The model input channel holding the ground sample distance, with its normalisation (stats.json)."""
+
+    index: int
+    mean: float
+    std: float
+
+    def metres(self, normalised: float) -> float:
+        return normalised * self.std + self.mean
+
+    def normalised(self, metres: float) -> float:
+        return (metres - self.mean) / self.std
+
+
 class Augment:
     """Random augmentation of ``(inputs (N,H,W), valid (H,W), {target: (bands,H,W)})``, reproducible by key.
 
-    ``directions`` names the targets that are direction fields (rewritten with the geometry).
+    ``directions`` names the targets that are direction fields (rewritten with the geometry);
+    ``lengths`` the targets measured in pixels (times the zoom) and ``gsd`` the input channel holding the
+    ground sample distance (divided by the zoom), see the module docstring.
     """
 
-    def __init__(self, specs: Sequence[AugmentSpec], targets: Sequence[str], directions: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        specs: Sequence[AugmentSpec],
+        targets: Sequence[str],
+        directions: Sequence[str] = (),
+        lengths: Sequence[str] = (),
+        gsd: GsdChannel | None = None,
+    ) -> None:
         self.targets = list(targets)
         self.directions = [t for t in directions if t in self.targets]
+        self.lengths = [t for t in lengths if t in self.targets]
+        self.gsd = gsd
+        transforms = [build_transform(spec, i) for i, spec in enumerate(specs)]
+        moves = any(isinstance(t, A.DualTransform) for t in transforms)  # colour-only pipelines move nothing
+        self.geometry = moves and bool(self.directions or self.lengths or gsd is not None)
         extra = {VALID: "mask", **{self._key(t): "mask" for t in self.targets}}
         self.compose = A.Compose(
-            [build_transform(spec, i) for i, spec in enumerate(specs)],
+            transforms,
             additional_targets=extra,
-            keypoint_params=A.KeypointParams(format="xy", remove_invisible=False) if self.directions else None,
+            keypoint_params=A.KeypointParams(format="xy", remove_invisible=False) if self.geometry else None,
         )
+
+    @classmethod
+    def from_config(
+        cls,
+        specs: Sequence[AugmentSpec],
+        targets: Sequence[str],
+        directions: Sequence[str],
+        geometry: GeometrySpec,
+        stats: Mapping[str, Any],
+    ) -> Augment | None:
+        """The augmentation of a prepared dataset (``stats``: its stats.json), or None without transforms."""
+        if not specs:
+            return None
+        gsd = None
+        if geometry.gsd_input is not None:
+            inputs = list(stats["inputs"])
+            if geometry.gsd_input not in inputs:
+                raise ConfigError(f"data.geometry.gsd_input={geometry.gsd_input!r}: not an input channel of the "
+                                  f"prepared chips ({inputs}); re-run eoseg prepare with it in data.inputs")
+            if len(inputs) == 1:
+                raise ConfigError(f"data.geometry.gsd_input={geometry.gsd_input!r} is the only input channel; "
+                                  "the model needs image channels besides it (data.inputs)")
+            index = inputs.index(geometry.gsd_input)
+            channel = stats["channels"][index]
+            std = float(channel.get("std") or 0.0)
+            gsd = GsdChannel(index, float(channel["mean"]), std if std > 0 else 1.0)  # as normalize divides
+        return cls(list(specs), list(targets), directions, geometry.pixel_lengths, gsd)
 
     @staticmethod
     def _key(target: str) -> str:
@@ -84,18 +153,32 @@ class Augment:
         same result, and the transforms draw independently of each other."""
         self.compose.set_random_state(*sample_random_state(seed))
         height, width = valid.shape
+        gsd_metres = None
+        if self.gsd is not None:  # a constant plane: kept out of the transforms, rewritten after them
+            plane = inputs[self.gsd.index]
+            gsd_metres = self.gsd.metres(float(plane[valid].mean())) if valid.any() else None
+            inputs = np.delete(inputs, self.gsd.index, axis=0)
         arrays = {self._key(t): np.moveaxis(targets[t], 0, -1) for t in self.targets}
         kwargs = {"image": np.moveaxis(inputs, 0, -1), VALID: valid.astype(np.uint8), **arrays}
-        if self.directions:
+        if self.geometry:
             cx, cy = width / 2.0, height / 2.0
-            kwargs["keypoints"] = np.array([[cx, cy], [cx + 1.0, cy], [cx, cy + 1.0]], dtype=np.float32)
+            # a 64-pixel step: the map survives float32 keypoints and rounding of crops and resizes
+            kwargs["keypoints"] = np.array([[cx, cy], [cx + STEP, cy], [cx, cy + STEP]], dtype=np.float32)
         out = self.compose(**kwargs)
         result = {t: _channels_first(out[self._key(t)]) for t in self.targets}
-        if self.directions:
+        image = _channels_first(out["image"])
+        factor = 1.0
+        if self.geometry:
             linear = direction_map(np.asarray(out["keypoints"], dtype=np.float64))
             for t in self.directions:
                 result[t] = rotate_field(result[t], linear)
-        return _channels_first(out["image"]), out[VALID].astype(bool), result
+            factor = zoom(linear)
+            for t in self.lengths:
+                result[t] = result[t] * np.float32(factor)
+        if self.gsd is not None:
+            value = self.gsd.normalised(gsd_metres / factor) if gsd_metres is not None else 0.0
+            image = np.insert(image, self.gsd.index, np.float32(value), axis=0)
+        return image, out[VALID].astype(bool), result
 
 
 def _channels_first(array: np.ndarray) -> np.ndarray:
@@ -104,10 +187,19 @@ def _channels_first(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(array, -1, 0), dtype=np.float32)
 
 
-def direction_map(keypoints: np.ndarray) -> np.ndarray:
-    """The 2x2 linear map of an augmentation, from the images of an origin and its two unit steps."""
+STEP = 64.0
+"""Length in pixels of the two steps from the chip centre whose images give an augmentation's linear map."""
+
+
+def direction_map(keypoints: np.ndarray, step: float = STEP) -> np.ndarray:
+    """The 2x2 linear map of an augmentation, from the images of an origin and its two steps of ``step`` px."""
     origin, step_x, step_y = keypoints[:3, :2]
-    return np.stack([step_x - origin, step_y - origin], axis=1)
+    return np.stack([step_x - origin, step_y - origin], axis=1) / step
+
+
+def zoom(linear: np.ndarray) -> float:
+    """How much larger a linear map makes things: ``sqrt(|det|)`` (2 for a 2x zoom, 1 for rotations and flips)."""
+    return math.sqrt(abs(float(np.linalg.det(linear))))
 
 
 def rotate_field(field: np.ndarray, linear: np.ndarray) -> np.ndarray:

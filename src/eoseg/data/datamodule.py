@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from eoseg.config.loader import load_config
-from eoseg.config.schema import AugmentSpec, DataSpec, ExperimentConfig
+from eoseg.config.schema import AugmentSpec, DataSpec, ExperimentConfig, GeometrySpec
 from eoseg.data.augment import Augment
 from eoseg.data.dataset import MANIFEST, ChipDataset, HeadTargetFn, check_prepared, read_manifest, read_prepared_stats
 from eoseg.data.mixing import MixedBatchSampler, MixedDataset, collate_parts
@@ -114,7 +114,7 @@ class ChipDataModule(L.LightningDataModule):
         if negatives.manifest is not None:
             self.train_chips = add_negatives(self.train_chips, Path(negatives.manifest), negatives.share)
         self.head_targets = head_targets
-        self.augment = Augment(data.augment, list(data.targets), directions) if data.augment else None
+        self.augment = Augment.from_config(data.augment, list(data.targets), directions, data.geometry, self.stats)
         self.train_set: ChipDataset | None = None
         self.val_set: ChipDataset | None = None
         self.pseudo_set: ChipDataset | None = None
@@ -123,7 +123,8 @@ class ChipDataModule(L.LightningDataModule):
             if config.selftrain.mix.root is None:
                 raise ConfigError("selftrain.mix.root: not set; give the chips/ folder written by eoseg pseudo-label "
                                   "(eoseg self-train sets it for each round)")
-            self.pseudo = PseudoChips(Path(config.selftrain.mix.root), self.stats, data.augment, directions)
+            self.pseudo = PseudoChips(Path(config.selftrain.mix.root), self.stats, data.augment, directions,
+                                      data.geometry)
         self._train_loader: ResumableLoader | None = None
         self._sampler_state: dict[str, int] | None = None
         self._draws_per_batch = config.train.batch_size
@@ -241,7 +242,12 @@ class PseudoChips:
     """
 
     def __init__(
-        self, root: Path, stats: dict[str, Any], augment: Sequence[AugmentSpec], directions: Sequence[str]
+        self,
+        root: Path,
+        stats: dict[str, Any],
+        augment: Sequence[AugmentSpec],
+        directions: Sequence[str],
+        geometry: GeometrySpec,
     ) -> None:
         option = f"selftrain.mix.root={root}"
         self.root = root
@@ -262,7 +268,7 @@ class PseudoChips:
         self.stats = {**stats, "nodata": prepared["nodata"],  # the labelled normalisation, its own nodata
                       "scene_nodata": {**stats.get("scene_nodata", {}), **prepared.get("scene_nodata", {})}}
         self.soft = frozenset(n for n, t in self.data.targets.items() if t.soft)
-        self.augment = Augment(list(augment), list(self.data.targets), directions) if augment else None
+        self.augment = Augment.from_config(augment, list(self.data.targets), directions, geometry, stats)
 
     def dataset(self, head_targets: HeadTargetFn | None, seed: int = 0) -> ChipDataset:
         """The chip dataset (augmented like the labelled one, keys from ``seed``); ``head_targets`` gets

@@ -80,9 +80,9 @@ def format_scenes(data: DataSpec) -> list[SceneSpec]:
         return xbd_scenes(Path(data.scenes_file), list(data.targets))
     out = Path(data.root) / SOURCES_DIR
     if data.format.name == "geopose":
-        from eoseg.formats.geopose import geopose_scenes
+        from eoseg.formats.geopose import GSD_IMAGE, geopose_scenes
 
-        return geopose_scenes(data.scenes_file, data.format.unit, out)
+        return geopose_scenes(data.scenes_file, data.format.unit, out, gsd=GSD_IMAGE in data.bands)
     from eoseg.formats.clouds import clouds_scenes
 
     return clouds_scenes(data.scenes_file, data.format.size, out)

@@ -12,6 +12,10 @@ The flow of a pixel is ``AGL · scale · (sin θ, cos θ)`` = (x along columns, 
 convention eoseg's direction vectors use. A submission holds ``<id>_AGL.tif`` (uint16 cm) and
 ``<id>_VFLOW.json`` per test tile. Heights are declared in one unit (``cm`` as published, or ``m``)
 and converted to metres once, when read: the model, its losses and the metric work in metres.
+
+The ground sample distance of a tile (``gsd`` in metadata.csv, metres per pixel) reaches the model as an
+image of its own, ``gsd``: a constant plane on the RGB's grid (:func:`write_gsd_plane`), written by
+prepare beside the targets and by ``predict --format geopose`` for each test tile.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from eoseg.geo.atomic import atomic_path, write_text_atomic
 from eoseg.geo.raster import no_grid_warning, open_raster, raster_info, write_geotiff
 
 AGL_MISSING = 65535
+GSD_IMAGE = "gsd"
+"""Image name of the ground-sample-distance plane (``data.bands.gsd``, ``data.inputs`` channel ``gsd``)."""
 RGB_SUFFIXES = (".j2k", ".jp2", ".tif", ".tiff", ".png")
 METADATA_COLUMNS = ("id", "city")
 Unit = Literal["cm", "m"]
@@ -136,6 +142,40 @@ def read_metadata(path: str | os.PathLike[str]) -> pd.DataFrame:
     return table.set_index("id")
 
 
+def tile_gsd(meta: pd.DataFrame, tile: str, metadata_csv: Path) -> float:
+    """The ground sample distance (m/px) of ``tile`` in ``metadata.csv``; InputError when absent or not > 0."""
+    if "gsd" not in meta.columns:
+        raise InputError(f"{metadata_csv}: no gsd column; the model takes each tile's ground sample distance "
+                         "(metres per pixel) from it, as the competition's metadata.csv has (id, city, gsd)")
+    if tile not in meta.index:
+        raise InputError(f"{metadata_csv}: no row for tile {tile!r}; add it (id, city, gsd)")
+    value = pd.to_numeric(pd.Series([meta.at[tile, "gsd"]]), errors="coerce").iloc[0]
+    if not (np.isfinite(value) and value > 0):
+        raise InputError(f"{metadata_csv}: tile {tile!r} has gsd {meta.at[tile, 'gsd']!r}; give its ground "
+                         "sample distance in metres per pixel (a number > 0)")
+    return float(value)
+
+
+def write_gsd_plane(path: str | os.PathLike[str], gsd: float, like: str | os.PathLike[str]) -> Path:
+    """A float32 raster on the grid of the image ``like`` whose every pixel is ``gsd`` (the model's gsd input)."""
+    with no_grid_warning(), open_raster(like) as src:
+        shape, crs, transform = (src.height, src.width), src.crs, src.transform
+    with no_grid_warning():
+        return write_geotiff(path, np.full((1, *shape), gsd, np.float32), crs, transform, None)
+
+
+def find_metadata(tile: str | os.PathLike[str]) -> Path:
+    """``metadata.csv`` of a test tile in the competition's layout: beside its folder (``test/``), or in it."""
+    folder = Path(tile).resolve().parent
+    for candidate in (folder.parent / "metadata.csv", folder / "metadata.csv"):
+        if candidate.is_file():
+            return candidate
+    raise InputError(
+        f"{tile}: no metadata.csv in {folder.parent} or {folder}; the model takes each tile's ground sample "
+        "distance (gsd) from it: keep the competition's layout (metadata.csv beside test/)"
+    )
+
+
 def _rgb_files(folder: Path) -> Iterator[Path]:
     for path in sorted(folder.iterdir()):
         if path.name.split(".")[0].endswith("_RGB") and path.suffix.lower() in RGB_SUFFIXES:
@@ -143,14 +183,15 @@ def _rgb_files(folder: Path) -> Iterator[Path]:
 
 
 def geopose_scenes(
-    metadata_csv: str | os.PathLike[str], unit: Unit, out_dir: str | os.PathLike[str]
+    metadata_csv: str | os.PathLike[str], unit: Unit, out_dir: str | os.PathLike[str], gsd: bool = False
 ) -> list[SceneSpec]:
     """Scenes of ``metadata.csv`` + ``train/``: per tile the RGB and, in ``out_dir``, its targets.
 
     Targets (float32, NaN = unknown, on the RGB's grid): ``<id>.height.tif`` (metres),
     ``<id>.magnitude.tif`` (flow length in pixels = AGL · scale) and ``<id>.flow.tif`` (2 bands, the
-    direction (sin θ, cos θ)). The city is the scene's region (folds by city). Every tile is checked
-    (its AGL grid, its VFLOW keys, its row in the metadata) before anything is written.
+    direction (sin θ, cos θ)). With ``gsd`` each tile gets a second image ``gsd``, ``<id>.gsd.tif``
+    (:func:`write_gsd_plane`). The city is the scene's region (folds by city). Every tile is checked
+    (its AGL grid, its VFLOW keys, its row and gsd in the metadata) before anything is written.
     """
     metadata_csv, out_dir = Path(metadata_csv), Path(out_dir)
     meta = read_metadata(metadata_csv)
@@ -174,11 +215,12 @@ def geopose_scenes(
                 f"{agl}: grid {agl_info.width}x{agl_info.height} px differs from {rgb.name} "
                 f"({rgb_info.width}x{rgb_info.height} px); the AGL must be on the RGB's pixel grid"
             )
-        tiles.append((tile, rgb, agl, read_vflow(folder / f"{tile}_VFLOW.json")))
+        tiles.append((tile, rgb, agl, read_vflow(folder / f"{tile}_VFLOW.json"),
+                      tile_gsd(meta, tile, metadata_csv) if gsd else None))
     if not tiles:
         raise InputError(f"{folder}: no <id>_RGB.j2k (or .tif) files; put the training tiles there")
     scenes = []
-    for tile, rgb, agl, vflow in tiles:
+    for tile, rgb, agl, vflow, gsd_value in tiles:
         with no_grid_warning(), open_raster(rgb) as src:
             crs, transform = src.crs, src.transform
         height = read_agl(agl, unit)
@@ -189,6 +231,9 @@ def geopose_scenes(
             paths[name] = out_dir / f"{tile}.{name}.tif"
             with no_grid_warning():
                 write_geotiff(paths[name], np.ascontiguousarray(array, np.float32), crs, transform, float("nan"))
+        images = {"image": rgb}
+        if gsd_value is not None:
+            images[GSD_IMAGE] = write_gsd_plane(out_dir / f"{tile}.{GSD_IMAGE}.tif", gsd_value, rgb)
         region = str(meta.at[tile, "city"])
-        scenes.append(SceneSpec(id=tile, region=region, images={"image": rgb}, targets=paths))
+        scenes.append(SceneSpec(id=tile, region=region, images=images, targets=paths))
     return scenes

@@ -6,6 +6,8 @@ RLE rows at 350 x 525 after the whole ``post`` section (:mod:`eoseg.post.clouds`
 
 ``geopose``: each ``<id>_RGB`` tile is predicted (``<id>.height.tif``, ``<id>.magnitude.tif``,
 ``<id>.heads.json``), then ``<id>_AGL.tif`` and ``<id>_VFLOW.json`` are written (:mod:`eoseg.post.geopose`).
+A model with the ground-sample-distance input gets each tile's ``gsd`` plane from the competition's
+``metadata.csv`` beside ``test/`` (a temporary raster).
 
 ``xview2``: each pre/post pair is predicted (``<id>.prob.tif``, ``<id>.mask.tif``, ``<id>.damage.tif``), its
 buildings get one damage class each (:mod:`eoseg.post.xview2`, written as ``<id>.buildings.geojson``) and
@@ -24,7 +26,7 @@ from typing import TypeVar, get_args
 from eoseg.config.schema import CloudsFormat, GeoposeFormat, PostSpec, PredictSpec
 from eoseg.errors import ConfigError, InputError
 from eoseg.formats.clouds import write_clouds_csv, write_resized_image
-from eoseg.formats.geopose import tile_id
+from eoseg.formats.geopose import GSD_IMAGE, find_metadata, read_metadata, tile_gsd, tile_id, write_gsd_plane
 from eoseg.formats.xbd import write_xview2_png, xview2_image_id, xview2_png_name
 from eoseg.geo.products import write_vector
 from eoseg.inference.predictor import SceneOutputs, ensure_writable, predict_scene
@@ -39,6 +41,11 @@ SUBMISSION_CSV = "submission.csv"
 
 
 FormatT = TypeVar("FormatT", CloudsFormat, GeoposeFormat)
+
+
+def given_images(fmt: str, image_names: Sequence[str]) -> list[str]:
+    """The model's images that a user gives for ``--format fmt`` (geopose derives the ``gsd`` plane itself)."""
+    return [n for n in image_names if not (fmt == "geopose" and n == GSD_IMAGE)]
 
 
 def check_submission_inputs(
@@ -114,12 +121,20 @@ def predict_geopose(
     fmt = check_submission_inputs(
         bundles, GeoposeFormat, images, tiles, out_dir, "tile", "the <id>_RGB.j2k tiles of test/"
     )
+    gsd = {}  # the model's gsd input, when it has one: each tile's value from the competition's metadata.csv
+    if GSD_IMAGE in bundles[0].image_names:
+        for path, tile in zip(images, tiles, strict=True):
+            metadata = find_metadata(path)
+            gsd[tile] = tile_gsd(read_metadata(metadata), tile, metadata)
     results, written = [], []
-    for path, tile in zip(images, tiles, strict=True):
-        result = _predict_without_crs(bundles, {bundles[0].image_names[0]: Path(path)}, out_dir, spec, post, tile,
-                                      progress)
-        results.append(result)
-        written += write_tile_submission(result.values, result.heads, out_dir, tile, fmt.unit)
+    with tempfile.TemporaryDirectory(prefix=".eoseg-inputs-", dir=out_dir) as tmp:
+        for path, tile in zip(images, tiles, strict=True):
+            inputs = {bundles[0].image_names[0]: Path(path)}
+            if tile in gsd:
+                inputs[GSD_IMAGE] = write_gsd_plane(Path(tmp) / f"{tile}.{GSD_IMAGE}.tif", gsd[tile], path)
+            result = _predict_without_crs(bundles, inputs, out_dir, spec, post, tile, progress)
+            results.append(result)
+            written += write_tile_submission(result.values, result.heads, out_dir, tile, fmt.unit)
     return results, written
 
 

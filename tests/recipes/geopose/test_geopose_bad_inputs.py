@@ -9,6 +9,8 @@ import pytest
 import rasterio
 
 from eoseg.cli.app import main
+from eoseg.errors import InputError
+from eoseg.formats.geopose import find_metadata
 
 from ..conftest import folder_hashes
 from .data import make_geopose_dataset
@@ -46,3 +48,29 @@ def test_agl_on_another_grid_than_its_rgb(tmp_path, data, capsys):
         dst.write(np.zeros((1, 100, 120), np.uint16))
     message = _prepare_fails(tmp_path, data, capsys)
     assert "JAX_t000_AGL.tif" in message and "120x100 px differs from JAX_t000_RGB.j2k (128x128 px)" in message
+
+
+def test_metadata_without_gsd_names_the_column(tmp_path, data, capsys):
+    metadata = data / "metadata.csv"
+    metadata.write_text("id,city\n" + "".join(f"{line.split(',')[0]},{line.split(',')[1]}\n"
+                                              for line in metadata.read_text().splitlines()[1:]))
+    message = _prepare_fails(tmp_path, data, capsys)
+    assert "metadata.csv: no gsd column" in message and "metres per pixel" in message
+
+
+def test_a_tile_without_a_number_for_gsd_is_named(tmp_path, data, capsys):
+    metadata = data / "metadata.csv"
+    metadata.write_text(metadata.read_text().replace("OMA_t000,OMA,", "OMA_t000,OMA,x"))
+    message = _prepare_fails(tmp_path, data, capsys)
+    assert "tile 'OMA_t000' has gsd" in message and "a number > 0" in message
+
+
+def test_test_tiles_outside_the_competition_layout_need_their_metadata(tmp_path):
+    tile = tmp_path / "elsewhere" / "JAX_t009_RGB.j2k"
+    tile.parent.mkdir()
+    tile.write_bytes(b"")
+    with pytest.raises(InputError, match=r"JAX_t009_RGB.j2k: no metadata.csv in .* the model takes each tile's "
+                                         r"ground sample distance \(gsd\) from it"):
+        find_metadata(tile)
+    (tmp_path / "metadata.csv").write_text("id,city,gsd\n")
+    assert find_metadata(tile) == (tmp_path / "metadata.csv").resolve()

@@ -42,6 +42,10 @@ def test_geopose_recipe_from_competition_layout_to_scored_submission(tmp_path):
         agl = src.read(1)
     known = agl != 65535
     assert np.allclose(height[known], agl[known] / 100.0) and np.isnan(height[~known]).all()  # metres, once
+    metadata = pd.read_csv(data / "metadata.csv", index_col="id")
+    with rasterio.open(chips / "sources" / "JAX_t000.gsd.tif") as src:  # the gsd plane, the 4th model input
+        assert src.shape == (SIZE, SIZE) and np.all(src.read(1) == np.float32(metadata.at["JAX_t000", "gsd"]))
+    assert json.loads((chips / "stats.json").read_text())["inputs"] == ["red", "green", "blue", "gsd"]
 
     run_cli(["train", "geopose", f"data.root={chips}", f"train.out={runs}", *SIZES, *TRAIN])
     checkpoint = runs / "geopose" / "checkpoints" / "best.ckpt"
