@@ -64,7 +64,12 @@ def test_geopose_recipe_from_competition_layout_to_scored_submission(tmp_path):
     score = json.loads(metrics.read_text())
     assert sorted(score["cities"]) == sorted(CITIES) and score["scored"] == score["tiles"] == len(tiles)
     assert score["score"] == pytest.approx(np.mean([c["score"] for c in score["cities"].values()]))
-    assert -10.0 < score["score"] <= 1.0
+    # measured -0.19 (city scores JAX -0.14, OMA -0.24; R² AGL -0.14, -0.07) after 6 steps. Folds are by
+    # city, so the model sees one city's flow angle only, and the synthetic images do not show the lean:
+    # the held-out city's flow R² stays negative however long it trains (-1.3 after 36 steps, while
+    # both R² AGL turn positive), so the floor is on the whole pipeline, with a margin
+    assert -0.6 < score["score"] <= 1.0
+    assert all(c["r2_agl"] > -0.5 for c in score["cities"].values())
 
     (pred / "OMA_t003_VFLOW.json").unlink()  # a missing prediction file gives its city 0
     run_cli(["evaluate", pred, "--truth", data / "test-truth", "--format", "geopose", "--out", metrics])
