@@ -50,7 +50,7 @@ class RasterSpec:
 
 
 class TiledRasterWriter:
-    """Write a raster row band by row band; :meth:`finish` produces the COG at ``target`` atomically."""
+    """Write a raster block by block or row band by row band; :meth:`finish` makes the COG at ``target`` atomically."""
 
     def __init__(
         self,
