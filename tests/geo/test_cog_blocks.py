@@ -1,0 +1,57 @@
+"""TiledRasterWriter by blocks: blocks in any order give the same COG pixels as rows in order; a missing
+block fails at finish and leaves no file; blocks and rows do not mix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+
+from eoseg.geo.cog import RasterSpec, TiledRasterWriter
+
+SPEC = RasterSpec(width=70, height=50, count=2, dtype="uint8", crs=CRS.from_epsg(32616),
+                  transform=Affine(0.5, 0, 500000, 0, -0.5, 3700000), use_mask=True)
+
+
+def _blocks(block: int):
+    return [(r, c) for r in range(0, SPEC.height, block) for c in range(0, SPEC.width, block)]
+
+
+def test_blocks_in_any_order_match_rows(tmp_path) -> None:
+    data = np.random.default_rng(0).integers(0, 256, (2, 50, 70)).astype(np.uint8)
+    valid = np.random.default_rng(1).random((50, 70)) > 0.2
+    with TiledRasterWriter(tmp_path / "rows.tif", SPEC) as writer:
+        writer.write_rows(0, data[:, :30], valid[:30])
+        writer.write_rows(30, data[:, 30:], valid[30:])
+        writer.finish()
+    blocks = _blocks(16)[::-1]  # last block first
+    with TiledRasterWriter(tmp_path / "blocks.tif", SPEC, block=16) as writer:
+        for r, c in blocks:
+            writer.write_block(r, c, data[:, r : r + 16, c : c + 16], valid[r : r + 16, c : c + 16])
+        writer.finish()
+    with rasterio.open(tmp_path / "rows.tif") as a, rasterio.open(tmp_path / "blocks.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+        np.testing.assert_array_equal(a.read_masks(1), b.read_masks(1))
+        assert b.block_shapes[0] == a.block_shapes[0]  # the COG has its own blocks, whatever the temporary's
+
+
+def test_missing_block_fails_and_leaves_nothing(tmp_path) -> None:
+    writer = TiledRasterWriter(tmp_path / "out.tif", SPEC, block=16)
+    for r, c in _blocks(16)[1:]:
+        writer.write_block(r, c, np.zeros((2, 16, 16), np.uint8)[:, : SPEC.height - r, : SPEC.width - c],
+                           np.ones((16, 16), bool)[: SPEC.height - r, : SPEC.width - c])
+    with pytest.raises(ValueError, match=r"only 3244 of 3500 pixels were written"):
+        writer.finish()
+    assert list(tmp_path.iterdir()) == []  # neither the target nor the temporary
+
+
+def test_blocks_and_rows_do_not_mix(tmp_path) -> None:
+    with TiledRasterWriter(tmp_path / "out.tif", SPEC, block=16) as writer:
+        writer.write_block(0, 0, np.zeros((2, 16, 16), np.uint8), np.ones((16, 16), bool))
+        with pytest.raises(ValueError, match="write_rows cannot follow write_block"):
+            writer.write_rows(0, np.zeros((2, 16, 70), np.uint8), np.ones((16, 70), bool))
+        writer.abort()
+    with pytest.raises(ValueError, match="positive multiple of 16"):
+        TiledRasterWriter(tmp_path / "x.tif", SPEC, block=20)
