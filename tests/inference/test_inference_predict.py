@@ -292,7 +292,7 @@ def test_output_folder_not_writable(tmp_path) -> None:
     scene = write_scene(tmp_path / "s.tif", scene_array(40, 40))
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    message = r"file/out: output folder is not writable .*; choose another folder with --out"
+    message = r"file/out: .*file is a file, not a folder; choose another --out"
     with pytest.raises(InputError, match=message):
         predict_scene(
             [make_bundle(IdentityModel())],

@@ -59,8 +59,21 @@ def test_a_scene_of_another_dtype_is_refused_before_any_window(tmp_path, checkpo
     assert line.startswith("error: ") and line.endswith(
         f"{scene}: scene is uint16 but the model was trained on uint8 images (values 0 to 255 in training); its values "
         "would be read on another scale: convert it to uint8 with the training scaling (e.g. gdal_translate -ot Byte "
-        "-scale ...) or use a model trained on such scenes")
+        "-scale ...), use a model trained on such scenes, or set predict.allow_dtype=true if its values are on the "
+        "training scale already")
     assert hashes(tmp_path) == before and not (tmp_path / "pred").exists()
+
+
+def test_allow_dtype_predicts_another_dtype_with_a_warning(tmp_path, checkpoint, capsys):
+    """``predict.allow_dtype=true``: a uint16 scene whose values are on the uint8 scale is predicted, with a warning."""
+    scene = write_scene(tmp_path / "city16.tif", np.full((1, 64, 64), 70, np.uint16))
+    before = hashes(scene)
+    code, line = run(capsys, "predict", checkpoint, scene, "--out", tmp_path / "pred", "-q", "predict.allow_dtype=true")
+    assert code == 0
+    assert line == (f"warning: {scene}: scene is uint16 but the model was trained on uint8 images (values 0 to 255 in "
+                    "training); predicting anyway (predict.allow_dtype=true): its values are used as they are, so "
+                    "they must already be on the training scale")
+    assert (tmp_path / "pred" / "city16.mask.tif").is_file() and hashes(scene) == before
 
 
 def test_checkpoints_of_different_tasks_are_not_ensembled(tmp_path, checkpoint, capsys):
@@ -81,7 +94,7 @@ def test_a_scene_without_crs_warns_with_what_to_do(tmp_path, checkpoint, capsys)
     code, line = run(capsys, "predict", checkpoint, scene, "--out", tmp_path / "pred", "-q")
     assert code == 0
     assert line == (f"warning: {scene}: scene has no CRS; outputs are written without a CRS (if they must be "
-                    "georeferenced, assign one first: gdal_edit.py -a_srs EPSG:CODE scene.tif)")
+                    f"georeferenced, assign one first: rio edit-info --crs EPSG:CODE {scene})")
     assert (tmp_path / "pred" / "plain.mask.tif").is_file()
 
 

@@ -50,7 +50,7 @@ def test_checkpoint_with_pickle_payload_is_refused(trained, tmp_path):
     checkpoint["eoseg"]["extra"] = Payload(marker)
     evil = tmp_path / "evil.ckpt"
     torch.save(checkpoint, evil)
-    with pytest.raises(InputError, match=r"evil.ckpt: refused: the file carries a pickled Python object"):
+    with pytest.raises(InputError, match=r"evil.ckpt: refused to load, the file carries pickled Python objects"):
         load_bundle(evil)
     assert not marker.exists()
 

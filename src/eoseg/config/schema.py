@@ -418,6 +418,8 @@ class PredictSpec(Section):
     prob_dtype: Literal["uint8", "float16"] = "uint8"
     polygons: bool = Field(default=False, description="also write <scene>.polygons.gpkg from the final mask "
                            "(class, area_m2, mean_prob; post.simplify applied)")
+    allow_dtype: bool = Field(default=False, description="predict scenes of another dtype than the training one "
+                              "(a warning; their values must be on the training scale)")
     device: str = "auto"
     workers: int = Field(default=2, ge=0)
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"

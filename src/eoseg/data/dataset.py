@@ -77,6 +77,18 @@ def check_prepared(data: DataSpec, stats: Mapping[str, Any], manifest: pd.DataFr
     missing += [f"image:{i}" for i in stats["bands"] if f"image:{i}" not in manifest.columns]
     if missing:
         raise InputError(f"{root / MANIFEST}: manifest has no column(s) {missing}; {rerun}")
+    check_chip_files(manifest, root)
+
+
+def check_chip_files(manifest: pd.DataFrame, root: Path) -> None:
+    """Refuse a manifest that lists chip files which are gone (deleted after ``eoseg prepare``)."""
+    columns = [c for c in manifest.columns if c.startswith(("image:", "target:"))]
+    listed = [str(v) for c in columns for v in manifest[c].dropna()]
+    gone = [name for name in listed if not (root / name).is_file()]
+    if gone:
+        raise InputError(f"{root / MANIFEST}: {len(gone)} of the {len(listed)} chip files it lists are missing "
+                         f"(first: {root / gone[0]}); run the same `eoseg prepare` again to write them, or restore "
+                         "the files")
 
 
 def check_prepared_size(data: DataSpec, manifest: pd.DataFrame, root: Path, rerun: str) -> None:

@@ -41,7 +41,7 @@ from eoseg.data.scenes import load_scenes
 from eoseg.data.stats import DatasetStats, StatsAccumulator, integer_channel, write_stats
 from eoseg.errors import ConfigError, InputError
 from eoseg.formats.xbd import is_xbd_json, xbd_labels
-from eoseg.geo.atomic import atomic_path, check_not_inputs, write_text_atomic
+from eoseg.geo.atomic import atomic_path, check_not_inputs, writable_folder, write_text_atomic
 from eoseg.geo.products import IGNORE
 from eoseg.geo.raster import (
     RasterInfo,
@@ -244,7 +244,8 @@ class ScenePreparer:
             frame = repair_polygons(xbd_labels(path, self.reference.crs))
         elif self.reference.crs is None:
             raise InputError(
-                f"{self.reference.path}: scene {self.scene.id} has no CRS, so labels cannot be placed on it"
+                f"{self.reference.path}: scene {self.scene.id} has no CRS, so labels cannot be placed on it; assign "
+                f"the scene's CRS first: rio edit-info --crs EPSG:CODE {self.reference.path}"
             )
         else:
             frame = load_labels(
@@ -487,6 +488,8 @@ def prepare(config: ExperimentConfig, overwrite: bool = False, progress: bool = 
                     f"{root}: scene {scene.id} was prepared with other data settings; "
                     "use --overwrite (overwrite=True) or another data.root"
                 )
+            if not chips_present(root, part):  # chips deleted since: the scene is written again
+                continue
             parts[scene.id] = part
             resumed.append(scene.id)
     todo = [s for s in plan.scenes if s.id not in parts]
@@ -507,6 +510,7 @@ def check_output_folder(root: Path, plan: DatasetPlan) -> None:
         inputs.append(plan.data.scenes_file)
     outputs = [root / name for name in ("manifest.parquet", "stats.json", "config.yaml")]
     check_not_inputs(inputs, files=[root, *outputs], folders=[root / "chips", root / ".parts"], option="--out")
+    writable_folder(root, "data.root (--out)")
 
 
 def prepare_scene(plan: DatasetPlan, scene: SceneSpec, root: Path, sig: str, bars: Any = None) -> dict[str, Any]:
@@ -547,6 +551,12 @@ def read_part(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text())
+
+
+def chips_present(root: Path, part: dict[str, Any]) -> bool:
+    """Whether every chip file a finished scene's part lists still exists."""
+    return all((root / str(v)).is_file() for row in part["rows"] for k, v in row.items()
+               if k.startswith(("image:", "target:")) and v is not None)
 
 
 def clear_outputs(root: Path) -> None:

@@ -69,6 +69,28 @@ def temporary_beside(target: Path, suffix: str) -> Path:
     return Path(name)
 
 
+def writable_folder(folder: str | os.PathLike[str], option: str) -> Path:
+    """Create ``folder`` if needed and check that files can be written in it, before any work is done.
+
+    ``option`` names the setting in the message (``train.out``). A file where a folder is needed, a read-only
+    file system or missing permissions is an :class:`InputError` that says what to do.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except (FileExistsError, NotADirectoryError) as exc:
+        in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        where = "" if in_the_way == folder else f"{in_the_way} "
+        raise InputError(f"{folder}: {where}is a file, not a folder; choose another {option}") from exc
+    except OSError as exc:
+        cause = WRITE_CAUSES.get(exc.errno or 0, exc.strerror or str(exc))
+        raise InputError(f"{folder}: cannot write there ({cause}); choose another {option} or fix the folder's "
+                         "permissions") from exc
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds.

@@ -82,10 +82,21 @@ def load_labels(
         return frame.iloc[:0]
     if len(frame) == 0:
         raise InputError(f"{path}: label file has no features; add features or remove it from the scene's targets")
+    check_polygonal(frame, path, scene_crs)
     if frame.crs is None:
         if label_crs is None:
             raise InputError(f"{path}: label file has no CRS; pass a CRS with {option}=EPSG:4326 (or the right one)")
         frame = frame.set_crs(label_crs)
+    elif not lon_lat_fit(frame):  # a GeoJSON without CRS is read as WGS84 (RFC 7946): its own CRS was never given
+        if label_crs is None:
+            minx, miny, maxx, maxy = frame.total_bounds
+            scene = f" (the scene's is {_crs_name(scene_crs)})" if scene_crs is not None else ""
+            raise InputError(
+                f"{path}: coordinates (x {minx:.10g} to {maxx:.10g}, y {miny:.10g} to {maxy:.10g}) are not longitude/"
+                f"latitude, but the file has no CRS of its own, so it is read as WGS84 (the GeoJSON default); give "
+                f"the CRS of its coordinates with {option}=EPSG:CODE{scene}"
+            )
+        frame = frame.set_crs(label_crs, allow_override=True)
     if scene_crs is not None:
         frame = frame.to_crs(scene_crs)
     frame = repair_polygons(frame)
@@ -94,6 +105,43 @@ def load_labels(
         message = f"{path}: no label feature overlaps the scene; its chips get empty targets"
         warnings.warn(message, LabelWarning, stacklevel=2)
     return frame.iloc[np.sort(overlapping)].reset_index(drop=True)
+
+
+def lon_lat_fit(frame: gpd.GeoDataFrame) -> bool:
+    """False when the frame's CRS is geographic but its coordinates cannot be longitude/latitude."""
+    if frame.crs is None or not frame.crs.is_geographic or frame.empty:
+        return True
+    minx, miny, maxx, maxy = frame.total_bounds
+    return not (minx < -180 or maxx > 360 or miny < -90 or maxy > 90)  # NaN bounds compare False: fit
+
+
+def _crs_name(crs: object) -> str:
+    code = CRS.from_user_input(crs).to_epsg()
+    return f"EPSG:{code}" if code else "in the scene file"
+
+
+POINT_LINE_TYPES = {0: "point", 4: "point", 1: "line", 2: "line", 5: "line"}  # shapely type ids
+
+
+def check_polygonal(frame: gpd.GeoDataFrame, path: Path, scene_crs: object = None) -> None:
+    """Labels must be polygons: only points or lines is an error, some of them a warning (they are dropped)."""
+    types = shapely.get_type_id(frame.geometry.values)
+    kinds = [POINT_LINE_TYPES[t] for t in types if t in POINT_LINE_TYPES]
+    if not kinds:
+        return
+    points, lines = kinds.count("point"), kinds.count("line")
+    counts = " and ".join(f"{n} {kind} feature{'s' if n > 1 else ''}" for n, kind in ((points, "point"),
+                                                                                     (lines, "line")) if n)
+    name = _crs_name(scene_crs) if scene_crs is not None else None
+    to_crs = f".to_crs('{name}')" if name and name.startswith("EPSG:") else ""
+    how = (f"buffer them into polygons first, e.g. geopandas.read_file('{path}'){to_crs}.buffer(2.0)"
+           f".to_file('buffered.gpkg') for {'2 m' if to_crs else '2 units of its CRS'} around each, and give that "
+           "file instead")
+    polygons = int(np.isin(types, [3, 6]).sum())
+    if polygons == 0:
+        raise InputError(f"{path}: {counts} and no polygon; labels must be polygons: {how}")
+    warnings.warn(f"{path}: {counts} ignored (labels must be polygons); to label them, buffer them into polygons "
+                  "(geopandas GeoSeries.buffer)", LabelWarning, stacklevel=3)
 
 
 def repair_polygons(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

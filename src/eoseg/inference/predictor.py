@@ -9,7 +9,6 @@ the scene's shorter side (see :mod:`eoseg.inference.windows`), never the longer 
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing
@@ -23,7 +22,7 @@ from rich.progress import TextColumn
 
 from eoseg.config.schema import PostSpec, PredictSpec
 from eoseg.errors import ConfigError, InputError
-from eoseg.geo.atomic import check_not_inputs
+from eoseg.geo.atomic import check_not_inputs, writable_folder
 from eoseg.geo.cog import GDAL_ENV
 from eoseg.geo.products import write_heads
 from eoseg.inference.blend import BlendAccumulator
@@ -63,15 +62,7 @@ class SceneOutputs:
 
 def ensure_writable(out_dir: Path) -> None:
     """Create ``out_dir`` if needed and check that files can be written there (fail before any work)."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
-    except OSError as exc:
-        raise InputError(
-            f"{out_dir}: output folder is not writable ({exc.strerror or exc}); "
-            "choose another folder with --out"
-        ) from exc
+    writable_folder(out_dir, "--out")
 
 
 def scene_name(images: dict[str, Path]) -> str:
@@ -130,7 +121,7 @@ def predict_scene(
     check_bundles(bundles)
     out_dir = Path(out_dir)
     ensure_writable(out_dir)
-    scene = check_scene({k: Path(v) for k, v in images.items()}, bundles[0])
+    scene = check_scene({k: Path(v) for k, v in images.items()}, bundles[0], spec.allow_dtype)
     name = name or scene_name(scene.paths)
     device = resolve_device(spec.device)
     window = spec.window or bundles[0].chip_size

@@ -39,6 +39,10 @@ class NoCrsWarning(UserWarning):
     """A scene has no CRS: outputs are written without one."""
 
 
+class DtypeWarning(UserWarning):
+    """A scene's dtype differs from the training one and ``predict.allow_dtype`` lets it through."""
+
+
 @dataclass(frozen=True)
 class SceneImages:
     """The images of one scene, checked against the models: grid of the first image, nodata per image."""
@@ -57,11 +61,12 @@ class SceneImages:
         return self.reference.width
 
 
-def check_scene(images: dict[str, Path], bundle: ModelBundle) -> SceneImages:
-    """Check a scene's images against the model's image names and band counts; find the grid.
+def check_scene(images: dict[str, Path], bundle: ModelBundle, allow_dtype: bool = False) -> SceneImages:
+    """Check a scene's images against the model's image names, band counts and dtypes; find the grid.
 
-    Raises :class:`InputError` for a missing image, a wrong band count, or images that do not overlap;
-    warns (:class:`NoCrsWarning`) when the scene has no CRS.
+    Raises :class:`InputError` for a missing image, a wrong band count, a dtype other than the training one
+    (a :class:`DtypeWarning` instead with ``allow_dtype``, ``predict.allow_dtype``), or images that do not
+    overlap; warns (:class:`NoCrsWarning`) when the scene has no CRS.
     """
     expected = bundle.bands
     missing = [n for n in expected if n not in images]
@@ -87,17 +92,22 @@ def check_scene(images: dict[str, Path], bundle: ModelBundle) -> SceneImages:
             channels = bundle.stats.get("channels") or [{}]
             low = min(c.get("min", math.nan) for c in channels)
             high = max(c.get("max", math.nan) for c in channels)
+            what = (f"{info.path}: scene is {info.dtype} but the model was trained on {trained[name]} images "
+                    f"(values {low:g} to {high:g} in training)")
+            if allow_dtype:
+                warnings.warn(f"{what}; predicting anyway (predict.allow_dtype=true): its values are used as they "
+                              "are, so they must already be on the training scale", DtypeWarning, stacklevel=2)
+                continue
             raise InputError(
-                f"{info.path}: scene is {info.dtype} but the model was trained on {trained[name]} images "
-                f"(values {low:g} to {high:g} in training); its values would be read on another scale: convert it "
-                f"to {trained[name]} with the training scaling (e.g. gdal_translate -ot {_gdal_type(trained[name])} "
-                "-scale ...) or use a model trained on such scenes"
+                f"{what}; its values would be read on another scale: convert it to {trained[name]} with the training "
+                f"scaling (e.g. gdal_translate -ot {_gdal_type(trained[name])} -scale ...), use a model trained on "
+                "such scenes, or set predict.allow_dtype=true if its values are on the training scale already"
             )
     reference = infos[next(iter(expected))]
     if reference.crs is None:
         warnings.warn(
             f"{reference.path}: scene has no CRS; outputs are written without a CRS (if they must be "
-            "georeferenced, assign one first: gdal_edit.py -a_srs EPSG:CODE scene.tif)",
+            f"georeferenced, assign one first: rio edit-info --crs EPSG:CODE {reference.path})",
             NoCrsWarning,
             stacklevel=2,
         )

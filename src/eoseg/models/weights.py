@@ -11,6 +11,7 @@ is refused with a message that says what to do.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,60 @@ class LoadReport:
         )
 
 
+def content_problem(path: Path) -> str | None:
+    """What is plainly wrong with a weights file's bytes (empty, text, a damaged zip), in words; else None."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err}"
+    if size == 0:
+        return "the file is empty: 0 bytes"
+    if head.startswith(b"PK"):
+        if zipfile.is_zipfile(path):
+            return None
+        return f"the file is damaged or incomplete: {size} bytes, a copy or download that did not finish?"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if all(c.isprintable() or c.isspace() for c in text):
+        return f"it is a text file: {' '.join(text.split())[:40]!r}..."
+    return None
+
+
+def _unknown(exc: BaseException) -> str:
+    detail = " ".join(str(exc).split())
+    readable = detail and not detail.isdigit() and "Errno" not in detail
+    return f"unknown content ({type(exc).__name__}{': ' + detail[:80] if readable else ''})"
+
+
+def torch_load(path: Path, what: str, fix: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with every failure as one :class:`InputError` line.
+
+    ``what`` names the expected file ("a PyTorch checkpoint"), ``fix`` says what to give instead. A file that
+    needs pickled Python objects is refused (it could run code when loaded), never unpickled; an empty, text
+    or truncated file says so (torch's own errors say ``101`` or nothing).
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch's unpickler fails on foreign bytes with KeyError, EOFError, OSError, ...
+        problem = content_problem(path)
+        pickled = isinstance(exc, pickle.UnpicklingError) and (
+            "weights_only" in str(exc) or "Unsupported global" in str(exc))
+        if problem is None and pickled:
+            raise InputError(
+                f"{path}: refused to load, the file carries pickled Python objects, which could run code when "
+                f"loaded; {fix}"
+            ) from exc
+        raise InputError(f"{path}: not {what} ({problem or _unknown(exc)}); {fix}") from exc
+
+
 def read_state_dict(path: Path) -> dict[str, Tensor]:
     """Tensors of a ``.safetensors`` file or a torch file (``weights_only``; a ``state_dict`` entry is used).
 
-    Raises InputError for a missing file, a pickle payload, or a file that holds no tensors.
+    Raises InputError for a missing, empty or foreign file, a pickle payload, or a file that holds no tensors.
     """
     path = Path(path)
     if not path.is_file():
@@ -59,19 +110,11 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     if path.suffix == ".safetensors":
         try:
             return load_file(path)
-        except SafetensorError as exc:
-            raise InputError(
-                f"{path}: not a readable safetensors file ({exc}); re-export the weights"
-            ) from exc
-    try:
-        payload: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise InputError(
-            f"{path}: refused to load, the file carries pickled Python objects; save a plain state dict "
-            "(torch.save(model.state_dict(), path)) or a .safetensors file"
-        ) from exc
-    except RuntimeError as exc:
-        raise InputError(f"{path}: not a torch weights file ({exc})") from exc
+        except (SafetensorError, OSError) as exc:
+            reason = content_problem(path) or _unknown(exc)
+            raise InputError(f"{path}: not a readable safetensors file ({reason}); re-export the weights") from exc
+    payload: Any = torch_load(path, "a torch weights file", "save a plain state dict (torch.save(model.state_dict(), "
+                              "path)) or a .safetensors file")
     if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
         payload = payload["state_dict"]
     if not isinstance(payload, dict) or not any(isinstance(v, Tensor) for v in payload.values()):
@@ -111,7 +154,7 @@ def _check_in_channels(module: nn.Module, state: dict[str, Tensor], source: str,
         )
 
 
-def _match(module: nn.Module, state: dict[str, Tensor]) -> LoadReport:
+def match_state(module: nn.Module, state: dict[str, Tensor]) -> LoadReport:
     """Compare ``state`` with the module's own tensors by name and shape (loads nothing)."""
     own = module.state_dict()
     report = LoadReport(unexpected=sorted(set(state) - set(own)))
@@ -143,7 +186,7 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> LoadReport:
     adapted = key in state and state[key].ndim == 4 and state[key].shape[1] != expected
     if adapted:
         state[key] = adapt_input_conv(expected, state[key])
-    report = _match(encoder, state)
+    report = match_state(encoder, state)
     report.adapted = [key] if adapted else []
     if report.missing or report.mismatched:
         bad = (report.missing + report.mismatched)[:3]
@@ -166,7 +209,7 @@ def load_init_state(model: nn.Module, state_dict: dict[str, Tensor], source: str
     """
     state = _align(dict(state_dict), set(model.state_dict()))
     _check_in_channels(model, state, source, "the init checkpoint")
-    report = _match(model, state)
+    report = match_state(model, state)
     if not report.loaded:
         raise ConfigError(
             f"{source}: no parameter of the init checkpoint matches this model; it was trained with another "

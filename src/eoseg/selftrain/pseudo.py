@@ -182,7 +182,7 @@ def pseudo_label(
         if clouds:  # Kaggle's JPEGs have no CRS by design
             warnings.simplefilter("ignore", NoCrsWarning)
         for images in scenes:
-            check_scene({k: Path(v) for k, v in images.items()}, bundles[0])
+            check_scene({k: Path(v) for k, v in images.items()}, bundles[0], config.predict.allow_dtype)
     target, bands = target_name(config), label_bands(config)
     if spec.rule == "hard" and len(bands) > 1 and config.task.kind == "multiclass":
         raise ConfigError("selftrain.pseudo.rule=hard: the uncertainty band needs binary or multilabel "

@@ -36,6 +36,7 @@ from eoseg.config.loader import config_to_dict, save_config
 from eoseg.config.schema import ExperimentConfig
 from eoseg.data.datamodule import ChipDataModule
 from eoseg.errors import ConfigError, InputError
+from eoseg.geo.atomic import writable_folder
 from eoseg.geo.products import IGNORE
 from eoseg.models.checkpoint import model_state, read_checkpoint
 from eoseg.report.render import display_rgb
@@ -170,6 +171,7 @@ def train(
     ``overwrite`` (which removes the earlier run's outputs first).
     """
     run_dir = run_folder(config)
+    writable_folder(run_dir, "train.out")  # a file in the way, a read-only disk: one line before any work
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise InputError(f"{last}: nothing to resume (no last checkpoint in this run folder); train without "

@@ -1,0 +1,121 @@
+"""Clear messages: point and line labels, a GeoJSON without CRS, a scene without CRS (each says what to do)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from reliability_helpers import TRANSFORM, UTM, hashes, run, write_scene
+from shapely.geometry import LineString, Point, box
+
+X0, Y0 = TRANSFORM.c, TRANSFORM.f
+CHIPS = ["data.chips.size=32", "data.chips.overlap=0", "data.folds=1"]
+BUILDING = box(X0 + 2, Y0 - 12, X0 + 12, Y0 - 2)
+
+
+def scene_with_labels(folder: Path, labels: gpd.GeoDataFrame | dict, crs: str | None = UTM) -> tuple[Path, Path]:
+    """A 64 px RGB scene, its labels (a frame written as GeoPackage, or a GeoJSON mapping) and scenes.csv."""
+    write_scene(folder / "scene.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64)).astype(np.uint8),
+                crs=crs)
+    if isinstance(labels, dict):
+        path = folder / "labels.geojson"
+        path.write_text(json.dumps(labels))
+    else:
+        path = folder / "labels.gpkg"
+        labels.to_file(path)
+    (folder / "scenes.csv").write_text(f"id,image,mask\ntown,scene.tif,{path.name}\n")
+    return folder / "scenes.csv", path
+
+
+def prepare(capsys: pytest.CaptureFixture[str], scenes: Path, out: Path, *extra: str) -> tuple[int, str]:
+    return run(capsys, "prepare", "demo", "--scenes", scenes, "--out", out, "--quiet", *CHIPS, *extra)
+
+
+@pytest.mark.parametrize(
+    ("geometries", "counts"),
+    [
+        ([Point(X0 + 5, Y0 - 5), Point(X0 + 20, Y0 - 20)], "2 point features"),
+        ([LineString([(X0 + 2, Y0 - 2), (X0 + 30, Y0 - 30)])], "1 line feature"),
+    ],
+)
+def test_point_or_line_labels_say_to_buffer_them(tmp_path, capsys, geometries, counts):
+    """Used to be "no label feature overlaps the scene" although they lie inside it."""
+    scenes, labels = scene_with_labels(tmp_path, gpd.GeoDataFrame(geometry=geometries, crs=UTM))
+    before = hashes(tmp_path)
+    code, line = prepare(capsys, scenes, tmp_path / "chips")
+    assert (code, line) == (2, f"error: {labels}: {counts} and no polygon; labels must be polygons: buffer them into "
+                               f"polygons first, e.g. geopandas.read_file('{labels}').to_crs('{UTM}').buffer(2.0)"
+                               ".to_file('buffered.gpkg') for 2 m around each, and give that file instead")
+    assert hashes(tmp_path) == before and not (tmp_path / "chips").exists()
+
+
+def test_the_buffer_command_of_the_message_works(tmp_path, capsys):
+    scenes, labels = scene_with_labels(tmp_path, gpd.GeoDataFrame(geometry=[Point(X0 + 5, Y0 - 5)], crs=UTM))
+    gpd.read_file(labels).to_crs(UTM).buffer(2.0).to_file(tmp_path / "buffered.gpkg")  # as the message says
+    (tmp_path / "scenes.csv").write_text("id,image,mask\ntown,scene.tif,buffered.gpkg\n")
+    code, _ = prepare(capsys, scenes, tmp_path / "chips")
+    assert code == 0
+    assert pd.read_parquet(tmp_path / "chips" / "manifest.parquet")["frac:mask:1"].sum() > 0
+
+
+def test_points_beside_polygons_are_a_warning(tmp_path, capsys):
+    frame = gpd.GeoDataFrame(geometry=[BUILDING, Point(X0 + 20, Y0 - 20)], crs=UTM)
+    scenes, labels = scene_with_labels(tmp_path, frame)
+    code, line = prepare(capsys, scenes, tmp_path / "chips")
+    assert (code, line) == (0, f"warning: {labels}: 1 point feature ignored (labels must be polygons); to label "
+                               "them, buffer them into polygons (geopandas GeoSeries.buffer)")
+
+
+def geojson_without_crs() -> dict:
+    """A FeatureCollection without a ``crs`` member whose coordinates are UTM metres (read as WGS84)."""
+    return {"type": "FeatureCollection",
+            "features": [{"type": "Feature", "properties": {}, "geometry": BUILDING.__geo_interface__}]}
+
+
+def test_geojson_without_crs_says_which_option_to_set(tmp_path, capsys, recwarn):
+    """Used to be "no label feature overlaps the scene" plus numpy RuntimeWarnings."""
+    scenes, labels = scene_with_labels(tmp_path, geojson_without_crs())
+    before = hashes(tmp_path)
+    capsys.readouterr()
+    code, line = prepare(capsys, scenes, tmp_path / "chips")
+    assert (code, line) == (2, f"error: {labels}: coordinates (x 740002 to 740012, y 3739988 to 3739998) are not "
+                               "longitude/latitude, but the file has no CRS of its own, so it is read as WGS84 (the "
+                               "GeoJSON default); give the CRS of its coordinates with "
+                               f"data.targets.mask.label_crs=EPSG:CODE (the scene's is {UTM})")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert hashes(tmp_path) == before
+    code, _ = prepare(capsys, scenes, tmp_path / "chips", f"data.targets.mask.label_crs={UTM}")
+    assert code == 0  # the hint works: the building is labelled
+    assert pd.read_parquet(tmp_path / "chips" / "manifest.parquet")["frac:mask:1"].sum() > 0
+
+
+def test_geojson_truth_without_crs_points_to_truth_crs(rasters, tmp_path, capsys):
+    truth = tmp_path / "truth.geojson"
+    truth.write_text(json.dumps(geojson_without_crs()))
+    before = hashes(tmp_path)
+    code, line = run(capsys, "evaluate", rasters["mask"], "--truth", truth, "--out", tmp_path / "m.json")
+    assert code == 2 and line.endswith(f"give the CRS of its coordinates with --truth-crs=EPSG:CODE (the scene's is "
+                                       f"{UTM})")
+    assert hashes(tmp_path) == before
+    code, _ = run(capsys, "evaluate", rasters["mask"], "--truth", truth, f"--truth-crs={UTM}", "--out",
+                  tmp_path / "m.json")
+    assert code == 0 and (tmp_path / "m.json").is_file()
+
+
+def test_a_scene_without_crs_says_how_to_assign_one(tmp_path, capsys):
+    scenes, _ = scene_with_labels(tmp_path, gpd.GeoDataFrame(geometry=[BUILDING], crs=UTM), crs=None)
+    before = hashes(tmp_path)
+    code, line = prepare(capsys, scenes, tmp_path / "chips")
+    scene = tmp_path / "scene.tif"
+    assert (code, line) == (2, f"error: {scene}: scene town has no CRS, so labels cannot be placed on it; assign the "
+                               f"scene's CRS first: rio edit-info --crs EPSG:CODE {scene}")
+    assert hashes(tmp_path) == before
+    rio = Path(sys.executable).parent / "rio"  # the command of the message, as written (rio comes with rasterio)
+    subprocess.run([str(rio), "edit-info", "--crs", UTM, str(scene)], check=True)
+    assert prepare(capsys, scenes, tmp_path / "chips")[0] == 0
