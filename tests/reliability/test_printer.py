@@ -19,10 +19,12 @@ from eoseg.cli.app import main
 from eoseg.cli.runtime import INTERRUPTED, missing_folders, output_folders, remove_if_empty, warning_printer
 
 
-def test_brackets_in_a_path_are_printed_literally(tmp_path, capsys):
-    code, line = run(capsys, "evaluate", "x/[v2]/a.tif", "--truth", "y/[/b.gpkg")
+@pytest.mark.parametrize("path", ["x/[v2]/a.tif", "x/[/a.tif", "[bold]x[/bold].tif"])
+def test_brackets_in_a_path_are_printed_literally(tmp_path, capsys, path):
+    """``[v2]`` used to vanish and ``[/`` crashed the printer itself (rich's MarkupError)."""
+    code, line = run(capsys, "evaluate", path, "--truth", "y/[/b.gpkg")
     assert code == 2
-    assert line == "error: x/[v2]/a.tif: file does not exist; check the path"
+    assert line == f"error: {path}: file does not exist; check the path"
 
 
 def test_brackets_in_a_message_survive(rasters, tmp_path, capsys):

@@ -110,12 +110,15 @@ def test_train_on_a_full_disk(prepared, full_disk, capsys):
     assert hashes(prepared) == before
 
 
-@pytest.mark.parametrize("command", ["prepare", "train", "predict"])
-def test_read_only_output_folder(command, prepared, read_only_disk, checkpoint, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["prepare", "train", "predict", "evaluate", "export"])
+def test_read_only_output_folder(command, prepared, read_only_disk, checkpoint, rasters, tmp_path, capsys):
     """As root, permissions are ignored: a read-only mount is what refuses the writes."""
     scene = write_scene(tmp_path / "city.tif", np.full((1, 64, 64), 7, np.uint8))
     scenes = noisy_scene(tmp_path / "scenes", size=64)
     args, out = {
+        "evaluate": (["evaluate", rasters["mask"], "--truth", rasters["truth"], "--out", read_only_disk / "m.json"],
+                     read_only_disk / "m.json"),
+        "export": (["export", checkpoint, "--out", read_only_disk / "m.onnx"], read_only_disk / "m.onnx"),
         "prepare": (["prepare", "demo", "--scenes", scenes, "--out", read_only_disk / "chips", "--quiet", *CHIPS],
                     read_only_disk / "chips"),
         "train": (["train", "demo", f"data.root={prepared}", f"train.out={read_only_disk / 'runs'}", *TRAIN],
@@ -132,6 +135,10 @@ def test_read_only_output_folder(command, prepared, read_only_disk, checkpoint, 
                  "folder's permissions",
         "predict": f"error: {out}: cannot write there (read-only file system); choose another --out or fix the "
                    "folder's permissions",
+        "evaluate": f"error: {out}: output folder {read_only_disk} is not writable; choose another --out or fix its "
+                    "permissions",
+        "export": f"error: {out}: could not write the output (read-only file system); nothing was replaced: free "
+                  "space, fix the permissions or choose another output location, then run again",
     }[command]
     assert line == expected
     assert hashes(read_only_disk, tmp_path / "scenes", scene, prepared) == before

@@ -45,7 +45,8 @@ def write_failed(target: str | os.PathLike[str], cause: str) -> InputError:
 def write_cause(target: Path, exc: BaseException) -> str | None:
     """A user-facing cause when ``exc`` is a failed write of ``target`` (None: not a write failure)."""
     if isinstance(exc, OSError) and exc.errno in WRITE_CAUSES:
-        return f"{WRITE_CAUSES[exc.errno]}: {exc.strerror}" if exc.strerror else WRITE_CAUSES[exc.errno]
+        cause = WRITE_CAUSES[exc.errno]
+        return f"{cause}: {exc.strerror}" if exc.strerror and exc.strerror.lower() != cause else cause
     if disk_full(target.parent):
         return "disk full: No space left on device"
     return None
