@@ -117,6 +117,6 @@ def test_submission_with_an_id_twice_or_a_missing_file_is_refused_before_writing
     assert not out.exists()
     blocker = tmp_path / "file"
     blocker.write_text("keep")
-    with pytest.raises(InputError, match="output folder is not writable"):
+    with pytest.raises(InputError, match=r"file is a file, not a folder; choose another --out"):
         check_submission_inputs(geopose, GeoposeFormat, tiles, ["JAX_1", "OMA_2"], blocker / "sub", "tile", "t")
     assert blocker.read_text() == "keep"
