@@ -123,3 +123,29 @@ def test_finalize_gates_multilabel_channels_from_heads_json(tmp_path):
     with rasterio.open(path) as src:
         assert src.read(1).sum() == 0 and src.read(2).sum() == 16  # channel 0: 0.3 <= 0.5 -> emptied
         assert src.descriptions == ("fish", "sugar")
+
+
+@pytest.mark.parametrize(("kind", "channels", "thresholds"), [
+    ("binary", 1, [0.4]), ("binary", 2, [0.0, 0.3]), ("multiclass", 4, [0.0, 0.2, 0.5, 0.3]),
+    ("multilabel", 3, [0.3, 0.5, 0.7]),
+])
+def test_one_rule_for_numpy_predictions_and_torch_validation(kind, channels, thresholds):
+    """The torch path (validation during training, a batch on the device) decides every pixel as the numpy
+    path (``eoseg predict``'s mask) does: same function, same thresholds, same ``p > t``."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(channels)
+    prob = rng.random((2, channels, 9, 7)).astype(np.float32)
+    if kind != "multilabel" and channels > 1:
+        prob /= prob.sum(axis=1, keepdims=True)
+    post = Postprocessor(PostSpec(threshold=thresholds if len(thresholds) > 1 else thresholds[0]), kind, channels)
+    batch = post.classes(torch.from_numpy(prob)).numpy()
+    layout = post.layout(torch.from_numpy(prob)).numpy()
+    for b in range(2):
+        assert (layout[b].astype(np.uint8) == post.mask(prob[b])).all()
+        assert (batch[b] == post.classes(prob[b])).all()
+        if kind == "multilabel":  # classes: the most probable label above its threshold, + 1
+            on = prob[b] > np.array(thresholds)[:, None, None]
+            expected = np.where(on.any(0), np.where(on, prob[b], -1).argmax(0) + 1, 0)
+        else:
+            expected = post.mask(prob[b])[0]
+        assert (batch[b] == expected).all()
