@@ -106,6 +106,10 @@ EFFECTS: dict[tuple[str, str], Callable[[Any, Any], bool]] = {
 }
 
 
+SIZED_HERE = {("predict", "window"), ("predict", "overlap"), ("post", "gate")}
+"""Keys whose check uses sizes of this scene (the preset's windows are larger than it), checked once."""
+
+
 def _preset_keys() -> list[tuple[str, str, str, Any]]:
     keys = []
     for name in list_presets():
@@ -123,7 +127,7 @@ def test_every_preset_predict_and_post_key_has_a_visible_effect(scene):
     assert not missing, f"preset keys without an effect check: {missing}"
     checked: set[tuple[str, str, str]] = set()
     for _, section, key, value in keys:
-        label = (section, key, repr(value))
+        label = (section, key, "" if (section, key) in SIZED_HERE else repr(value))
         if label in checked:
             continue
         checked.add(label)
