@@ -101,6 +101,7 @@ def self_train(
     from eoseg.config.loader import load_config
     from eoseg.data.dataset import read_prepared_stats
     from eoseg.selftrain.rounds import self_train as run
+    from eoseg.selftrain.rounds import selftrain_folder
 
     overrides = [i for i in items or [] if "=" in i and OVERRIDE_KEY.match(i.partition("=")[0])]
     scenes_given = [*unlabelled, *(i for i in items or [] if i not in overrides)]
@@ -108,14 +109,16 @@ def self_train(
     image_names = list(read_prepared_stats(config.data.root)["bands"])  # the labelled chips' images
     scenes = [parse_scene(item, image_names) for item in scenes_given]
     table_rows = run(config, scenes, rounds, progress=not quiet, from_teacher=from_teacher)
-    monitor = config.train.monitor
-    table = Table("round", "teacher", "pseudo chips", monitor, "checkpoint", title="eoseg self-train",
+    monitor, folder = config.train.monitor, selftrain_folder(config).resolve()
+    table = Table("round", "teacher", "pseudo chips", monitor, "checkpoint", title=f"eoseg self-train: {folder}",
                   title_justify="left")
     for row in table_rows:
-        score = row.get(monitor)
+        score, checkpoint = row.get(monitor), Path(row["checkpoint"]).resolve()
+        shown = checkpoint.relative_to(folder) if checkpoint.is_relative_to(folder) else checkpoint
         table.add_row(str(row["round"]), row["teacher"], str(row["pseudo_chips"]),
-                      "-" if score is None else f"{score:.4f}", row["checkpoint"])
+                      "-" if score is None else f"{score:.4f}", str(shown))
     console.print(table)
+    console.print(f"rounds: {folder / 'rounds.csv'}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
