@@ -19,8 +19,9 @@ Measured (2026-12-02, 2 shared CPU cores under heavy load, ``--set`` as below, 3
 the self-trained student is better than its teacher but WORSE than the labelled-only control of the same
 budget, i.e. the earlier "gain" over round 0 came from the extra training steps, not from the unlabelled
 scenes. Seed 0, IoU / object F1: teacher 0.367 / 0.482; ``--share 0.5``: control 0.451 / 0.555, student
-0.416 / 0.535; ``--every 5 --kl``: control 0.429 / 0.475, student 0.394 / 0.424 (seed 1 had not finished on
-the loaded machine when this was written). Negatives and larger sizes were not tried.
+0.416 / 0.535; ``--every 5 --kl``: control 0.429 / 0.475, student 0.394 / 0.424. Seed 1 (``--every 5 --kl``):
+teacher 0.483 / 0.558, control 0.370 / 0.462, student 0.483 / 0.575, so a mean gain of +0.039 IoU / +0.031
+F1 over two seeds whose signs disagree: not a reliable gain at these sizes. Negatives were not tried.
 
 ``--set`` passes more overrides of the ``demo`` preset, e.g. a smaller model and chips for a loaded CPU:
 ``--set data.chips.size=64 data.chips.overlap=0 model.arch_params.encoder_depth=3
