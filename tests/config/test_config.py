@@ -97,3 +97,15 @@ def test_resolved_config_round_trips(tmp_path: Path):
     assert again == cfg
     assert config_from_dict(config_to_dict(cfg)) == cfg
     assert "efficientnet-b1" in config_to_yaml(cfg)
+
+
+def test_saved_config_with_legacy_boundary_width_still_loads():
+    """Checkpoints saved before data.targets.*.boundary/contact carry boundary_width; they must keep loading."""
+    from eoseg.config.schema import TargetSpec
+
+    target = TargetSpec.model_validate({"extra_channels": ["boundary", "contact"], "boundary_width": 3})
+    assert (target.boundary.inner, target.boundary.outer) == (3, 0)
+    assert (target.contact.spacing, target.contact.unit) == (6.0, "px")
+    # the new keys win when both are given
+    both = TargetSpec.model_validate({"boundary_width": 3, "boundary": {"inner": 1, "outer": 1}})
+    assert (both.boundary.inner, both.boundary.outer) == (1, 1)

@@ -92,6 +92,22 @@ class TargetSpec(Section):
         "probabilities, not binarised; must lie on its scene's image grid",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_boundary_width(cls, data: Any) -> Any:
+        """Configs saved before ``boundary``/``contact`` (checkpoints of earlier runs) keep loading.
+
+        The old ``boundary_width: w`` marked building pixels within ``w`` px of an edge and gaps within ``w``
+        px of two buildings: read as ``boundary.inner: w`` and ``contact.spacing: 2w`` px (the nearest new rule).
+        """
+        if isinstance(data, dict) and "boundary_width" in data:
+            data = dict(data)
+            width = data.pop("boundary_width")
+            if isinstance(width, int | float) and width > 0:
+                data.setdefault("boundary", {"inner": int(width), "outer": 0})
+                data.setdefault("contact", {"spacing": 2.0 * width, "unit": "px"})
+        return data
+
     @model_validator(mode="after")
     def _soft_is_raster(self) -> TargetSpec:
         if self.soft and self.kind != "raster":
