@@ -94,8 +94,12 @@ class TiledRasterWriter:
         except BaseException:  # an interrupt or a GDAL error here must not leave the temporary behind
             self.tmp.unlink(missing_ok=True)
             raise
-        for i, name in enumerate(spec.band_names[: spec.count], start=1):
-            self._ds.set_band_description(i, name)
+        try:
+            for i, name in enumerate(spec.band_names[: spec.count], start=1):
+                self._ds.set_band_description(i, name)
+        except BaseException:
+            self.abort()
+            raise
         self._pending: list[tuple[np.ndarray, np.ndarray | None]] = []
         self._pending_rows = 0
         self._next_row = 0  # first row not yet written to the file by write_rows

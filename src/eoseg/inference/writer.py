@@ -28,16 +28,16 @@ class SceneWriter:
         """``block``: the blend's tile size, used as the temporary files' block size (whole-block writes)."""
         self.outputs = list(outputs)
         self._writers: list[TiledRasterWriter] = []
-        try:
-            for out in self.outputs:
-                self._writers.append(TiledRasterWriter(out.path, out.spec, block=block))
-        except BaseException:
-            self._abort_writers()
-            raise
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="eoseg-write", daemon=True)
-        self._thread.start()
+        try:  # an interrupt anywhere in here (even while the thread starts) must not leave temporaries
+            for out in self.outputs:
+                self._writers.append(TiledRasterWriter(out.path, out.spec, block=block))
+            self._thread.start()
+        except BaseException:
+            self.abort()
+            raise
 
     def _run(self) -> None:
         while True:
