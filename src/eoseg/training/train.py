@@ -171,7 +171,6 @@ def train(
     ``overwrite`` (which removes the earlier run's outputs first).
     """
     run_dir = run_folder(config)
-    writable_folder(run_dir, "train.out")  # a file in the way, a read-only disk: one line before any work
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise InputError(f"{last}: nothing to resume (no last checkpoint in this run folder); train without "
@@ -188,6 +187,9 @@ def train(
     check_monitor(config, kind.metric_names())
     datamodule = ChipDataModule(config, kind.head_targets, kind.directions)
     module = SegmentationTask(config, datamodule.stats)
+    # a file in the way, a read-only disk: one line before any work, and after the dataset's checks, so that
+    # a refused dataset leaves no empty run folder behind
+    writable_folder(run_dir, "train.out")
     kept_rows = csv_rows_until(run_dir / "metrics.csv", read_checkpoint(last)["epoch"]) if resume else []
     loggers = build_loggers(config, run_dir)
     stop = StopOnSignal(last)
