@@ -102,10 +102,9 @@ class TargetSpec(Section):
         """
         if isinstance(data, dict) and "boundary_width" in data:
             data = dict(data)
-            width = data.pop("boundary_width")
-            if isinstance(width, int | float) and width > 0:
-                data.setdefault("boundary", {"inner": int(width), "outer": 0})
-                data.setdefault("contact", {"spacing": 2.0 * width, "unit": "px"})
+            width = data.pop("boundary_width")  # a bad value fails in BoundarySpec / ContactSpec, with its key
+            data.setdefault("boundary", {"inner": width, "outer": 0})
+            data.setdefault("contact", {"spacing": 2 * width if isinstance(width, int | float) else width})
         return data
 
     @model_validator(mode="after")
