@@ -1,18 +1,25 @@
-"""Postprocessor: every ``post`` key has its documented effect (thresholds, gate, minimum area)."""
+"""Postprocessor: every ``post`` key has its documented effect (thresholds, gate, minimum area).
+
+``finalize`` works by square blocks; its cases are compared with ``scipy.ndimage.label`` (4-connected) over the
+whole array, with blocks of a few pixels so that components cross many block borders, in both directions.
+"""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from scipy import ndimage
 
 from eoseg.config.schema import GateSpec, HeadSpec, PostSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import TiledRasterWriter
 from eoseg.geo.products import IGNORE, mask_spec
 from eoseg.geo.raster import raster_info
-from eoseg.post.postprocess import Postprocessor, mask_kind
+from eoseg.post.postprocess import Postprocessor, block_windows, mask_kind
 
 UTM = "EPSG:32616"
 TRANSFORM = Affine(0.5, 0, 740000.0, 0, -0.5, 3740000.0)  # 0.25 m² per pixel
@@ -94,17 +101,17 @@ def written_mask(path, mask: np.ndarray, names=("class",)):
         return writer.finish()
 
 
-def test_min_area_measures_components_across_row_bands_whole(tmp_path):
+def test_min_area_measures_components_across_block_borders_whole(tmp_path):
     mask = np.zeros((1, 12, 10), np.uint8)
-    mask[0, 2:8, 1] = 1  # 6 px, a column crossing the band borders at rows 4 and 8
+    mask[0, 2:8, 1] = 1  # 6 px, a column crossing the block borders at rows 4 and 8
     mask[0, 7, 1:4] = 1  # + 2 px: an L of 8 px crossing a border
     mask[0, 3:5, 6:8] = 1  # 4 px square split by the border at row 4
     mask[0, 10, 9] = 1  # 1 px
     mask[0, 0, 9] = IGNORE  # nodata stays nodata
     path = written_mask(tmp_path / "m.mask.tif", mask)
-    # min_area 1.25 m² = 5 px: the L (8 px) stays although no band holds more than 4 of its pixels
+    # min_area 1.25 m² = 5 px: the L (8 px) stays although no 4x4 block holds more than 4 of its pixels
     post = Postprocessor(PostSpec(min_area=1.25), "binary", 1)
-    post.finalize(path, band_rows=4)
+    post.finalize(path, block=4)
     with rasterio.open(path) as src:
         out = src.read()
         assert src.nodata == IGNORE and raster_info(path).transform == TRANSFORM
@@ -149,3 +156,158 @@ def test_one_rule_for_numpy_predictions_and_torch_validation(kind, channels, thr
         else:
             expected = post.mask(prob[b])[0]
         assert (batch[b] == expected).all()
+
+
+# ---------------------------------------------------------------- finalize by blocks = whole raster
+PIXEL_M2 = 0.25  # written_mask's grid: 0.5 m pixels
+FOUR = ndimage.generate_binary_structure(2, 1)
+
+
+def whole_raster(mask: np.ndarray, post: Postprocessor, heads=None) -> np.ndarray:
+    """The reference: gate, then every 4-connected component of the whole array under its limit removed."""
+    out = mask.copy()
+    gated = post.gated_layers(heads) if post.post.gate is not None else set()
+    limits = post.min_pixels(PIXEL_M2)
+    for i, (band, value, _) in enumerate(post.layers()):
+        on = mask[band] == value
+        if i in gated:
+            out[band][on] = 0
+            continue
+        labels, _ = ndimage.label(on, structure=FOUR)
+        sizes = np.bincount(labels.ravel())
+        small = sizes < limits[i]
+        small[0] = False
+        out[band][small[labels]] = 0
+    return out
+
+
+def finalized(tmp_path, mask: np.ndarray, post: Postprocessor, block: int, heads=None, names=("class",)) -> np.ndarray:
+    path = written_mask(tmp_path / f"b{block}.mask.tif", mask, names=names)
+    post.finalize(path, heads, block=block)
+    with rasterio.open(path) as src:
+        assert src.nodata == IGNORE and src.descriptions == names
+        return src.read()
+
+
+def draw(shape: tuple[int, int], *cells: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros((1, *shape), np.uint8)
+    for r, c in cells:
+        mask[0, r, c] = 1
+    return mask
+
+
+def spiral(size: int) -> np.ndarray:
+    """A one-pixel-wide square spiral inwards from the top-left corner (walls one pixel apart)."""
+    grid = np.zeros((size, size), np.uint8)
+    lengths = [size - 1] * 3 + [n for n in range(size - 3, 0, -2) for _ in range(2)]
+    r = c = 0
+    grid[r, c] = 1
+    for k, length in enumerate(lengths):
+        dr, dc = [(0, 1), (1, 0), (0, -1), (-1, 0)][k % 4]
+        for _ in range(length):
+            r, c = r + dr, c + dc
+            grid[r, c] = 1
+    return grid[None]
+
+
+def test_u_shape_whose_arms_meet_only_in_another_block_is_one_component(tmp_path):
+    # arms in columns 1 and 6 (blocks 0 and 1 of side 4), joined only by row 9 (block row 2): 8 + 8 + 4 = 20 px
+    mask = np.zeros((1, 12, 8), np.uint8)
+    mask[0, 1:10, 1] = 1
+    mask[0, 1:10, 6] = 1
+    mask[0, 9, 1:7] = 1
+    mask[0, 0, 3] = 1  # 1 px alone
+    post = Postprocessor(PostSpec(min_area=19 * PIXEL_M2), "binary", 1)  # 19 px: only the whole U passes
+    expected = mask.copy()
+    expected[0, 0, 3] = 0
+    for block in (1, 2, 3, 4, 5):
+        assert (finalized(tmp_path, mask, post, block) == expected).all(), block
+    assert (whole_raster(mask, post) == expected).all()
+
+
+def test_spiral_crossing_many_blocks_is_kept_whole_or_removed_whole(tmp_path):
+    mask = spiral(23)
+    labels, n = ndimage.label(mask[0], structure=FOUR)
+    assert n == 1  # the spiral is one 4-connected line
+    size = int(mask.sum())
+    keep = Postprocessor(PostSpec(min_area=size * PIXEL_M2), "binary", 1)
+    drop = Postprocessor(PostSpec(min_area=(size + 1) * PIXEL_M2), "binary", 1)
+    for block in (2, 3, 5, 8):
+        assert (finalized(tmp_path, mask, keep, block) == mask).all(), block
+        assert finalized(tmp_path, mask, drop, block).sum() == 0, block
+
+
+def test_touching_only_at_a_corner_is_not_connected_also_at_a_block_corner(tmp_path):
+    # two 2x2 squares meeting diagonally at the corner shared by four 4x4 blocks (pixels (3, 3) and (4, 4)),
+    # and two more meeting diagonally across a vertical block border only
+    cells = [(2, 2), (2, 3), (3, 2), (3, 3), (4, 4), (4, 5), (5, 4), (5, 5),
+             (0, 6), (0, 7), (1, 6), (1, 7), (2, 8), (2, 9), (3, 8), (3, 9)]
+    mask = draw((8, 12), *cells)
+    post = Postprocessor(PostSpec(min_area=5 * PIXEL_M2), "binary", 1)  # 5 px: every 4 px square goes
+    for block in (4, 64):  # across block borders and corners, and inside one block
+        assert finalized(tmp_path, mask, post, block).sum() == 0, block
+    assert (whole_raster(mask, post) == 0).all()
+    eight = ndimage.label(mask[0], structure=np.ones((3, 3)))[1]
+    assert eight == 2  # 8-connected they would be two components of 8 px, and kept
+
+
+def test_per_class_limits_of_a_multiclass_mask(tmp_path):
+    rng = np.random.default_rng(3)
+    mask = rng.integers(0, 4, (1, 19, 23)).astype(np.uint8)
+    mask[0, ::5, ::7] = IGNORE
+    # classes next to each other are separate components; each class has its own limit
+    post = Postprocessor(PostSpec(min_area=[0.0, 3 * PIXEL_M2, 0.0, 6 * PIXEL_M2]), "multiclass", 4)
+    expected = whole_raster(mask, post)
+    assert (expected != mask).any() and (expected[mask == 2] == 2).all()  # class 2: no limit, kept
+    for block in (1, 4, 7, 64):
+        out = finalized(tmp_path, mask, post, block)
+        assert (out == expected).all(), block
+        assert ((out == IGNORE) == (mask == IGNORE)).all()
+
+
+def test_multilabel_layers_have_their_own_components_and_limits_and_gate(tmp_path):
+    rng = np.random.default_rng(5)
+    mask = (rng.random((3, 17, 21)) < 0.55).astype(np.uint8)
+    mask[:, 8, 3:9] = IGNORE  # nodata on every band: splits components, stays nodata
+    names = ("fish", "flower", "gravel")
+    post = Postprocessor(PostSpec(min_area=[4 * PIXEL_M2, 20 * PIXEL_M2, 2 * PIXEL_M2],
+                                  gate=GateSpec(threshold=[0.5, 0.5, 0.9])), "multilabel", 3)
+    heads = {"image_class": {"kind": "image_class", "mean": [0.6, 0.7, 0.8]}}  # gravel: 0.8 <= 0.9, emptied
+    expected = whole_raster(mask, post, heads)
+    assert expected[2].max() == IGNORE and (expected[2] != IGNORE).sum() == (expected[2] == 0).sum()
+    for block in (3, 6, 32):
+        out = finalized(tmp_path, mask, post, block, heads, names)
+        assert (out == expected).all(), block
+        assert (out[:, 8, 3:9] == IGNORE).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_masks_match_labelling_the_whole_raster(tmp_path, seed):
+    """Near the percolation density (59 %) components wander across many blocks."""
+    rng = np.random.default_rng(seed)
+    height, width = rng.integers(9, 40, 2)
+    mask = (rng.random((1, height, width)) < 0.59).astype(np.uint8)
+    mask[rng.random((1, height, width)) < 0.03] = IGNORE
+    sizes = np.bincount(ndimage.label(mask[0] == 1, structure=FOUR)[0].ravel())[1:]
+    limit = float(np.median(sizes)) + 1  # about half of the components go
+    post = Postprocessor(PostSpec(min_area=limit * PIXEL_M2), "binary", 1)
+    expected = whole_raster(mask, post)
+    assert 0 < (expected == 1).sum() < (mask == 1).sum()
+    for block in (1, 2, 5, int(rng.integers(3, 12)), 64):
+        assert (finalized(tmp_path, mask, post, block) == expected).all(), block
+
+
+def test_blocks_cover_the_grid_once():
+    windows = list(block_windows(5, 7, 3))
+    assert [(w.row_off, w.col_off, w.height, w.width) for w in windows] == [
+        (0, 0, 3, 3), (0, 3, 3, 3), (0, 6, 3, 1), (3, 0, 2, 3), (3, 3, 2, 3), (3, 6, 2, 1)]
+
+
+def test_a_bad_block_size_is_refused_before_the_mask_is_touched(tmp_path):
+    path = written_mask(tmp_path / "m.mask.tif", draw((4, 4), (1, 1)))
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    post = Postprocessor(PostSpec(min_area=1.0), "binary", 1)
+    with pytest.raises(ValueError, match="^block must be a positive number of pixels, got 0$"):
+        post.finalize(path, block=0)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.mask.tif"]

@@ -17,13 +17,17 @@ alike, so validation during training (:meth:`Postprocessor.classes` on the devic
 ``eoseg predict`` does. Gate and minimum area need a whole scene and act on predictions only, not on
 the per-batch validation metrics.
 
-Then, over the written mask (a second pass by row bands, so any scene size fits):
+Then, over the written mask (a second pass by square blocks, so any scene size and shape fits):
 - ``post.gate``: a class is emptied where the image-level head's scene mean is at or below its gate
   threshold (``p > t`` keeps it; clouds recipe);
 - ``post.min_area`` (m² per class): 4-connected components smaller than the limit become background.
-  Components that cross row bands are measured whole: each band is labelled, labels that touch across a
-  band border are joined (union-find as a sparse graph), and a second pass removes the small ones.
-  Memory: one band of rows plus a few numbers per component.
+  Components that cross block borders are measured whole: each block is labelled
+  (``scipy.ndimage.label``), labels of 4-neighbours across a block border (the row above, the column to
+  the left) are joined (union-find as a sparse graph, ``scipy.sparse.csgraph``), component sizes are
+  summed over blocks, and a second pass rewrites the mask block by block without the small ones. The
+  result is exactly that of labelling the whole raster at once (a diagonal touch does not connect).
+  Memory: one block (:data:`FINALIZE_BLOCK` pixels square), one row of labels across the scene, and a
+  few numbers per component; it does not grow with the scene's width or height otherwise.
 Invalid pixels are :data:`~eoseg.geo.products.IGNORE` in every mask.
 
 The per-building vote (:meth:`Postprocessor.vote_polygons`, xView2 damage) gives each polygon the class
@@ -33,12 +37,14 @@ with the highest mean probability inside it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
+import rasterio
+from rasterio.windows import Window
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -46,15 +52,16 @@ from scipy.sparse.csgraph import connected_components
 from eoseg.config.activation import activation_of
 from eoseg.config.schema import HeadSpec, PostSpec, TaskSpec
 from eoseg.errors import ConfigError
-from eoseg.geo.cog import TiledRasterWriter
-from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, pixel_area_m2, row_windows
+from eoseg.geo.cog import GDAL_ENV, TiledRasterWriter
+from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, pixel_area_m2
 from eoseg.geo.products import IGNORE, mask_spec, read_heads, read_mask
 from eoseg.geo.raster import open_raster, raster_info
 from eoseg.post.zonal import zonal_means
 
 MaskKind = Literal["binary", "multiclass", "multilabel"]
 _FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
-BAND_ROWS = 1024
+FINALIZE_BLOCK = 2048
+"""Block side of the gate / minimum-area pass (a multiple of the COG's 512-pixel tiles)."""
 
 
 def mask_kind(head: HeadSpec, task: TaskSpec) -> MaskKind:
@@ -242,15 +249,18 @@ class Postprocessor:
         self,
         mask_path: str | os.PathLike[str],
         heads: Mapping[str, Mapping[str, Any]] | str | os.PathLike[str] | None = None,
-        band_rows: int = BAND_ROWS,
+        block: int = FINALIZE_BLOCK,
     ) -> Path:
-        """Apply gate and minimum area to a written mask raster in place (atomic rewrite, by row bands).
+        """Apply gate and minimum area to a written mask raster in place (atomic rewrite, block by block).
 
-        ``heads`` is the image-level head summary (or the path of its ``heads.json``) for the gate.
+        ``heads`` is the image-level head summary (or the path of its ``heads.json``) for the gate;
+        ``block`` is the side of the square blocks read and written (memory, not the result, depends on it).
         """
         path = Path(mask_path)
         if not self.needs_finalize():
             return path
+        if block < 1:
+            raise ValueError(f"block must be a positive number of pixels, got {block}")
         if heads is not None and not isinstance(heads, Mapping):
             heads = read_heads(heads)
         gated = self.gated_layers(heads)
@@ -259,27 +269,27 @@ class Postprocessor:
         limits = self.min_pixels(area)
         layers = self.layers()
         measure = [i for i, limit in enumerate(limits) if limit > 0 and i not in gated]
-        small = _small_components(path, layers, measure, limits, band_rows) if measure else {}
-        with open_raster(path) as src:
-            names = tuple(d or f"band_{i + 1}" for i, d in enumerate(src.descriptions))
-            writer = TiledRasterWriter(path, mask_spec(info, names))
-            try:
-                for index, window in enumerate(row_windows(info.height, info.width, band_rows)):
-                    data, valid = read_mask(src, window)
-                    for i, (band, value, _) in enumerate(layers):
-                        on = data[band] == value
-                        if i in gated:
-                            data[band][on] = 0
-                        elif i in small:
-                            labels, _ = ndimage.label(on, structure=_FOUR_CONNECTED)
-                            drop = small[i][index]
-                            data[band][drop[labels]] = 0
-                    data[:, ~valid] = IGNORE
-                    writer.write_rows(int(window.row_off), data)
-            except BaseException:
-                writer.abort()
-                raise
-        return writer.finish()
+        with rasterio.Env(**GDAL_ENV):  # a bounded block cache: GDAL's default grows with the machine
+            small = _small_components(path, layers, measure, limits, block) if measure else {}
+            with open_raster(path) as src:
+                names = tuple(d or f"band_{i + 1}" for i, d in enumerate(src.descriptions))
+                writer = TiledRasterWriter(path, mask_spec(info, names))
+                try:
+                    for index, window in enumerate(block_windows(info.height, info.width, block)):
+                        data, valid = read_mask(src, window)
+                        for i, (band, value, _) in enumerate(layers):
+                            on = data[band] == value
+                            if i in gated:
+                                data[band][on] = 0
+                            elif i in small:
+                                labels, _ = ndimage.label(on, structure=_FOUR_CONNECTED)
+                                data[band][small[i].lookup(index)[labels]] = 0
+                        data[:, ~valid] = IGNORE
+                        writer.write_block(int(window.row_off), int(window.col_off), data, valid)
+                except BaseException:
+                    writer.abort()
+                    raise
+            return writer.finish()
 
     # ------------------------------------------------------------------ per-building vote
     @staticmethod
@@ -339,53 +349,80 @@ class Postprocessor:
         return out
 
 
-def _small_components(
-    path: Path, layers: list[tuple[int, int, int]], measure: list[int], limits: np.ndarray, band_rows: int
-) -> dict[int, list[np.ndarray]]:
-    """Per measured layer and row band: a lookup ``local label -> too small`` over whole components.
+def block_windows(height: int, width: int, block: int) -> Iterator[Window]:
+    """Square windows of ``block`` pixels (shorter at the right and bottom edges) covering a ``height × width``
+    grid, row of blocks by row of blocks, left to right."""
+    if block < 1:
+        raise ValueError(f"block must be positive, got {block}")
+    for row_off in range(0, height, block):
+        for col_off in range(0, width, block):
+            yield Window(col_off, row_off, min(block, width - col_off), min(block, height - row_off))
 
-    Pass 1 labels every band, records each label's size and joins labels that touch across the border
-    with the band above (same column, both on: 4-connected). Components are then the connected parts of
-    that graph; a component is small when its total size is under the layer's limit.
+
+class _SmallLabels:
+    """Which labels of each block (as ``ndimage.label`` numbers them there) belong to a too-small component."""
+
+    def __init__(self, offsets: list[int], too_small: np.ndarray) -> None:
+        self.offsets, self.too_small = offsets, too_small
+
+    def lookup(self, index: int) -> np.ndarray:
+        """``bool (1 + labels of block index,)``: local label -> too small (index 0: background, kept)."""
+        start, stop = self.offsets[index], self.offsets[index + 1]
+        return np.concatenate([[False], self.too_small[start:stop]])
+
+
+def _global_ids(local: np.ndarray, offset: int) -> np.ndarray:
+    """Scene-wide ids + 1 of a block's border labels (0 stays 0: off)."""
+    return np.where(local > 0, local.astype(np.int64) + offset, 0)
+
+
+def _small_components(
+    path: Path, layers: list[tuple[int, int, int]], measure: list[int], limits: np.ndarray, block: int
+) -> dict[int, _SmallLabels]:
+    """Per measured layer: the too-small components, as lookups per block (see :class:`_SmallLabels`).
+
+    Pass 1 labels every block and numbers its labels globally (the block's offset + local label), records
+    each label's size and the label pairs that are 4-neighbours across the border with the block above
+    (its last row, kept for the whole width) and the block to the left (its last column). Components are
+    the connected parts of that graph; a component is small when its summed size is under the limit.
     """
     offsets: dict[int, list[int]] = {i: [] for i in measure}
     sizes: dict[int, list[np.ndarray]] = {i: [] for i in measure}
     edges: dict[int, list[np.ndarray]] = {i: [] for i in measure}
-    last_row: dict[int, np.ndarray | None] = dict.fromkeys(measure)
     total = dict.fromkeys(measure, 0)
     with open_raster(path) as src:
-        for window in row_windows(src.height, src.width, band_rows):
+        # global ids + 1 (0 = off) of the last row of the blocks above, and of the last column to the left
+        above = {i: np.zeros(src.width, np.int64) for i in measure}
+        left: dict[int, np.ndarray] = {}
+        for window in block_windows(src.height, src.width, block):
             data, _ = read_mask(src, window)
+            c0, c1 = int(window.col_off), int(window.col_off + window.width)
             for i in measure:
                 band, value, _ = layers[i]
                 labels, n = ndimage.label(data[band] == value, structure=_FOUR_CONNECTED)
                 offset = total[i]
                 offsets[i].append(offset)
                 sizes[i].append(np.bincount(labels.ravel(), minlength=n + 1)[1:])
-                top = labels[0]
-                above = last_row[i]
-                if above is not None:
-                    touch = (above > 0) & (top > 0)
-                    pairs = np.stack([above[touch], top[touch] + offset - 1], axis=1)  # global ids, 0-based
-                    edges[i].append(np.unique(pairs, axis=0))
-                # the band's last row in global ids (0 = off): the next band joins onto it
-                bottom = labels[-1]
-                last_row[i] = np.where(bottom > 0, bottom + offset, 0)
+                borders = [(above[i][c0:c1], _global_ids(labels[0], offset))]
+                if c0 > 0:
+                    borders.append((left[i], _global_ids(labels[:, 0], offset)))
+                for before, here in borders:
+                    touch = (before > 0) & (here > 0)
+                    if touch.any():
+                        edges[i].append(np.unique(np.stack([before[touch], here[touch]], axis=1), axis=0) - 1)
+                above[i][c0:c1] = _global_ids(labels[-1], offset)
+                left[i] = _global_ids(labels[:, -1], offset)
                 total[i] += n
-    result: dict[int, list[np.ndarray]] = {}
+    result: dict[int, _SmallLabels] = {}
     for i in measure:
         n = total[i]
-        size = np.concatenate(sizes[i]) if n else np.zeros(0, np.int64)
+        if n == 0:
+            result[i] = _SmallLabels([*offsets[i], n], np.zeros(0, bool))
+            continue
+        size = np.concatenate(sizes[i])
         pairs = np.concatenate(edges[i]) if edges[i] else np.zeros((0, 2), np.int64)
-        # ``above`` ids were stored 1-based (label + offset), ``top`` ids 0-based
-        a, b = pairs[:, 0] - 1, pairs[:, 1]
-        graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
+        graph = coo_matrix((np.ones(len(pairs), bool), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
         _, component = connected_components(graph, directed=False)
         component_size = np.bincount(component, weights=size, minlength=component.max(initial=-1) + 1)
-        too_small = component_size[component] < limits[i] if n else np.zeros(0, bool)
-        per_band = []
-        bounds = [*offsets[i], n]
-        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-            per_band.append(np.concatenate([[False], too_small[start:stop]]))  # index 0: background
-        result[i] = per_band
+        result[i] = _SmallLabels([*offsets[i], n], component_size[component] < limits[i])
     return result
