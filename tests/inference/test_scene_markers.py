@@ -91,3 +91,22 @@ def test_marker_named_like_an_input_is_refused_before_anything_is_written(tmp_pa
     with pytest.raises(InputError, match=r"--out .*a\.done\.json: is the input .*choose another output path"):
         run_scenes([bundle()], [{"image": scene}], ["a"], tmp_path, SPEC, POST, progress=False)
     assert scene.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.done.json"]
+
+
+def test_a_killed_attempts_temporaries_are_removed_but_not_those_of_a_scene_named_with_a_dot(scenes, tmp_path):
+    """Scene ``a`` and scene ``a.b`` share ``--out`` (two Ray workers): starting ``a`` removes the temporaries
+    its killed attempt left, never the ones ``a.b`` is writing (the glob ``.a.*`` matched them)."""
+    out = tmp_path / "pred"
+    out.mkdir()
+    killed = [out / ".a.prob.k2x9qzr1.tiles.tif", out / ".a.mask.3jd8x_01.part.tif",
+              out / ".a.done.0qpx7dk2.part.json"]
+    in_flight = [out / ".a.b.prob.k2x9qzr1.tiles.tif", out / ".a.b.mask.3jd8x_01.part.tif",
+                 out / ".a.b.done.0qpx7dk2.part.json"]
+    for path in killed + in_flight:
+        path.write_bytes(path.name.encode())
+    reports = run_scenes([bundle()], [{"image": scenes[0]}], ["a"], out, SPEC, POST, progress=False)
+    assert reports[0].status == "done"
+    assert not [p for p in killed if p.exists()]
+    assert [p.read_bytes() for p in in_flight] == [p.name.encode() for p in in_flight]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "a.done.json", "a.mask.tif", "a.prob.tif"]

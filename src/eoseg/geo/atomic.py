@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -68,6 +69,22 @@ def temporary_beside(target: Path, suffix: str) -> Path:
         raise write_failed(target, write_cause(target, exc) or exc.strerror or str(exc)) from exc
     os.close(fd)
     return Path(name)
+
+
+def leftover_temporaries(folder: str | os.PathLike[str], stem: str, suffix: str) -> list[Path]:
+    r"""Temporary files in ``folder`` that :func:`temporary_beside` made and a killed writer left behind.
+
+    ``stem`` and ``suffix`` are regular expressions for the target's stem and the temporary's suffix; a name
+    must match ``.STEM.<random>SUFFIX`` whole, with a random part that has no dot (``mkstemp``'s). So
+    ``re.escape("a") + r"\.[^.]+"`` (the products ``a.<product>.<ext>`` of scene ``a``) finds
+    ``.a.prob.k2x9_qzr.part.tif`` but never ``.a.b.prob.k2x9_qzr.part.tif``, a temporary of scene ``a.b``.
+    """
+    pattern = re.compile(rf"\.(?:{stem})\.[^./]+(?:{suffix})")
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return sorted(Path(folder) / n for n in names if pattern.fullmatch(n))
 
 
 def writable_folder(folder: str | os.PathLike[str], option: str) -> Path:

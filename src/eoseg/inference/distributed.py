@@ -32,7 +32,7 @@ from typing import Any
 
 from eoseg.config.schema import PostSpec, PredictSpec, RaySpec
 from eoseg.errors import EosegError, InputError
-from eoseg.geo.atomic import check_not_inputs, write_text_atomic
+from eoseg.geo.atomic import check_not_inputs, leftover_temporaries, write_text_atomic
 from eoseg.inference.predictor import ensure_writable, output_names, predict_scene
 from eoseg.models.bundle import ModelBundle
 from eoseg.progress import make_progress
@@ -148,8 +148,9 @@ def predict_marked(
     attempt) and writing its new marker; a user error becomes a ``failed`` report."""
     out_dir = Path(out_dir)
     marker_path(out_dir, name).unlink(missing_ok=True)  # from here on the old outputs are not complete
-    for stale in [*out_dir.glob(f".{name}.*.tiles.tif"), *out_dir.glob(f".{name}.*.part.*")]:
-        stale.unlink(missing_ok=True)  # temporary files of an attempt that was killed
+    products = re.escape(name) + r"\.[^.]+"  # <name>.<product>.<ext>; never scene <name>.b's files
+    for stale in leftover_temporaries(out_dir, products, r"\.part\.[^.]+|\.tiles\.tif"):
+        stale.unlink(missing_ok=True)  # temporary files of an attempt that was killed (COG tiles, atomic parts)
     try:
         result = predict_scene(bundles, images, out_dir, spec, post, name, progress)
         report = report_of(result)
