@@ -119,3 +119,23 @@ def test_a_scene_without_crs_says_how_to_assign_one(tmp_path, capsys):
     rio = Path(sys.executable).parent / "rio"  # the command of the message, as written (rio comes with rasterio)
     subprocess.run([str(rio), "edit-info", "--crs", UTM, str(scene)], check=True)
     assert prepare(capsys, scenes, tmp_path / "chips")[0] == 0
+
+
+@pytest.mark.parametrize("text", ["", "# my settings, to be filled in\n", "~\n"], ids=["0 bytes", "comments", "null"])
+def test_an_empty_config_file_is_one_line_naming_it(tmp_path, capsys, checkpoint, text):
+    """Used to run silently with the schema's defaults (read as {}). An explicit ``{}`` still means defaults;
+    no document at all is a truncated or wrong file."""
+    config = tmp_path / "my.yaml"
+    config.write_text(text)
+    runs = tmp_path / "runs"
+    (runs / "earlier").mkdir(parents=True)
+    (runs / "earlier" / "metrics.csv").write_text("epoch,val/iou\n0,0.5\n")
+    scene = write_scene(tmp_path / "scene.tif", np.full((1, 64, 64), 7, np.uint8))
+    before = hashes(tmp_path)
+    says = f"error: {config}: config file is empty; give its sections (data:, model:, train:, ...), e.g. from "
+    for command in (["train", config, f"train.out={runs}"], ["config", "show", config],
+                    ["predict", checkpoint, scene, "--post", config, "--out", tmp_path / "pred", "-q"]):
+        code, line = run(capsys, *command)
+        assert (code, line[:len(says)]) == (2, says), command
+        assert "or a preset (presets: buildings," in line
+    assert hashes(tmp_path) == before and not (tmp_path / "pred").exists()

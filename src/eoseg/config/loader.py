@@ -40,11 +40,14 @@ def read_source(source: str | Path) -> tuple[dict[str, Any], str]:
         text = resources.files(PRESET_PACKAGE).joinpath(f"{name}.yaml").read_text()
         label = f"preset {name}"
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{label}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if raw is None:  # no document at all (0 bytes, comments only): a truncated or wrong file, not "defaults"
+        raise ConfigError(f"{label}: config file is empty; give its sections (data:, model:, train:, ...), e.g. "
+                          f"from `eoseg config show demo`, or a preset ({_presets_hint()})")
     if not isinstance(raw, dict):
         raise ConfigError(f"{label}: a config must be a mapping of sections (data, model, task, ...)")
     return raw, label
