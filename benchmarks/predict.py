@@ -3,17 +3,25 @@
 (a) end-to-end throughput (read, band math, normalise, forward, blend, write COGs) of a random-init
     resnet18-Unet against the bare model forward on the same number of windows and batch size;
     target ratio bare / end-to-end >= 0.9 on the CPU;
-(b) peak resident memory (VmHWM) of a prediction in a fresh process: a 4-class 3x3-conv model on the
-    rectangular shapes (default 1,024 x 65,536, 65,536 x 1,024 and 4,096 x 4,096), target <= 1.5 GB each and the
-    rectangles within 10 % of the 4,096 x 4,096 figure; optionally square scenes with a 1-class 1x1-conv model
-    (--memory-sizes); memory is set by windows, blending and writing, not by the network;
+(b) peak resident memory (VmHWM) of a prediction in a fresh process: a 4-class 3x3-conv model with an
+    image-level class head, ``post.threshold`` 0, ``post.min_area`` 4 m² (16 px) and ``post.gate`` emptying class 3,
+    on the rectangular shapes (default 1,024 x 65,536, 65,536 x 1,024 and 4,096 x 4,096), target <= 1.5 GB
+    each and the rectangles within 10 % of the 4,096 x 4,096 figure; then one larger square (default
+    16,384 x 16,384) against the same reference; optionally square scenes with a 1-class 1x1-conv model and
+    no post-processing (--memory-sizes). Each line gives the whole run's peak and the peak of the gate /
+    min-area pass alone (run again on the written mask after resetting the peak). What bounds memory: the
+    prediction blends into 256-px tiles that stay open for one band of windows across the scene's shorter
+    side (so it grows with the shorter side, not the longer one); the gate / min-area pass holds one
+    2,048-px block, one row of labels across the scene and a few numbers per component; GDAL's block cache
+    is 64 MB; the network does not matter here;
 (c) D4 test-time augmentation against no TTA; target about 8 forwards' worth of time, not more;
 (d) pipeline cost: bare forward, a TerraTorch-style in-memory tiling baseline (whole scene as one tensor,
     no file output; re-implemented here) and eoseg predict (GeoTIFF in, COGs out) for a resnet18-Unet and a
     3x3-conv model; targets for the 3x3-conv model: eoseg >= 2x the baseline and >= 0.8x the bare forward.
 
 Usage: OMP_NUM_THREADS=2 uv run python benchmarks/predict.py [--size 8192 --window 512] [--skip a]
-       [--memory-sizes 4096 16384] [--memory-shapes 1024x65536 65536x1024 4096x4096] [--pipeline-size 4096]
+       [--memory-sizes 4096 16384] [--memory-shapes 1024x65536 65536x1024 4096x4096] [--memory-square 16384]
+       [--pipeline-size 4096]
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from eoseg.config.schema import (
     ChipSpec,
     DataSpec,
     ExperimentConfig,
+    GateSpec,
     HeadSpec,
     ModelSpec,
     PostSpec,
@@ -50,6 +59,7 @@ from eoseg.inference.predictor import predict_scene
 from eoseg.inference.windows import WindowLayout
 from eoseg.models.bundle import ModelBundle
 from eoseg.models.factory import build_model
+from eoseg.post.postprocess import Postprocessor
 
 BANDS = ["red", "green", "blue"]
 
@@ -97,15 +107,20 @@ class Pointwise(nn.Module):
 
 
 class Conv3x3(nn.Module):
-    """A 3x3 convolution: a trivial network, so that the pipeline's own cost shows."""
+    """A 3x3 convolution: a trivial network, so that the pipeline's own cost shows (``image_head``: also an
+    image-level class head, the window mean of the same logits, for ``post.gate``)."""
 
-    def __init__(self, classes: int = 1) -> None:
+    def __init__(self, classes: int = 1, image_head: bool = False) -> None:
         super().__init__()
         torch.manual_seed(0)
         self.conv = nn.Conv2d(3, classes, 3, padding=1)
+        self.image_head = image_head
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"mask": self.conv(x)}
+        logits = self.conv(x)
+        if self.image_head:
+            return {"mask": logits, "image_class": logits.mean((2, 3))}
+        return {"mask": logits}
 
 
 def in_memory_tiling_seconds(bundle: ModelBundle, scene: Path, window: int, overlap: int, batch: int) -> float:
@@ -249,46 +264,77 @@ def memory(size: int, work: Path, window: int, width: int | None = None, classes
     result = subprocess.run(cmd, capture_output=True, text=True, check=True)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     scene.unlink()
-    model = "3x3-conv" if classes > 1 else "1x1-conv"
+    model = "3x3-conv, min_area + gate" if classes > 1 else "1x1-conv"
+    post = (f"; gate/min-area pass alone: +{figures['finalize_added_mb']:.0f} MB over the "
+            f"{figures['held_mb']:.0f} MB held after predicting, {figures['finalize_seconds']:.1f} s"
+            if "finalize_added_mb" in figures else "")
     print(
         f"(b) {size:>6}x{width:<6} scene, {classes}-class {model}: peak RSS {figures['peak_mb']:7.0f} MB "
         f"(after imports, before predicting: "
-        f"{figures['baseline_mb']:.0f} MB), {figures['seconds']:.1f} s, {figures['windows']} windows  "
+        f"{figures['baseline_mb']:.0f} MB{post}), {figures['seconds']:.1f} s, {figures['windows']} windows  "
         f"(target <= 1500 MB: {figures['peak_mb'] / 1500:.2f} of it)"
     )
     return figures["peak_mb"]
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (VmHWM; ru_maxrss would include the parent's peak after exec)."""
+def peak_rss_mb(field: str = "VmHWM") -> float:
+    """Peak resident memory of this process (VmHWM; ru_maxrss would include the parent's peak after exec),
+    or with ``field="VmRSS"`` the current one."""
     status = Path("/proc/self/status")
     if status.exists():
         for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current resident size (Linux: ``5`` to ``/proc/self/clear_refs``); False if unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+MEMORY_POST = PostSpec(threshold=0.0, min_area=4.0, gate=GateSpec(threshold=[0.0, 0.0, 0.0, 1.0]))
+"""Part (b)'s post-processing: threshold 0, so every pixel takes the most probable of classes 1-3 and the
+mask is full of components of every size; components under 4 m² (16 px at 0.5 m) removed, class 3 gated off
+(no probability is above 1), so classes 1 and 2 are measured."""
+
+
 def child_memory(scene: Path, window: int, out: Path, classes: int = 1) -> None:
-    """Run inside a fresh process: predict ``scene`` with a 1x1-conv model (1 class) or a 3x3-conv model
-    (``classes`` > 1, softmax) and print peak RSS as JSON."""
+    """Run inside a fresh process: predict ``scene`` with a 1x1-conv model (1 class, no post-processing) or a
+    3x3-conv model (``classes`` > 1, softmax, image head, :data:`MEMORY_POST`) and print peak RSS as JSON."""
+    post = PostSpec()
     if classes == 1:
         bundle = bundle_of(Pointwise(), window)
-    else:  # a multiclass (softmax) model with ``classes`` output channels
-        model = Conv3x3(classes)
-        spec = ModelSpec(heads={"mask": HeadSpec(channels=classes)})
-        bundle = bundle_of(model, window, spec)
+    else:  # a multiclass (softmax) model with ``classes`` output channels and an image-level class head
+        model = Conv3x3(classes, image_head=True)
+        heads = {"mask": HeadSpec(channels=classes), "image_class": HeadSpec(kind="image_class", channels=classes)}
+        bundle = bundle_of(model, window, ModelSpec(heads=heads))
         bundle.config = bundle.config.model_copy(
             update={"task": TaskSpec(kind="multiclass"),
                     "data": bundle.config.data.model_copy(update={"classes": [f"c{i}" for i in range(classes)]})}
         )
+        post = MEMORY_POST
     baseline = peak_rss_mb()
     spec = PredictSpec(device="cpu", window=window)  # automatic batch size, as a user gets it
     with rasterio.open(scene) as src:
         windows = len(WindowLayout(src.height, src.width, window, window // 4))
-    seconds = predict_seconds(bundle, scene, out / f"memory-{scene.stem}", spec)
-    peak = peak_rss_mb()
-    print(json.dumps({"peak_mb": peak, "baseline_mb": baseline, "seconds": seconds, "windows": windows}))
+    start = time.perf_counter()
+    folder = out / f"memory-{scene.stem}"
+    outputs = predict_scene([bundle], {"image": scene}, folder, spec, post, progress=False)
+    figures = {"peak_mb": peak_rss_mb(), "baseline_mb": baseline, "seconds": time.perf_counter() - start,
+               "windows": windows}
+    if post.gate is not None and reset_peak_rss():  # the second pass alone, on the mask just written
+        processor = Postprocessor.for_head(post, bundle.config.model.heads["mask"], bundle.config.task)
+        held = peak_rss_mb("VmRSS")
+        start = time.perf_counter()
+        processor.finalize(outputs.mask, outputs.heads)
+        figures.update(finalize_added_mb=peak_rss_mb() - held, held_mb=held,
+                       finalize_seconds=time.perf_counter() - start)
+    print(json.dumps(figures))
 
 
 def main() -> None:
@@ -303,6 +349,8 @@ def main() -> None:
         "--memory-shapes", nargs="*", default=["1024x65536", "65536x1024", "4096x4096"], metavar="HxW",
         help="(b) scenes predicted with a 4-class 3x3-conv model (the last one is the reference of the others)",
     )
+    parser.add_argument("--memory-square", type=int, default=16384,
+                        help="(b) one larger square scene with the 4-class model, against the last shape (0: skip)")
     parser.add_argument("--pipeline-size", type=int, default=4096, help="(d) scene size (0: skip)")
     parser.add_argument("--classes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=2, help="(a): alternating runs of each, best kept")
@@ -335,6 +383,13 @@ def main() -> None:
                 *others, reference = peaks
                 print("    " + ", ".join(f"{s} / {reference}: {peaks[s] / peaks[reference]:.3f}" for s in others)
                       + "  (target: within 10 %, i.e. <= 1.10)")
+            if args.memory_square and peaks:
+                reference = list(peaks)[-1]
+                shorter = min(int(v) for v in reference.lower().split("x"))
+                peak = memory(args.memory_square, work, args.memory_window, classes=4)
+                print(f"    {args.memory_square}x{args.memory_square} / {reference}: {peak / peaks[reference]:.3f}  "
+                      f"(no target: the open blend tiles span the shorter side, {args.memory_square / shorter:g}x "
+                      "longer here)")
         if args.pipeline_size:
             pipeline_cost(args.pipeline_size, args.window, work, args.repeats)
 

@@ -37,7 +37,7 @@ with the highest mean probability inside it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,10 +53,10 @@ from eoseg.config.activation import activation_of
 from eoseg.config.schema import HeadSpec, PostSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import GDAL_ENV, TiledRasterWriter
-from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, pixel_area_m2
+from eoseg.geo.polygonize import pixel_area_m2
 from eoseg.geo.products import IGNORE, mask_spec, read_heads, read_mask
 from eoseg.geo.raster import open_raster, raster_info
-from eoseg.post.zonal import zonal_means
+from eoseg.post.zonal import block_windows, zonal_means
 
 MaskKind = Literal["binary", "multiclass", "multilabel"]
 _FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
@@ -259,23 +259,22 @@ class Postprocessor:
         path = Path(mask_path)
         if not self.needs_finalize():
             return path
-        if block < 1:
-            raise ValueError(f"block must be a positive number of pixels, got {block}")
         if heads is not None and not isinstance(heads, Mapping):
             heads = read_heads(heads)
         gated = self.gated_layers(heads)
         info = raster_info(path)
+        windows = block_windows(info.height, info.width, block)
         area = pixel_area_m2(info.transform, info.crs, info.height / 2, info.width / 2)
         limits = self.min_pixels(area)
         layers = self.layers()
         measure = [i for i, limit in enumerate(limits) if limit > 0 and i not in gated]
         with rasterio.Env(**GDAL_ENV):  # a bounded block cache: GDAL's default grows with the machine
-            small = _small_components(path, layers, measure, limits, block) if measure else {}
+            small = _small_components(path, layers, measure, limits, windows) if measure else {}
             with open_raster(path) as src:
                 names = tuple(d or f"band_{i + 1}" for i, d in enumerate(src.descriptions))
                 writer = TiledRasterWriter(path, mask_spec(info, names))
                 try:
-                    for index, window in enumerate(block_windows(info.height, info.width, block)):
+                    for index, window in enumerate(windows):
                         data, valid = read_mask(src, window)
                         for i, (band, value, _) in enumerate(layers):
                             on = data[band] == value
@@ -300,7 +299,6 @@ class Postprocessor:
         *,
         normalize: bool = True,
         column: str = "class",
-        band_rows: int = DEFAULT_BAND_ROWS,
     ) -> gpd.GeoDataFrame:
         """A copy of ``polygons`` with ``column`` = the class with the highest mean probability inside each
         polygon and ``<column>_prob`` = that mean (the xView2 damage step: one class per building, not a
@@ -310,7 +308,7 @@ class Postprocessor:
         probabilities sum to one first (as the xView2 solution did). Polygons that cover no valid pixel get
         no class (None / NaN); masked (nodata) pixels are never counted.
         """
-        means, counts = zonal_means(polygons, prob_raster, normalize=normalize, band_rows=band_rows)
+        means, counts = zonal_means(polygons, prob_raster, normalize=normalize)
         labels = np.asarray(list(classes) if classes is not None else range(means.shape[1]), dtype=object)
         if labels.size != means.shape[1]:
             raise ValueError(f"{prob_raster}: {means.shape[1]} band(s) but {labels.size} class labels given")
@@ -349,16 +347,6 @@ class Postprocessor:
         return out
 
 
-def block_windows(height: int, width: int, block: int) -> Iterator[Window]:
-    """Square windows of ``block`` pixels (shorter at the right and bottom edges) covering a ``height × width``
-    grid, row of blocks by row of blocks, left to right."""
-    if block < 1:
-        raise ValueError(f"block must be positive, got {block}")
-    for row_off in range(0, height, block):
-        for col_off in range(0, width, block):
-            yield Window(col_off, row_off, min(block, width - col_off), min(block, height - row_off))
-
-
 class _SmallLabels:
     """Which labels of each block (as ``ndimage.label`` numbers them there) belong to a too-small component."""
 
@@ -377,9 +365,10 @@ def _global_ids(local: np.ndarray, offset: int) -> np.ndarray:
 
 
 def _small_components(
-    path: Path, layers: list[tuple[int, int, int]], measure: list[int], limits: np.ndarray, block: int
+    path: Path, layers: list[tuple[int, int, int]], measure: list[int], limits: np.ndarray, windows: list[Window]
 ) -> dict[int, _SmallLabels]:
-    """Per measured layer: the too-small components, as lookups per block (see :class:`_SmallLabels`).
+    """Per measured layer: the too-small components, as lookups per block of ``windows`` (see
+    :func:`block_windows` and :class:`_SmallLabels`).
 
     Pass 1 labels every block and numbers its labels globally (the block's offset + local label), records
     each label's size and the label pairs that are 4-neighbours across the border with the block above
@@ -394,7 +383,7 @@ def _small_components(
         # global ids + 1 (0 = off) of the last row of the blocks above, and of the last column to the left
         above = {i: np.zeros(src.width, np.int64) for i in measure}
         left: dict[int, np.ndarray] = {}
-        for window in block_windows(src.height, src.width, block):
+        for window in windows:  # rows of blocks, left to right
             data, _ = read_mask(src, window)
             c0, c1 = int(window.col_off), int(window.col_off + window.width)
             for i in measure:

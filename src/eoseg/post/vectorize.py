@@ -9,10 +9,12 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import rasterio
 import shapely
 
 from eoseg.errors import ConfigError, InputError
 from eoseg.formats.spacenet import spacenet_image_id, write_spacenet_csv
+from eoseg.geo.cog import GDAL_ENV
 from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygon_areas_m2, polygonize
 from eoseg.geo.products import check_same_grid, check_writable, scene_name, write_vector
 from eoseg.geo.raster import raster_info
@@ -44,14 +46,15 @@ def vectorize(
         check_same_grid([mask, prob], "mask and probability rasters", same_bands=False)
     if simplify < 0:
         raise ConfigError(f"--simplify: tolerance must be >= 0, got {simplify}")
-    frame = polygonize(mask, band, band_rows=band_rows)
+    with rasterio.Env(**GDAL_ENV):  # a bounded GDAL block cache (its default grows with the machine)
+        frame = polygonize(mask, band, band_rows=band_rows)
     limits = np.atleast_1d(np.asarray(min_area, dtype=np.float64))
     if limits.size > 1 and len(frame) and frame["class"].max() >= limits.size:
         raise ConfigError(f"--min-area: {limits.size} values but the mask has class {frame['class'].max()}")
     limit = limits[frame["class"].to_numpy(dtype=np.int64)] if limits.size > 1 else limits[0]
     frame = frame[frame["area_m2"].to_numpy() >= limit].reset_index(drop=True)
     if prob is not None:
-        means, _ = zonal_means(frame, prob, band_rows=band_rows)
+        means, _ = zonal_means(frame, prob)
         if prob_band is not None:
             if not 1 <= prob_band <= means.shape[1]:
                 raise ConfigError(f"{prob}: has {means.shape[1]} band(s), no band {prob_band}")
