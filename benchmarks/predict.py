@@ -17,7 +17,9 @@
 (c) D4 test-time augmentation against no TTA; target about 8 forwards' worth of time, not more;
 (d) pipeline cost: bare forward, a TerraTorch-style in-memory tiling baseline (whole scene as one tensor,
     no file output; re-implemented here) and eoseg predict (GeoTIFF in, COGs out) for a resnet18-Unet and a
-    3x3-conv model; targets for the 3x3-conv model: eoseg >= 2x the baseline and >= 0.8x the bare forward.
+    3x3-conv model; targets for the 3x3-conv model: eoseg >= 2x the baseline and >= 0.8x the bare forward;
+    with a per-stage breakdown of eoseg's best run (read / band math+normalise / waiting for windows / forward /
+    blend / encode+write / COG finish: ``SceneOutputs.stages``, timers that are always on).
 
 Usage: OMP_NUM_THREADS=2 uv run python benchmarks/predict.py [--size 8192 --window 512] [--skip a]
        [--memory-sizes 4096 16384] [--memory-shapes 1024x65536 65536x1024 4096x4096] [--memory-square 16384]
@@ -55,7 +57,8 @@ from eoseg.config.schema import (
     TaskSpec,
 )
 from eoseg.inference.engine import auto_batch_size, resolve_device
-from eoseg.inference.predictor import predict_scene
+from eoseg.inference.predictor import SceneOutputs, predict_scene
+from eoseg.inference.stages import StageClock
 from eoseg.inference.windows import WindowLayout
 from eoseg.models.bundle import ModelBundle
 from eoseg.models.factory import build_model
@@ -166,10 +169,13 @@ def pipeline_cost(size: int, window: int, work: Path, repeats: int) -> None:
     for label, bundle in (("resnet18-Unet", resnet18_unet(window)), ("3x3-conv", bundle_of(Conv3x3(), window))):
         bare = min(bare_forward_seconds(bundle.model, len(layout), batch, window) for _ in range(repeats))
         base = min(in_memory_tiling_seconds(bundle, scene, window, overlap, batch) for _ in range(repeats))
-        ours = min(predict_seconds(bundle, scene, work / f"d-{label}", spec) for _ in range(repeats))
+        runs = [timed_predict(bundle, scene, work / f"d-{label}", spec) for _ in range(repeats)]
+        ours, outputs = min(runs, key=lambda run: run[0])
         print(f"    {label:13s}: bare forward {mpx / bare:7.2f} Mpx/s | in-memory tiling {mpx / base:7.2f} Mpx/s | "
               f"eoseg predict (GeoTIFF -> COGs) {mpx / ours:7.2f} Mpx/s | eoseg/tiling {base / ours:.2f} "
               f"(target >= 2 for 3x3-conv) | eoseg/bare {bare / ours:.2f} (target >= 0.8)")
+        print(f"    {'':13s}  eoseg stages of that run ({ours:.2f} s wall; seconds per stage summed over its threads, "
+              f"background stages overlap the forward): {StageClock.format(outputs.stages)}")
 
 
 def bundle_of(model: nn.Module, window: int, spec: ModelSpec | None = None) -> ModelBundle:
@@ -205,10 +211,14 @@ def bare_forward_seconds(model: nn.Module, windows: int, batch: int, window: int
     return time.perf_counter() - start
 
 
-def predict_seconds(bundle: ModelBundle, scene: Path, out: Path, spec: PredictSpec) -> float:
+def timed_predict(bundle: ModelBundle, scene: Path, out: Path, spec: PredictSpec) -> tuple[float, SceneOutputs]:
     start = time.perf_counter()
-    predict_scene([bundle], {"image": scene}, out, spec, PostSpec(), progress=False)
-    return time.perf_counter() - start
+    outputs = predict_scene([bundle], {"image": scene}, out, spec, PostSpec(), progress=False)
+    return time.perf_counter() - start, outputs
+
+
+def predict_seconds(bundle: ModelBundle, scene: Path, out: Path, spec: PredictSpec) -> float:
+    return timed_predict(bundle, scene, out, spec)[0]
 
 
 def throughput_and_tta(size: int, window: int, work: Path, repeats: int) -> None:

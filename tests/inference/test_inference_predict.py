@@ -15,6 +15,7 @@ from eoseg.config.schema import HeadSpec, ModelSpec, PostSpec, PredictSpec, Task
 from eoseg.errors import ConfigError, InputError
 from eoseg.inference.predictor import predict_scene, predict_scenes
 from eoseg.inference.reader import NoCrsWarning
+from eoseg.inference.stages import STAGES
 from eoseg.models.factory import build_model
 
 SPEC = PredictSpec(device="cpu", batch_size=3, overlap=16, workers=2)
@@ -86,6 +87,20 @@ def test_outputs_are_cogs_with_overviews(tmp_path) -> None:
         "scene.mask.tif",
         "scene.prob.tif",
     ]  # no temp
+    for path in (out.prob, out.mask):
+        with rasterio.open(path) as src:
+            assert src.compression.name == "deflate" and src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"
+
+
+def test_stage_times_account_for_the_run(tmp_path) -> None:
+    """``SceneOutputs.stages`` (benchmarks/predict.py prints it): every stage ran and was timed, and the
+    forward loop's own stages fit in the wall time (the background ones overlap it)."""
+    scene = write_scene(tmp_path / "scene.tif", scene_array(300, 280))
+    out = predict_scene([make_bundle(PointwiseModel(1), chip=64)], {"image": scene}, tmp_path / "o", SPEC,
+                        PostSpec(), progress=False)
+    assert list(out.stages) == list(STAGES)
+    assert all(out.stages[k] > 0 for k in ("read", "prepare", "forward", "blend", "write", "finish"))
+    assert out.stages["wait"] + out.stages["forward"] + out.stages["blend"] + out.stages["finish"] <= out.seconds
 
 
 def test_float16_probabilities_and_multiclass_argmax(tmp_path) -> None:

@@ -29,6 +29,7 @@ from eoseg.inference.blend import BlendAccumulator
 from eoseg.inference.engine import EnsembleRunner, auto_batch_size, common_heads, resolve_device
 from eoseg.inference.outputs import main_head, member_key, plan_outputs, scene_rasters
 from eoseg.inference.reader import InputRecipe, SceneImages, WindowReader, WindowSample, check_scene
+from eoseg.inference.stages import StageClock
 from eoseg.inference.windows import WindowLayout
 from eoseg.inference.writer import SceneWriter
 from eoseg.models.bundle import ModelBundle
@@ -49,6 +50,7 @@ class SceneOutputs:
     windows: int = 0
     seconds: float = 0.0
     pixels: int = 0
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage (eoseg.inference.stages.STAGES)
 
     @property
     def paths(self) -> list[Path]:
@@ -158,18 +160,22 @@ def predict_scene(
     image_heads = SceneMeans()
 
     started = time.perf_counter()
+    clock = StageClock()
     columns = TextColumn("{task.fields[rate]}")
     with (
         rasterio.Env(**GDAL_ENV),
         make_progress(progress, columns) as bar,
-        WindowReader(scene, recipes, workers=spec.workers, prefetch=2 * batch_size) as reader,
-        SceneWriter(rasters) as writer,
+        WindowReader(scene, recipes, workers=spec.workers, prefetch=2 * batch_size, clock=clock) as reader,
+        SceneWriter(rasters, clock=clock) as writer,
         closing(reader.samples(iter(layout))) as samples,  # on failure: stop reading before closing
     ):
         task = bar.add_task(f"predict {name}", total=len(layout), rate="")
         accumulator = BlendAccumulator(layout, acc_channels, spec.blend, device=device)
         done_px = 0
+        waiting = time.perf_counter()
         for batch in _batches(samples, batch_size):
+            forward = time.perf_counter()
+            clock.add("wait", forward - waiting)
             inputs = [stack_inputs([s.inputs[r] for s in batch], device) for r in range(len(recipes))]
             result = runner.run(inputs)
             values = {n: result.dense[n] for n in plan.accumulated if n in result.dense}
@@ -178,13 +184,17 @@ def predict_scene(
             for j, s in enumerate(batch):
                 image_heads.add({n: v[j] for n, v in result.image.items()}, int(s.valid.sum()))
             valid = stack_inputs([s.valid for s in batch], device)
+            blend = time.perf_counter()
+            clock.add("forward", blend - forward)
             tiles = accumulator.add_batch([s.window for s in batch], values, valid)
+            clock.add("blend", time.perf_counter() - blend)
             if tiles:
                 writer.submit(tiles)
                 done_px += sum(t.height * t.width for t in tiles)
                 rate = done_px / 1e6 / max(time.perf_counter() - started, 1e-9)
                 bar.update(task, rate=f"{rate:.2f} Mpx/s")
             bar.advance(task, len(batch))
+            waiting = time.perf_counter()
         if not accumulator.finished:  # every window covers its tiles: a layout error, never the user's
             raise RuntimeError(f"{name}: {len(accumulator.open)} blend tiles were not finished")
         paths = dict(zip([r.kind for r in rasters], writer.finish(), strict=True))
@@ -196,6 +206,7 @@ def predict_scene(
         paths,
         windows=len(layout),
         pixels=scene.height * scene.width,
+        stages=clock.seconds,
     )
     summary = image_heads.summary(runner.heads) if image_heads.count else None
     if outputs.mask is not None and plan.post is not None and plan.post.needs_finalize():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,7 @@ from eoseg.geo.raster import (
     read_window,
     valid_mask,
 )
+from eoseg.inference.stages import StageClock
 from eoseg.inference.windows import SceneWindow
 from eoseg.models.bundle import ModelBundle
 
@@ -159,8 +161,11 @@ class WindowReader:
         workers: int = 2,
         prefetch: int = 8,
         resampling: str = "bilinear",
+        clock: StageClock | None = None,
     ):
+        """``clock``: where the threads add their ``read`` and ``prepare`` (band math + normalise) seconds."""
         self.scene = scene
+        self.clock = clock or StageClock()
         self.recipes = list(recipes)
         self.workers = max(1, workers)
         self.prefetch = max(1, prefetch)
@@ -187,6 +192,7 @@ class WindowReader:
 
     def read(self, window: SceneWindow) -> WindowSample:
         """Read all images of one window (padded beyond the scene) and build every recipe's inputs."""
+        start = time.perf_counter()
         size = window.size
         native = Window(window.col_off, window.row_off, size, size)
         h, w = window.clipped(self.scene.height, self.scene.width)
@@ -198,7 +204,11 @@ class WindowReader:
             array = read_window(src, native, (size, size), fill=nodata)
             valid &= valid_mask(array, nodata)
             images[name] = array
-        return WindowSample(window, [recipe(images, valid) for recipe in self.recipes], valid)
+        read = time.perf_counter()
+        inputs = [recipe(images, valid) for recipe in self.recipes]
+        self.clock.add("read", read - start)
+        self.clock.add("prepare", time.perf_counter() - read)
+        return WindowSample(window, inputs, valid)
 
     def samples(self, windows: Iterator[SceneWindow]) -> Iterator[WindowSample]:
         """Samples in window order; at most ``prefetch`` windows are read ahead."""

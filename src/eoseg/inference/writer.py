@@ -17,6 +17,7 @@ from pathlib import Path
 from eoseg.geo.cog import TiledRasterWriter
 from eoseg.inference.blend import TILE, BlendedTile
 from eoseg.inference.outputs import OutputRaster
+from eoseg.inference.stages import StageClock
 
 _DONE = object()
 
@@ -24,9 +25,13 @@ _DONE = object()
 class SceneWriter:
     """Writes blended tiles into every output raster of a scene, in a background thread."""
 
-    def __init__(self, outputs: Sequence[OutputRaster], max_pending: int = 4, block: int = TILE):
-        """``block``: the blend's tile size, used as the temporary files' block size (whole-block writes)."""
+    def __init__(
+        self, outputs: Sequence[OutputRaster], max_pending: int = 4, block: int = TILE, clock: StageClock | None = None
+    ):
+        """``block``: the blend's tile size, used as the temporary files' block size (whole-block writes);
+        ``clock``: where the ``write`` (encode + write blocks) and ``finish`` (COGs) seconds go."""
         self.outputs = list(outputs)
+        self.clock = clock or StageClock()
         self._writers: list[TiledRasterWriter] = []
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
         self._error: BaseException | None = None
@@ -47,10 +52,11 @@ class SceneWriter:
             if self._error is not None:
                 continue  # keep draining so that the producer never blocks
             try:
-                for tile in tiles:
-                    for out, writer in zip(self.outputs, self._writers, strict=True):
-                        data, valid = out.encode(tile)
-                        writer.write_block(tile.row_off, tile.col_off, data, valid)
+                with self.clock.time("write"):
+                    for tile in tiles:
+                        for out, writer in zip(self.outputs, self._writers, strict=True):
+                            data, valid = out.encode(tile)
+                            writer.write_block(tile.row_off, tile.col_off, data, valid)
             except BaseException as exc:  # re-raised in the caller's thread by submit / finish
                 self._error = exc
 
@@ -69,7 +75,10 @@ class SceneWriter:
             self._abort_writers()
             raise self._error
         try:
-            with ThreadPoolExecutor(max_workers=len(self._writers) or 1, thread_name_prefix="eoseg-cog") as pool:
+            with (
+                self.clock.time("finish"),
+                ThreadPoolExecutor(max_workers=len(self._writers) or 1, thread_name_prefix="eoseg-cog") as pool,
+            ):
                 futures = [pool.submit(writer.finish) for writer in self._writers]
             return [future.result() for future in futures]  # the first failure, after all have stopped
         finally:
