@@ -84,3 +84,36 @@ def test_float_channels_skip_non_finite_values():
     stats.update(np.array([1.0, np.inf, np.nan, 3.0], dtype=np.float32))  # e.g. a ratio divided by zero
     summary = stats.summary()
     assert summary["count"] == 2 and summary["mean"] == 2.0 and summary["max"] == 3.0
+
+
+def reference_inputs(bandmath, images, valid, stats):
+    """model_inputs as first written: band math, then normalize, then invalid pixels 0."""
+    out = normalize(bandmath.apply(images), stats)
+    out[:, ~valid] = 0.0
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32"])
+def test_model_inputs_equal_band_math_then_normalize_bit_for_bit(dtype):
+    """The fused pass (a lookup table for uint8 bands) gives exactly the values of band math followed by
+    normalisation, for plain bands, an expression, a zero std and invalid pixels; training and prediction
+    both see these values, so a 1-ulp difference would change predictions."""
+    from eoseg.data.bandmath import BandMath
+    from eoseg.data.stats import model_inputs
+
+    rng = np.random.default_rng(5)
+    high = 255 if dtype == "uint8" else 4000
+    image = rng.integers(0, high, (3, 37, 41)).astype(dtype)
+    if dtype == "float32":
+        image += rng.random(image.shape, dtype=np.float32)
+    bandmath = BandMath(["r", "g", "(r - b) / (r + b + 1)", "b"], {"image": ["r", "g", "b"]})
+    stats = {"channels": [{"mean": 117.3, "std": 61.7}, {"mean": 3.1, "std": 0.0},
+                          {"mean": 0.02, "std": 0.31}, {"mean": -4.5, "std": 1e-3}]}
+    valid = rng.random((37, 41)) > 0.1
+    out = model_inputs(bandmath, {"image": image}, valid, stats)
+    expected = reference_inputs(bandmath, {"image": image}, valid, stats)
+    assert out.dtype == np.float32 and out.shape == (4, 37, 41)
+    assert np.array_equal(out.view(np.uint32), expected.view(np.uint32))  # bit for bit, signs of zero too
+    assert (out[:, ~valid] == 0).all() and out[0, valid].std() > 0.1
+    everywhere = model_inputs(bandmath, {"image": image}, np.ones((37, 41), bool), stats)
+    assert np.array_equal(everywhere, reference_inputs(bandmath, {"image": image}, np.ones((37, 41), bool), stats))

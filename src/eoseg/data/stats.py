@@ -293,21 +293,46 @@ def read_stats(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def normalize(array: np.ndarray, stats: Mapping[str, Any]) -> np.ndarray:
     """``float32 (N, H, W)``: ``(x - mean) / std`` per channel, with the channels of a stats.json mapping."""
-    channels = stats["channels"]
-    if len(channels) != array.shape[0]:
-        raise ValueError(f"array has {array.shape[0]} channels but the statistics describe {len(channels)}")
-    mean = np.array([c["mean"] for c in channels], dtype=np.float32)[:, None, None]
-    std = np.array([c["std"] or 1.0 for c in channels], dtype=np.float32)[:, None, None]
+    mean, std = _moments(stats, array.shape[0])
     out = array.astype(np.float32, copy=True)  # per window and per sample: one copy, then in place
-    out -= mean
-    out /= np.where(std > 0, std, np.float32(1.0))
+    out -= mean[:, None, None]
+    out /= std[:, None, None]
     return out
+
+
+def _moments(stats: Mapping[str, Any], channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """float32 means and standard deviations (1 where a std is 0 or missing) of ``channels`` channels."""
+    described = stats["channels"]
+    if len(described) != channels:
+        raise ValueError(f"array has {channels} channels but the statistics describe {len(described)}")
+    mean = np.array([c["mean"] for c in described], dtype=np.float32)
+    std = np.array([c["std"] or 1.0 for c in described], dtype=np.float32)
+    return mean, np.where(std > 0, std, np.float32(1.0))
 
 
 def model_inputs(
     bandmath: BandMath, images: Mapping[str, np.ndarray], valid: np.ndarray, stats: Mapping[str, Any]
 ) -> np.ndarray:
-    """What the model sees, in training and prediction alike: band math, normalisation, invalid pixels 0."""
-    inputs = normalize(bandmath.apply(dict(images)), stats)
-    inputs[:, ~valid] = 0.0
-    return inputs
+    """What the model sees, in training and prediction alike: band math, normalisation, invalid pixels 0.
+
+    Equal to ``normalize(bandmath.apply(images), stats)`` with invalid pixels 0, in one pass per channel: a band
+    taken as is from a uint8 image goes through a 256-entry lookup table of its normalised values (computed
+    with the same float32 arithmetic), any other channel is cast, shifted and scaled in place.
+    """
+    mean, std = _moments(stats, bandmath.channels)
+    out = np.empty((bandmath.channels, *valid.shape), dtype=np.float32)
+    for c in range(bandmath.channels):
+        plain = bandmath.plain_band(c)
+        band = images[plain[0]][plain[1]] if plain is not None else None
+        if band is not None and band.dtype == np.uint8:
+            table = np.arange(256, dtype=np.float32)
+            table -= mean[c]
+            table /= std[c]
+            np.take(table, band, out=out[c], mode="clip")  # clip: no bounds check (uint8 is always in range)
+            continue
+        out[c] = band if band is not None else bandmath.evaluate(images, c)
+        out[c] -= mean[c]
+        out[c] /= std[c]
+    if not valid.all():
+        out[:, ~valid] = 0.0
+    return out
