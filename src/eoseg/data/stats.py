@@ -311,16 +311,23 @@ def _moments(stats: Mapping[str, Any], channels: int) -> tuple[np.ndarray, np.nd
 
 
 def model_inputs(
-    bandmath: BandMath, images: Mapping[str, np.ndarray], valid: np.ndarray, stats: Mapping[str, Any]
+    bandmath: BandMath,
+    images: Mapping[str, np.ndarray],
+    valid: np.ndarray,
+    stats: Mapping[str, Any],
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """What the model sees, in training and prediction alike: band math, normalisation, invalid pixels 0.
+
+    ``out``: a float32 ``(N, H, W)`` array to fill and return (e.g. one window's slot of a batch).
 
     Equal to ``normalize(bandmath.apply(images), stats)`` with invalid pixels 0, in one pass per channel: a band
     taken as is from a uint8 image goes through a 256-entry lookup table of its normalised values (computed
     with the same float32 arithmetic), any other channel is cast, shifted and scaled in place.
     """
     mean, std = _moments(stats, bandmath.channels)
-    out = np.empty((bandmath.channels, *valid.shape), dtype=np.float32)
+    if out is None:
+        out = np.empty((bandmath.channels, *valid.shape), dtype=np.float32)
     for c in range(bandmath.channels):
         plain = bandmath.plain_band(c)
         band = images[plain[0]][plain[1]] if plain is not None else None

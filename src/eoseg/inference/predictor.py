@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import rasterio
-import torch
 from rich.progress import TextColumn
 
 from eoseg.config.schema import PostSpec, PredictSpec
@@ -28,7 +27,7 @@ from eoseg.geo.products import write_heads
 from eoseg.inference.blend import BlendAccumulator
 from eoseg.inference.engine import EnsembleRunner, auto_batch_size, common_heads, resolve_device
 from eoseg.inference.outputs import main_head, member_key, plan_outputs, scene_rasters
-from eoseg.inference.reader import InputRecipe, SceneImages, WindowReader, WindowSample, check_scene
+from eoseg.inference.reader import InputRecipe, SceneImages, WindowReader, check_scene
 from eoseg.inference.stages import StageClock
 from eoseg.inference.windows import WindowLayout
 from eoseg.inference.writer import SceneWriter
@@ -167,33 +166,33 @@ def predict_scene(
         make_progress(progress, columns) as bar,
         WindowReader(scene, recipes, workers=spec.workers, prefetch=2 * batch_size, clock=clock) as reader,
         SceneWriter(rasters, clock=clock) as writer,
-        closing(reader.samples(iter(layout))) as samples,  # on failure: stop reading before closing
+        closing(reader.batches(layout, batch_size, pin_memory=device.type == "cuda")) as batches,  # on failure:
+        # stop reading before closing
     ):
         task = bar.add_task(f"predict {name}", total=len(layout), rate="")
         accumulator = BlendAccumulator(layout, acc_channels, spec.blend, device=device)
         done_px = 0
         waiting = time.perf_counter()
-        for batch in _batches(samples, batch_size):
+        for batch in batches:
             forward = time.perf_counter()
             clock.add("wait", forward - waiting)
-            inputs = [stack_inputs([s.inputs[r] for s in batch], device) for r in range(len(recipes))]
-            result = runner.run(inputs)
+            result = runner.run(batch.inputs)
             values = {n: result.dense[n] for n in plan.accumulated if n in result.dense}
             for m, member in enumerate(result.members):
                 values[member_key(plan.main, m)] = member
-            for j, s in enumerate(batch):
-                image_heads.add({n: v[j] for n, v in result.image.items()}, int(s.valid.sum()))
-            valid = stack_inputs([s.valid for s in batch], device)
+            if result.image:
+                for j, valid in enumerate(batch.valid.numpy()):
+                    image_heads.add({n: v[j] for n, v in result.image.items()}, int(valid.sum()))
             blend = time.perf_counter()
             clock.add("forward", blend - forward)
-            tiles = accumulator.add_batch([s.window for s in batch], values, valid)
+            tiles = accumulator.add_batch(batch.windows, values, batch.valid)
             clock.add("blend", time.perf_counter() - blend)
             if tiles:
                 writer.submit(tiles)
                 done_px += sum(t.height * t.width for t in tiles)
                 rate = done_px / 1e6 / max(time.perf_counter() - started, 1e-9)
                 bar.update(task, rate=f"{rate:.2f} Mpx/s")
-            bar.advance(task, len(batch))
+            bar.advance(task, len(batch.windows))
             waiting = time.perf_counter()
         if not accumulator.finished:  # every window covers its tiles: a layout error, never the user's
             raise RuntimeError(f"{name}: {len(accumulator.open)} blend tiles were not finished")
@@ -228,26 +227,6 @@ def walk_order(scene: SceneImages) -> str:
             if src.block_shapes and src.block_shapes[0][1] >= scene.width:
                 return "rows"
     return "auto"
-
-
-def stack_inputs(arrays: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
-    """Stack same-shaped arrays into one host tensor, in pinned memory when the device is a GPU (so that
-    the copy to it does not block)."""
-    first = torch.from_numpy(arrays[0])
-    out = torch.empty((len(arrays), *first.shape), dtype=first.dtype, pin_memory=device.type == "cuda")
-    np.stack(arrays, out=out.numpy())  # numpy: one copy, no torch thread pool for a memory copy
-    return out
-
-
-def _batches(samples: Iterator[WindowSample], size: int) -> Iterator[list[WindowSample]]:
-    batch: list[WindowSample] = []
-    for sample in samples:
-        batch.append(sample)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def check_names(names: Sequence[str]) -> None:

@@ -2,22 +2,25 @@
 
 The first image of a sample fixes the grid; the others are aligned onto it on the fly (WarpedVRT) when
 their CRS or resolution differ. rasterio datasets are not thread-safe, so each reader thread opens its
-own handles. Windows are read ahead in layout order, at most ``prefetch`` at a time (bounded memory).
+own handles. Windows are read ahead in layout order, at most ``prefetch`` at a time (bounded memory),
+straight into the batch tensors that the models take (one write per value, no stacking).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from rasterio.windows import Window
 
 from eoseg.data.bandmath import BandMath
@@ -129,12 +132,12 @@ def _gdal_type(dtype: str) -> str:
 
 
 @dataclass
-class WindowSample:
-    """One window read and prepared: model inputs per input recipe, and the valid pixels."""
+class WindowBatch:
+    """Windows read and prepared straight into batch tensors (host memory; pinned for a GPU)."""
 
-    window: SceneWindow
-    inputs: list[np.ndarray]  # per input recipe: float32 (N, size, size), invalid pixels 0
-    valid: np.ndarray  # bool (size, size): inside the scene and not nodata in any image
+    windows: list[SceneWindow]
+    inputs: list[torch.Tensor]  # per input recipe: float32 (B, N, size, size), invalid pixels 0
+    valid: torch.Tensor  # bool (B, size, size): inside the scene and not nodata in any image
 
 
 class InputRecipe:
@@ -147,8 +150,12 @@ class InputRecipe:
     def key(self) -> tuple:
         return tuple(self.bandmath.inputs), repr(self.stats.get("scales")), repr(self.stats.get("channels"))
 
-    def __call__(self, images: dict[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
-        return model_inputs(self.bandmath, images, valid, self.stats)
+    @property
+    def channels(self) -> int:
+        return self.bandmath.channels
+
+    def __call__(self, images: dict[str, np.ndarray], valid: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return model_inputs(self.bandmath, images, valid, self.stats, out)
 
 
 class WindowReader:
@@ -190,13 +197,16 @@ class WindowReader:
             self._local.sources = sources
         return sources
 
-    def read(self, window: SceneWindow) -> WindowSample:
-        """Read all images of one window (padded beyond the scene) and build every recipe's inputs."""
+    def read_into(self, batch: WindowBatch, j: int) -> None:
+        """Read all images of window ``j`` of ``batch`` (padded beyond the scene) and write every recipe's
+        inputs and the valid pixels into slot ``j`` (no per-window arrays to stack afterwards)."""
         start = time.perf_counter()
+        window = batch.windows[j]
         size = window.size
         native = Window(window.col_off, window.row_off, size, size)
         h, w = window.clipped(self.scene.height, self.scene.width)
-        valid = np.zeros((size, size), dtype=bool)
+        valid = batch.valid[j].numpy()
+        valid[...] = False
         valid[:h, :w] = True
         images = {}
         for name, src in self._sources().items():
@@ -205,25 +215,37 @@ class WindowReader:
             valid &= valid_mask(array, nodata)
             images[name] = array
         read = time.perf_counter()
-        inputs = [recipe(images, valid) for recipe in self.recipes]
+        for recipe, inputs in zip(self.recipes, batch.inputs, strict=True):
+            recipe(images, valid, out=inputs[j].numpy())
         self.clock.add("read", read - start)
         self.clock.add("prepare", time.perf_counter() - read)
-        return WindowSample(window, inputs, valid)
 
-    def samples(self, windows: Iterator[SceneWindow]) -> Iterator[WindowSample]:
-        """Samples in window order; at most ``prefetch`` windows are read ahead."""
-        pending: deque[Future[WindowSample]] = deque()
+    def batches(self, windows: Iterable[SceneWindow], size: int, pin_memory: bool = False) -> Iterator[WindowBatch]:
+        """Batches of ``size`` windows (the last one smaller) in window order, read ahead in the threads;
+        at most ``prefetch`` windows (rounded up to whole batches) are read ahead. ``pin_memory``: batch
+        tensors in page-locked memory, so that the copy to a GPU does not block."""
+        ahead = max(1, -(-self.prefetch // size))
+        pending: deque[tuple[WindowBatch, list[Future[None]]]] = deque()
+        chunks = iter(windows)
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="eoseg-read") as pool:
             try:
-                for window in windows:
-                    pending.append(pool.submit(self.read, window))
-                    if len(pending) >= self.prefetch:
-                        yield pending.popleft().result()
+                while chunk := list(itertools.islice(chunks, size)):
+                    batch = self._allocate(chunk, pin_memory)
+                    pending.append((batch, [pool.submit(self.read_into, batch, j) for j in range(len(chunk))]))
+                    if len(pending) > ahead:
+                        yield _done(*pending.popleft())
                 while pending:
-                    yield pending.popleft().result()
+                    yield _done(*pending.popleft())
             finally:
-                for future in pending:
-                    future.cancel()
+                for _, futures in pending:
+                    for future in futures:
+                        future.cancel()
+
+    def _allocate(self, windows: list[SceneWindow], pin_memory: bool) -> WindowBatch:
+        n, size = len(windows), windows[0].size
+        inputs = [torch.empty((n, r.channels, size, size), dtype=torch.float32, pin_memory=pin_memory)
+                  for r in self.recipes]
+        return WindowBatch(windows, inputs, torch.empty((n, size, size), dtype=torch.bool, pin_memory=pin_memory))
 
     def close(self) -> None:
         """Close every dataset the threads opened (VRTs before their files)."""
@@ -237,3 +259,10 @@ class WindowReader:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _done(batch: WindowBatch, futures: list[Future[None]]) -> WindowBatch:
+    """``batch`` once every window of it is read (the first failure is raised)."""
+    for future in futures:
+        future.result()
+    return batch
