@@ -11,7 +11,7 @@ from rasterio import features
 from eoseg.errors import InputError
 from eoseg.geo.polygonize import pixel_area_m2, polygonize, polygonize_array
 from eoseg.geo.raster import write_geotiff
-from eoseg.post.vectorize import vectorize
+from eoseg.post.vectorize import band_rows_for, vectorize
 
 UTM = "EPSG:32616"
 TRANSFORM = Affine(0.5, 0, 740000.0, 0, -0.5, 3740000.0)  # 0.5 m pixels: 0.25 m² each
@@ -82,6 +82,23 @@ def test_min_area_removes_small_polygons_and_mean_prob_is_added(tmp_path):
     assert np.allclose(frame["mean_prob"], 200 / 255)
     everything = vectorize(mask_path, prob=prob_path)
     assert everything["mean_prob"].min() == pytest.approx(51 / 255)
+
+
+def test_wide_masks_are_traced_in_fewer_rows_with_the_same_polygons(tmp_path):
+    assert [band_rows_for(w) for w in (1, 4096, 16384, 65536, 2**22, 2**23)] == [1024, 1024, 256, 64, 1, 1]
+    width = 2**18  # 16 rows per band by default
+    mask = np.zeros((40, width), np.uint8)
+    mask[5:35, 10:width - 10] = 1  # a bar across every band border, with a hole and a notch
+    mask[12:20, 1000:2000] = 0
+    mask[30:35, 5000:6000] = 0
+    mask[14:26, 3000] = 2  # a thin class-2 line crossing two band borders
+    path = write_geotiff(tmp_path / "wide.tif", mask[None], UTM, TRANSFORM, 255)
+    default = vectorize(path)
+    whole = vectorize(path, band_rows=1024)  # one band
+    assert len(default) == len(whole) == 2
+    assert default.geometry.normalize().geom_equals(whole.geometry.normalize()).all()
+    assert np.array_equal(burn(default, mask.shape), mask)
+    assert len(default[default["class"] == 1].geometry.iloc[0].interiors) == 2  # the hole and the class-2 line
 
 
 def test_min_area_per_class(tmp_path):

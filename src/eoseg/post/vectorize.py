@@ -1,4 +1,9 @@
-"""``vectorize``: polygons of a class mask with class, area in m² and mean probability attributes."""
+"""``vectorize``: polygons of a class mask with class, area in m² and mean probability attributes.
+
+Memory: polygons are traced by row bands of about :data:`BAND_PIXELS` pixels (fewer rows the wider the
+mask: 1,024 rows at 4,096 columns, 64 at 65,536), so a band does not grow with the scene's width; zonal
+means read square blocks. What remains is the polygons themselves and those pending on a band border.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,15 @@ from eoseg.geo.products import check_same_grid, check_writable, scene_name, writ
 from eoseg.geo.raster import raster_info
 from eoseg.post.zonal import zonal_means
 
+BAND_PIXELS = 4096 * DEFAULT_BAND_ROWS
+"""Pixels per row band when tracing polygons (``band_rows`` = this / the mask's width, at most
+:data:`~eoseg.geo.polygonize.DEFAULT_BAND_ROWS`)."""
+
+
+def band_rows_for(width: int) -> int:
+    """Rows per band for a mask ``width`` pixels wide: :data:`BAND_PIXELS` pixels, 1 to 1,024 rows."""
+    return max(1, min(DEFAULT_BAND_ROWS, BAND_PIXELS // max(width, 1)))
+
 
 def vectorize(
     mask: str | os.PathLike[str],
@@ -30,7 +44,7 @@ def vectorize(
     min_area: float | Sequence[float] = 0.0,
     band: int = 1,
     prob_band: int | None = None,
-    band_rows: int = DEFAULT_BAND_ROWS,
+    band_rows: int | None = None,
 ) -> gpd.GeoDataFrame:
     """Polygons of band ``band`` of a class mask (0 and nodata skipped), in the raster's CRS, holes kept.
 
@@ -38,7 +52,8 @@ def vectorize(
     mean, inside the traced polygon, of the probability band of that class: band ``prob_band`` when
     given, else the only band of a one-band raster, else band ``class + 1``). ``min_area`` (m², one value
     or one per class value) drops small polygons; ``simplify`` is a tolerance in CRS units (topology
-    preserved). With ``out`` the polygons are also written (format by suffix), atomically.
+    preserved). With ``out`` the polygons are also written (format by suffix), atomically. ``band_rows``:
+    rows traced at a time (default :func:`band_rows_for` the mask's width; the polygons do not depend on it).
     """
     if out is not None:
         check_writable(out, inputs=[mask] if prob is None else [mask, prob])
@@ -46,6 +61,8 @@ def vectorize(
         check_same_grid([mask, prob], "mask and probability rasters", same_bands=False)
     if simplify < 0:
         raise ConfigError(f"--simplify: tolerance must be >= 0, got {simplify}")
+    if band_rows is None:
+        band_rows = band_rows_for(raster_info(mask).width)
     with rasterio.Env(**GDAL_ENV):  # a bounded GDAL block cache (its default grows with the machine)
         frame = polygonize(mask, band, band_rows=band_rows)
     limits = np.atleast_1d(np.asarray(min_area, dtype=np.float64))
