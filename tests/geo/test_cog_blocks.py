@@ -3,6 +3,8 @@ block fails at finish and leaves no file; blocks and rows do not mix."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import rasterio
@@ -55,3 +57,23 @@ def test_blocks_and_rows_do_not_mix(tmp_path) -> None:
         writer.abort()
     with pytest.raises(ValueError, match="positive multiple of 16"):
         TiledRasterWriter(tmp_path / "x.tif", SPEC, block=20)
+
+
+@pytest.mark.parametrize(("count", "nodata"), [(3, None), (4, None), (4, 255)])
+def test_three_or_four_uint8_bands_are_classes_not_rgb_or_alpha(tmp_path, count, nodata) -> None:
+    """GDAL reads 3 or 4 uint8 bands as RGB(A) unless told otherwise: a 4-class mask (clouds) had its 4th class
+    as an alpha band and every read of its mask warned "nodata attribute is shadowing the alpha band"."""
+    spec = RasterSpec(width=40, height=30, count=count, dtype="uint8", crs=SPEC.crs, transform=SPEC.transform,
+                      nodata=nodata, use_mask=nodata is None)
+    data = np.random.default_rng(0).integers(0, 255, (count, 30, 40)).astype(np.uint8)
+    data[:, :5] = 255 if nodata is not None else data[:, :5]
+    valid = np.ones((30, 40), bool)
+    valid[:5] = False
+    with TiledRasterWriter(tmp_path / "out.tif", spec) as writer:
+        writer.write_rows(0, data, valid)
+        writer.finish()
+    with rasterio.open(tmp_path / "out.tif") as src, warnings.catch_warnings():
+        warnings.simplefilter("error")  # NodataShadowWarning
+        assert [c.name for c in src.colorinterp] == ["gray"] + ["undefined"] * (count - 1)
+        np.testing.assert_array_equal(src.dataset_mask() > 0, valid)
+        np.testing.assert_array_equal(src.read()[:, 5:], data[:, 5:])

@@ -11,6 +11,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
 from reliability_helpers import TRANSFORM, UTM, hashes, run, write_scene
 from shapely.geometry import LineString, Point, box
 
@@ -139,3 +140,22 @@ def test_an_empty_config_file_is_one_line_naming_it(tmp_path, capsys, checkpoint
         assert (code, line[:len(says)]) == (2, says), command
         assert "or a preset (presets: buildings," in line
     assert hashes(tmp_path) == before and not (tmp_path / "pred").exists()
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # rasterio's own Affine `*` (hidden in a shell)
+def test_a_four_class_prediction_prints_no_gdal_warning(tmp_path, capsys):
+    """clouds predict printed "The dataset's nodata attribute is shadowing the alpha band" (GDAL took the 4-band
+    uint8 outputs for RGBA); the outputs' 4th band is a class like the others."""
+    from reliability_helpers import write_checkpoint
+
+    classes = ["fish", "flower", "gravel", "sugar"]
+    model = write_checkpoint(tmp_path / "clouds.ckpt", kind="multilabel", bands=3, classes=classes)
+    scene = write_scene(tmp_path / "s.tif", np.random.default_rng(0).integers(1, 255, (3, 64, 64)).astype(np.uint8))
+    before = hashes(scene, model)
+    code, line = run(capsys, "predict", model, scene, "--out", tmp_path / "pred", "--quicklook", "-q",
+                     "predict.polygons=true", "post.min_area=1")  # min_area: the second pass reads the mask
+    assert code == 0 and not line.startswith("warning: "), line  # the first warning line, if any
+    assert hashes(scene, model) == before
+    for name in ("s.prob.tif", "s.mask.tif"):
+        with rasterio.open(tmp_path / "pred" / name) as src:
+            assert src.count == 4 and "alpha" not in [c.name for c in src.colorinterp]

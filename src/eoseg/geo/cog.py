@@ -80,6 +80,7 @@ class TiledRasterWriter:
             "crs": spec.crs,
             "transform": spec.transform,
             "nodata": spec.nodata,
+            "photometric": "minisblack",  # GDAL's default for 3/4 uint8 bands is RGB(A): class 4 would be alpha
             "tiled": True,
             "blockxsize": self.block,
             "blockysize": self.block,
