@@ -95,3 +95,28 @@ def test_striped_wide_scene_is_walked_in_row_bands(tmp_path) -> None:
         dst.write(array)
     bundle = make_bundle(Conv(), heads={"value": HeadSpec()}, task="regression", chip=WINDOW)
     assert walk_order(check_scene({"image": tmp_path / "striped.tif"}, bundle)) == "rows"
+
+
+def test_reader_batches_hold_every_window_in_order_as_the_model_sees_it(tmp_path) -> None:
+    """WindowReader.batches: windows in layout order in batches of 3 (the last one smaller), each slot holding
+    the normalised window (invalid and beyond-the-scene pixels 0) and its valid pixels, as read directly."""
+    from eoseg.inference.reader import InputRecipe, WindowReader
+
+    array = tiled_scene(tmp_path / "scene.tif", 150, 40)  # narrower than a window: padded beyond the scene
+    bundle = make_bundle(Conv(), chip=WINDOW, mean=MEAN, std=STD)
+    scene = check_scene({"image": tmp_path / "scene.tif"}, bundle)
+    layout = WindowLayout(150, 40, WINDOW, OVERLAP)
+    with WindowReader(scene, [InputRecipe(bundle)], workers=2, prefetch=4) as reader:
+        batches = list(reader.batches(layout, 3))
+    windows = list(layout)
+    assert [w for b in batches for w in b.windows] == windows
+    assert [len(b.windows) for b in batches] == [3] * (len(windows) // 3) + [len(windows) % 3] * bool(len(windows) % 3)
+    padded = np.pad(array[0], ((0, WINDOW), (0, WINDOW)))
+    for batch in batches:
+        assert batch.inputs[0].shape == (len(batch.windows), 1, WINDOW, WINDOW)
+        for j, w in enumerate(batch.windows):
+            raw = padded[w.row_off : w.row_off + WINDOW, w.col_off : w.col_off + WINDOW]
+            valid = raw != 0
+            expected = np.where(valid, (raw.astype(np.float32) - np.float32(MEAN)) / np.float32(STD), 0)
+            np.testing.assert_array_equal(batch.valid[j].numpy(), valid)
+            np.testing.assert_array_equal(batch.inputs[0][j, 0].numpy(), expected)
