@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -117,12 +118,19 @@ def test_mixing_ratio_out_of_range_is_one_line_error(tmp_path, capsys, override,
     labelled = write_chips(tmp_path / "labelled", "binary", scenes=2, per_scene=2)
     pseudo = soft_chips(tmp_path / "pseudo")
     path = save_config(tiny_config(labelled, "binary", tmp_path / "runs", {"data.folds": 2}), tmp_path / "c.yaml")
+    before = digest(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         main(["train", str(path), f"selftrain.mix.root={pseudo}", override, "--no-progress"])
     assert exit_info.value.code == 2
     err = " ".join(capsys.readouterr().err.split())
     assert re.search(message, err), err
-    assert not (tmp_path / "runs" / "tiny-binary" / "checkpoints").exists()
+    assert digest(tmp_path) == before  # chips, pseudo chips and config untouched, no run folder
+    assert not (tmp_path / "runs").exists()
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder``."""
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_pseudo_set_with_other_bands_is_refused(tmp_path) -> None:
@@ -130,9 +138,11 @@ def test_pseudo_set_with_other_bands_is_refused(tmp_path) -> None:
     pseudo = soft_chips(tmp_path / "pseudo")
     config = tiny_config(labelled, "binary", tmp_path / "runs", {
         "data.inputs": ["image_1", "image_2"], "selftrain.mix": {"root": str(pseudo)}})
+    before = digest(tmp_path)
     with pytest.raises(InputError, match=r"selftrain.mix.root=.*pseudo: pseudo-labelled chips have inputs "
                                         r"\['image_1', 'image_2', 'image_3'\] but the labelled chips have"):
         train(config, progress=False, report=False)
+    assert digest(tmp_path) == before and not (tmp_path / "runs").exists()
 
 
 @pytest.mark.slow

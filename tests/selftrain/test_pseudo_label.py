@@ -30,12 +30,13 @@ def quadrant_scene(path: Path, values=QUADRANTS, bands: int = 1) -> Path:
     return write_scene(path, array, nodata=None)
 
 
-def run(tmp_path: Path, rule: str, values=QUADRANTS, **pseudo):
+def run(tmp_path: Path, rule: str, values=QUADRANTS, scene: Path | None = None, **pseudo):
+    """Pseudo-label ``scene`` (default: a new quadrant scene of ``values``) by ``rule`` into tmp_path/out."""
     bundle = make_bundle(IdentityModel(), chip=32, dtype="float32")  # trained on float scenes like these
     config = bundle.config.model_copy(deep=True)
     config.selftrain.pseudo = config.selftrain.pseudo.model_copy(update={"rule": rule, **pseudo})
     config.predict.window = 64
-    scene = quadrant_scene(tmp_path / "in" / "town1.tif", values)
+    scene = scene or quadrant_scene(tmp_path / "in" / "town1.tif", values)
     return pseudo_label([bundle], [{"image": scene}], tmp_path / "out", config, progress=False)
 
 
@@ -92,10 +93,13 @@ def digest(folder: Path) -> dict[str, str]:
 
 def test_empty_selection_names_the_share_kept_per_rule(tmp_path) -> None:
     uncertain = dict.fromkeys(QUADRANTS, 0.5)
+    scene = quadrant_scene(tmp_path / "in" / "town1.tif", uncertain)
+    before = digest(tmp_path / "in")
     with pytest.raises(InputError, match=r"selftrain.pseudo.rule=image keeps 0 of 4 chips; share kept per rule: "
                                          r"soft 100% of valid pixels, hard \(band 0.4..0.6\) 0% of valid pixels, "
                                          r"image \(empty < 0.3, present > 0.7\) 0% of chips; loosen the rule"):
-        run(tmp_path, "image", uncertain)
+        run(tmp_path, "image", scene=scene)
+    assert digest(tmp_path / "in") == before
     assert not (tmp_path / "out" / "chips" / "manifest.parquet").exists()
     assert not (tmp_path / "out" / "summary.json").exists()
 

@@ -109,3 +109,17 @@ def test_self_train_resumes_and_the_commands_run_on_its_checkpoints(tmp_path, mo
     assert "gray.tif: scene has 1 band(s) but the model expects 3 for image 'image'" in err
     assert not (tmp_path / "pl2").exists()
     assert np.isfinite(state[0]["val/iou"])
+
+
+def test_students_train_selftrain_student_epochs_and_the_teacher_train_epochs(tmp_path) -> None:
+    from eoseg.config.loader import load_config
+
+    config = load_config("demo", ["train.epochs=24", "selftrain.student_epochs=6", "selftrain.mix.share=0.5"])
+    folder = tmp_path / "demo-selftrain"
+    teacher = rounds_module.round_config(config, folder, 0, None)
+    student = rounds_module.round_config(config, folder, 1, tmp_path / "pseudo", init="teacher.ckpt")
+    assert (teacher.train.epochs, teacher.selftrain.mix) == (24, None)
+    assert student.train.epochs == 6 and student.model.init_checkpoint == Path("teacher.ckpt")
+    assert student.selftrain.mix.root == tmp_path / "pseudo" and student.selftrain.mix.share == 0.5
+    unset = rounds_module.round_config(load_config("demo", ["train.epochs=3"]), folder, 2, tmp_path / "pseudo")
+    assert unset.train.epochs == 3  # without student_epochs every round trains train.epochs

@@ -86,9 +86,12 @@ def test_soft_labels_on_another_grid_are_refused(tmp_path) -> None:
 
 def test_soft_labels_outside_zero_one_are_refused(tmp_path) -> None:
     scene = soft_scene(tmp_path / "in", values=(0.2, 255.0))
+    before = digest(tmp_path / "in")
     with pytest.raises(InputError, match=r"soft labels of target 'mask' \(scene town\) hold values [0-9.]+..255, "
                                          r"not probabilities in \[0, 1\]"):
         prepare(soft_config(tmp_path / "chips", [scene]), progress=False)
+    assert digest(tmp_path / "in") == before
+    assert not (tmp_path / "chips" / "manifest.parquet").exists()
 
 
 def test_soft_needs_a_raster_target() -> None:

@@ -527,6 +527,18 @@ class MixSpec(Section):
         return self
 
 
+def pseudo_per_batch(share: float, batch_size: int) -> int:
+    """Pseudo-labelled samples per batch for ``selftrain.mix.share``; ValueError unless it leaves one of each."""
+    count = round(share * batch_size)
+    if not 1 <= count < batch_size:
+        raise ValueError(
+            f"selftrain.mix.share={share:g}: with train.batch_size={batch_size} that is {count} pseudo-labelled "
+            f"sample(s) per batch; it must leave at least one of each kind (1..{batch_size - 1}); change the share "
+            "or the batch size, or use selftrain.mix.every"
+        )
+    return count
+
+
 class NegativesSpec(Section):
     """Negative mining (Open Cities ``mine_empty``): chips the model calls empty, or confident false positives.
 
@@ -549,6 +561,11 @@ class SelfTrainSpec(Section):
     pseudo: PseudoLabelSpec = Field(default_factory=PseudoLabelSpec)
     mix: MixSpec | None = None
     negatives: NegativesSpec = Field(default_factory=NegativesSpec)
+    student_epochs: int | None = Field(
+        default=None, ge=1, le=10000,
+        description="eoseg self-train: train.epochs of each student round (default: train.epochs); a student that "
+                    "starts from its teacher (--from-teacher) needs fewer epochs than the teacher",
+    )
 
 
 # ------------------------------------------------------------------------------------------- root
@@ -592,4 +609,6 @@ class ExperimentConfig(Section):
         if unknown:
             raise ValueError(f"selftrain.mix.loss names head(s) {unknown} that model.heads does not define "
                              f"(heads: {sorted(self.model.heads)})")
+        if mix is not None and mix.share is not None:  # refused with the config, before any run folder
+            pseudo_per_batch(mix.share, self.train.batch_size)
         return self

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from eoseg.config.schema import pseudo_per_batch
 from eoseg.data.sampler import ChipSampler, derived_seed
 from eoseg.errors import ConfigError
 
@@ -82,13 +83,10 @@ class MixedBatchSampler(ChipSampler):
             raise ValueError("the pseudo-labelled set is empty")
         self.pseudo_size, self.batch_size, self.every, self.drop_last = int(pseudo), int(batch_size), every, drop_last
         if share is not None:
-            self.pseudo_per_batch = round(share * batch_size)
-            if not 1 <= self.pseudo_per_batch < batch_size:
-                raise ConfigError(
-                    f"selftrain.mix.share={share:g}: with train.batch_size={batch_size} that is "
-                    f"{self.pseudo_per_batch} pseudo-labelled sample(s) per batch; it must leave at least one of "
-                    f"each kind (1..{batch_size - 1}); change the share or the batch size, or use selftrain.mix.every"
-                )
+            try:
+                self.pseudo_per_batch = pseudo_per_batch(share, batch_size)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
         else:
             self.pseudo_per_batch = 0
         self.labelled_per_batch = batch_size - self.pseudo_per_batch
