@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import re
+import warnings
 
 import lightning as L
 import pytest
@@ -129,3 +131,19 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(chips
     bundle = load_bundle(last)
     assert bundle.extra["epoch"] == 0
     assert all(torch.isfinite(p).all() for p in bundle.model.parameters())
+
+
+def test_a_run_and_its_resume_print_no_library_notes(chips, tmp_path):
+    """Every `eoseg train` printed Lightning's "Experiment logs directory ... exists and is not empty. Previous log
+    files ... will be deleted" (the run folder holds config.yaml; nothing is lost) and torch's LeafSpec note; a
+    resume also "Checkpoint directory ... exists and is not empty" (it holds the run being continued)."""
+    config = tiny_config(chips("binary"), "binary", tmp_path, {"train.epochs": 2})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            train(config, progress=False, report=False, callbacks=[Crash(1)])
+        train(config, resume=True, progress=False, report=False)
+    notes = [str(w.message) for w in caught if re.search("exists and is not empty|LeafSpec", str(w.message))]
+    assert notes == []
+    with (tmp_path / "tiny-binary" / "metrics.csv").open() as file:  # the first attempt's rows are kept
+        assert sorted({int(float(r["epoch"])) for r in csv.DictReader(file) if r.get("val/iou")}) == [0, 1]

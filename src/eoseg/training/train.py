@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,15 @@ def check_monitor(config: ExperimentConfig, names: Sequence[str]) -> None:
     if config.train.monitor not in valid and not per_class:
         raise ConfigError(f"train.monitor={config.train.monitor!r} is not logged by the {config.task.kind} task; "
                           f"valid: {', '.join(valid)} (per class: val/<metric>/<class>)")
+
+
+CSV_REPLACES = r"Experiment logs directory .* exists and is not empty"
+"""Lightning's CSV logger warns that it will delete earlier log files when the run folder holds any file."""
+CHECKPOINTS_EXIST = r"Checkpoint directory .* exists and is not empty"
+"""Lightning's note when ``checkpoints/`` holds files: on ``--resume`` it holds the run being continued."""
+LEAFSPEC_DEPRECATED = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+"""torch >= 2.10 deprecates ``LeafSpec``, which Lightning (2.6.6, the newest) still builds at every step
+(Lightning-AI/pytorch-lightning#21326): a note for Lightning's developers, nothing a user can act on."""
 
 
 def build_loggers(config: ExperimentConfig, run_dir: Path) -> list[Logger]:
@@ -195,12 +205,17 @@ def train(
     stop = StopOnSignal(last)
     trainer, checkpoints = build_trainer(config, run_dir, loggers, [*callbacks, stop], progress)
     if trainer.is_global_zero:
+        with warnings.catch_warnings():  # Lightning: "earlier log files will be deleted"; eoseg carries the kept
+            warnings.filterwarnings("ignore", message=CSV_REPLACES)  # rows over and never replaces a finished run
+            csv_writer = loggers[0].experiment
         save_config(config, run_dir / "config.yaml")
-        loggers[0].experiment.metrics.extend(kept_rows)  # the CSV logger starts a new file: carry rows over
+        csv_writer.metrics.extend(kept_rows)  # the CSV logger starts a new file: carry rows over
     for logger in loggers:
         if isinstance(logger, MLFlowLogger | TensorBoardLogger):
             logger.log_hyperparams(flat_params(config))
-    with stop_on_signal(stop):
+    with stop_on_signal(stop), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=LEAFSPEC_DEPRECATED, category=FutureWarning)
+        warnings.filterwarnings("ignore", message=CHECKPOINTS_EXIST)
         trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None, weights_only=True)
     best = Path(checkpoints.best_model_path) if checkpoints.best_model_path else None
     score = checkpoints.best_model_score
