@@ -13,7 +13,9 @@
     prediction blends into 256-px tiles that stay open for one band of windows across the scene's shorter
     side (so it grows with the shorter side, not the longer one); the gate / min-area pass holds one
     2,048-px block, one row of labels across the scene and a few numbers per component; GDAL's block cache
-    is 64 MB; the network does not matter here;
+    is 64 MB; the network does not matter here. Measured 2026-12-02 (2 cores, load average ~10): 1,024 x
+    65,536: 1,382 MB, 65,536 x 1,024: 1,398 MB, 4,096^2: 1,345 MB (ratios 1.028 / 1.040), 16,384^2: 1,867 MB
+    (1.389); the gate / min-area pass alone added 7 / 3 / 34 / 0 MB to what the process held after predicting;
 (c) D4 test-time augmentation against no TTA; target about 8 forwards' worth of time, not more;
 (d) pipeline cost: bare forward, a TerraTorch-style in-memory tiling baseline (whole scene as one tensor,
     no file output; re-implemented here with the work of TerraTorch's defaults: reflect padding, delta crop)
