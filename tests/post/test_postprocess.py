@@ -17,10 +17,10 @@ from scipy import ndimage
 from eoseg.config.schema import GateSpec, HeadSpec, PostSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import TiledRasterWriter
+from eoseg.geo.polygonize import block_windows
 from eoseg.geo.products import IGNORE, mask_spec
 from eoseg.geo.raster import raster_info
 from eoseg.post.postprocess import Postprocessor, mask_kind
-from eoseg.post.zonal import block_windows
 
 UTM = "EPSG:32616"
 TRANSFORM = Affine(0.5, 0, 740000.0, 0, -0.5, 3740000.0)  # 0.25 m² per pixel

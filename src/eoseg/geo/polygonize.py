@@ -24,7 +24,7 @@ import shapely
 from affine import Affine
 from rasterio import features
 from rasterio.crs import CRS
-from rasterio.windows import Window
+from rasterio.windows import Window, subdivide
 from shapely.geometry import shape
 
 from eoseg.errors import InputError
@@ -40,6 +40,14 @@ def row_windows(height: int, width: int, rows: int) -> Iterator[Window]:
         raise ValueError(f"rows must be positive, got {rows}")
     for row_off in range(0, height, rows):
         yield Window(0, row_off, width, min(rows, height - row_off))
+
+
+def block_windows(height: int, width: int, block: int) -> list[Window]:
+    """Square windows of ``block`` pixels (shorter at the right and bottom edges) covering a ``height × width``
+    grid, row of blocks by row of blocks, left to right (``rasterio.windows.subdivide``'s order)."""
+    if block < 1:
+        raise ValueError(f"block must be a positive number of pixels, got {block}")
+    return subdivide(Window(0, 0, width, height), block, block)
 
 
 def apply_affine(geoms, transform: Affine):

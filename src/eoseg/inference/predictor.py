@@ -209,7 +209,7 @@ def predict_scene(
     )
     summary = image_heads.summary(runner.heads) if image_heads.count else None
     if outputs.mask is not None and plan.post is not None and plan.post.needs_finalize():
-        plan.post.finalize(outputs.mask, summary)  # gate and minimum area: a second pass by row bands
+        plan.post.finalize(outputs.mask, summary)  # gate and minimum area: a second pass by square blocks
     if summary is not None:
         outputs.heads = write_heads(out_dir / f"{name}.heads.json", summary)
     if spec.polygons and outputs.mask is not None and plan.post is not None:  # from the final mask

@@ -53,10 +53,10 @@ from eoseg.config.activation import activation_of
 from eoseg.config.schema import HeadSpec, PostSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import GDAL_ENV, TiledRasterWriter
-from eoseg.geo.polygonize import pixel_area_m2
+from eoseg.geo.polygonize import block_windows, pixel_area_m2
 from eoseg.geo.products import IGNORE, mask_spec, read_heads, read_mask
 from eoseg.geo.raster import open_raster, raster_info
-from eoseg.post.zonal import block_windows, zonal_means
+from eoseg.post.zonal import zonal_means
 
 MaskKind = Literal["binary", "multiclass", "multilabel"]
 _FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)

@@ -18,23 +18,15 @@ import numpy as np
 import rasterio
 import shapely
 from rasterio import features
-from rasterio.windows import Window, subdivide
 from rasterio.windows import bounds as window_bounds
 
 from eoseg.geo.cog import GDAL_ENV
+from eoseg.geo.polygonize import block_windows
 from eoseg.geo.products import read_probabilities
 from eoseg.geo.raster import open_raster
 
 ZONAL_BLOCK = 1024
 """Block side of :func:`zonal_means` (4 bands of float32: 16 MB per block)."""
-
-
-def block_windows(height: int, width: int, block: int) -> list[Window]:
-    """Square windows of ``block`` pixels (shorter at the right and bottom edges) covering a ``height × width``
-    grid, row of blocks by row of blocks, left to right (``rasterio.windows.subdivide``'s order)."""
-    if block < 1:
-        raise ValueError(f"block must be a positive number of pixels, got {block}")
-    return subdivide(Window(0, 0, width, height), block, block)
 
 
 def zonal_means(
