@@ -123,3 +123,41 @@ def test_students_train_selftrain_student_epochs_and_the_teacher_train_epochs(tm
     assert student.selftrain.mix.root == tmp_path / "pseudo" and student.selftrain.mix.share == 0.5
     unset = rounds_module.round_config(load_config("demo", ["train.epochs=3"]), folder, 2, tmp_path / "pseudo")
     assert unset.train.epochs == 3  # without student_epochs every round trains train.epochs
+
+
+def listing(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` with its hash."""
+    return {str(p.relative_to(folder)): sha(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_self_train_refuses_unfit_unlabelled_scenes_before_the_teacher_trains(tmp_path, monkeypatch, capsys) -> None:
+    config = tiny_yaml(tmp_path)
+    assert cli("prepare", str(config), "--quiet") == 0
+    good, _ = buildings_scene(tmp_path / "unlabelled", size=64)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    one_band = write_raster(bad / "gray.tif", gradient_image(64, 64, bands=1))
+    wide = write_raster(bad / "wide.tif", gradient_image(64, 64, dtype="uint16"))
+    text = bad / "notes.tif"
+    text.write_text("not a raster")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the teacher trained before the unlabelled scenes were checked")
+
+    monkeypatch.setattr(rounds_module, "train", no_training)
+    before = listing(tmp_path)
+    cases = {
+        one_band: f"{one_band}: scene has 1 band(s) but the model expects 3 for image 'image' (image_1, image_2, "
+                  "image_3); give a scene with the bands the model was trained on",
+        wide: f"{wide}: scene is uint16 but the model was trained on uint8 images",
+        text: f"{text}: not a readable raster",
+        bad / "missing.tif": f"{bad / 'missing.tif'}: raster file does not exist",
+    }
+    for scene, message in cases.items():
+        # the fitting scene first: the check looks at every scene, not only the first
+        assert cli("self-train", str(config), "--unlabelled", str(good), str(scene), "--rounds", "1", "-q") == 2
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), err
+        assert listing(tmp_path) == before  # nothing written: no self-train folder, chips untouched
+    assert not (tmp_path / "runs").exists()

@@ -173,16 +173,8 @@ def pseudo_label(
     """
     check_bundles(bundles)
     spec = config.selftrain.pseudo
-    names = list(names) if names is not None else [scene_name(s) for s in scenes]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InputError(f"scenes {duplicates}: two unlabelled scenes have the same name; rename the files")
+    names = check_unlabelled(scenes, bundles[0], config.predict.allow_dtype, names)
     clouds = isinstance(bundles[0].config.data.format, CloudsFormat)
-    with warnings.catch_warnings():
-        if clouds:  # Kaggle's JPEGs have no CRS by design
-            warnings.simplefilter("ignore", NoCrsWarning)
-        for images in scenes:
-            check_scene({k: Path(v) for k, v in images.items()}, bundles[0], config.predict.allow_dtype)
     target, bands = target_name(config), label_bands(config)
     if spec.rule == "hard" and len(bands) > 1 and config.task.kind == "multiclass":
         raise ConfigError("selftrain.pseudo.rule=hard: the uncertainty band needs binary or multilabel "
@@ -226,6 +218,26 @@ def pseudo_label(
                "share_kept_chips": share, "scenes": scene_rows}
     summary_path = write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     return PseudoResult(out, root, labels, scenes_csv, confidence_csv, summary_path, chips, kept, scene_rows)
+
+
+def check_unlabelled(
+    scenes: Sequence[dict[str, Path]], bundle: ModelBundle, allow_dtype: bool, names: Sequence[str] | None = None
+) -> list[str]:
+    """Check unlabelled scenes without running a model: unique names, and every scene readable with the
+    images, band counts and dtypes of ``bundle`` (the reader's :func:`check_scene`); return the names.
+
+    Raises :class:`InputError` naming the first file that does not fit.
+    """
+    names = list(names) if names is not None else [scene_name(s) for s in scenes]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputError(f"scenes {duplicates}: two unlabelled scenes have the same name; rename the files")
+    with warnings.catch_warnings():
+        if isinstance(bundle.config.data.format, CloudsFormat):  # Kaggle's JPEGs have no CRS by design
+            warnings.simplefilter("ignore", NoCrsWarning)
+        for images in scenes:
+            check_scene({k: Path(v) for k, v in images.items()}, bundle, allow_dtype)
+    return names
 
 
 def _resized(image: Path, size: tuple[int, int], folder: Path) -> Path:

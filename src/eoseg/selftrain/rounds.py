@@ -24,10 +24,12 @@ from typing import Any
 
 from eoseg.config.loader import config_to_dict, validate_config
 from eoseg.config.schema import ExperimentConfig
+from eoseg.data.dataset import read_prepared_stats
 from eoseg.errors import ConfigError
 from eoseg.geo.atomic import write_text_atomic
+from eoseg.models.bundle import ModelBundle
 from eoseg.models.checkpoint import load_bundle, read_checkpoint
-from eoseg.selftrain.pseudo import pseudo_label
+from eoseg.selftrain.pseudo import check_unlabelled, pseudo_label
 from eoseg.training.train import TrainResult, train
 
 STATE = "rounds.json"
@@ -81,6 +83,13 @@ def write_state(folder: Path, rounds: list[dict[str, Any]]) -> None:
     write_text_atomic(folder / "rounds.csv", buffer.getvalue())
 
 
+def check_before_teacher(config: ExperimentConfig, unlabelled: Sequence[dict[str, Path]]) -> None:
+    """Refuse unlabelled scenes that no model of this config could label, before the teacher trains: each
+    must be readable and have the images, band counts and dtypes of the labelled chips (``data.root``)."""
+    prepared = ModelBundle(model=None, config=config, stats=read_prepared_stats(config.data.root))  # type: ignore[arg-type]
+    check_unlabelled(unlabelled, prepared, config.predict.allow_dtype)  # reads the stats only, no model
+
+
 def _train_round(config: ExperimentConfig, rows: list[dict[str, Any]], progress: bool) -> TrainResult:
     last = Path(config.train.out) / config.name / "checkpoints" / "last.ckpt"
     return train(config, resume=last.is_file(), progress=progress, rounds=rows or None)
@@ -111,6 +120,7 @@ def self_train(
         raise ConfigError(f"--rounds {rounds}: give at least 1 self-training round")
     if not unlabelled:
         raise ConfigError("eoseg self-train: no unlabelled scene given; pass them with --unlabelled")
+    check_before_teacher(config, unlabelled)
     folder = selftrain_folder(config)
     folder.mkdir(parents=True, exist_ok=True)
     state = [r for r in read_state(folder) if r["round"] <= rounds]
