@@ -4,6 +4,13 @@ The model inputs, the validity mask and every target chip go through one ``album
 (targets as ``additional_targets`` of type mask, so geometry moves them with nearest-neighbour sampling
 and colour transforms leave them alone). Pixels moved in from outside the chip are invalid.
 
+Colour transforms (albumentations' ``ImageOnlyTransform``: RandomBrightnessContrast, HueSaturationValue,
+RGBShift, ...) take float images to lie in [0, 1] and clip their result to it; the chips are normalised
+(mean 0, std 1) when they reach the pipeline, so a pipeline with a colour transform sees the image mapped
+linearly onto [0, 1] by one range for every channel (the lowest ``min`` to the highest ``max`` of the
+prepared statistics: raw / 255 for uint8 RGB up to the training extremes, so hues stay as they are) and
+mapped back after it (:class:`UnitRange`). Geometry-only pipelines get the normalised values untouched.
+
 Randomness: every sample gets one NumPy generator and one Python ``random.Random`` made from its key (for
 training, the run seed, the epoch and the sample index; :func:`sample_random_state`), shared by all
 transforms of the pipeline, so each transform draws its own numbers from one stream: the draws are
@@ -71,6 +78,34 @@ def sample_random_state(key: SeedKey) -> tuple[np.random.Generator, random.Rando
 
 
 @dataclass(frozen=True)
+class UnitRange:
+    """Where the training range ``[low, high]`` (raw units, one for all image channels) lies per normalised
+    channel: ``unit = (x - low) / span`` maps it onto the [0, 1] that colour transforms assume."""
+
+    low: np.ndarray  # (C,) normalised value of the raw low per channel
+    span: np.ndarray  # (C,) normalised width of [low, high] per channel
+
+    @classmethod
+    def of(cls, channels: Sequence[Mapping[str, Any]]) -> UnitRange | None:
+        """From the ``channels`` of stats.json (image channels only); None when a min or max is missing."""
+        if not channels or any(c.get("min") is None or c.get("max") is None for c in channels):
+            return None
+        low, high = min(float(c["min"]) for c in channels), max(float(c["max"]) for c in channels)
+        mean = np.array([float(c["mean"]) for c in channels], np.float32)
+        std = np.array([float(c.get("std") or 0.0) for c in channels], np.float32)
+        std = np.where(std > 0, std, np.float32(1.0))  # as normalisation divides
+        span = np.float32(high - low if high > low else 1.0) / std
+        return cls(((low - mean) / std).astype(np.float32), span.astype(np.float32))
+
+    def to_unit(self, image: np.ndarray) -> np.ndarray:
+        """``(H, W, C)`` normalised -> [0, 1] over the training range."""
+        return ((image - self.low) / self.span).astype(np.float32)
+
+    def from_unit(self, image: np.ndarray) -> np.ndarray:
+        return (image * self.span + self.low).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class GsdChannel:
     """The model input channel holding the ground sample distance, with its normalisation (stats.json)."""
 
@@ -100,6 +135,7 @@ class Augment:
         directions: Sequence[str] = (),
         lengths: Sequence[str] = (),
         gsd: GsdChannel | None = None,
+        unit: UnitRange | None = None,
     ) -> None:
         self.targets = list(targets)
         self.directions = [t for t in directions if t in self.targets]
@@ -107,6 +143,8 @@ class Augment:
         self.gsd = gsd
         transforms = [build_transform(spec, i) for i, spec in enumerate(specs)]
         moves = any(isinstance(t, A.DualTransform) for t in transforms)  # colour-only pipelines move nothing
+        colour = any(isinstance(t, A.ImageOnlyTransform) for t in transforms)
+        self.unit = unit if colour else None  # colour transforms see [0, 1] (module doc)
         self.geometry = moves and bool(self.directions or self.lengths or gsd is not None)
         extra = {VALID: "mask", **{self._key(t): "mask" for t in self.targets}}
         self.compose = A.Compose(
@@ -140,7 +178,8 @@ class Augment:
             channel = stats["channels"][index]
             std = float(channel.get("std") or 0.0)
             gsd = GsdChannel(index, float(channel["mean"]), std if std > 0 else 1.0)  # as normalize divides
-        return cls(list(specs), list(targets), directions, geometry.pixel_lengths, gsd)
+        channels = [c for i, c in enumerate(stats.get("channels", [])) if gsd is None or i != gsd.index]
+        return cls(list(specs), list(targets), directions, geometry.pixel_lengths, gsd, UnitRange.of(channels))
 
     @staticmethod
     def _key(target: str) -> str:
@@ -159,14 +198,16 @@ class Augment:
             gsd_metres = self.gsd.metres(float(plane[valid].mean())) if valid.any() else None
             inputs = np.delete(inputs, self.gsd.index, axis=0)
         arrays = {self._key(t): np.moveaxis(targets[t], 0, -1) for t in self.targets}
-        kwargs = {"image": np.moveaxis(inputs, 0, -1), VALID: valid.astype(np.uint8), **arrays}
+        image_in = np.moveaxis(inputs, 0, -1)
+        kwargs = {"image": self.unit.to_unit(image_in) if self.unit else image_in, VALID: valid.astype(np.uint8),
+                  **arrays}
         if self.geometry:
             cx, cy = width / 2.0, height / 2.0
             # a 64-pixel step: the map survives float32 keypoints and rounding of crops and resizes
             kwargs["keypoints"] = np.array([[cx, cy], [cx + STEP, cy], [cx, cy + STEP]], dtype=np.float32)
         out = self.compose(**kwargs)
         result = {t: _channels_first(out[self._key(t)]) for t in self.targets}
-        image = _channels_first(out["image"])
+        image = _channels_first(self.unit.from_unit(out["image"]) if self.unit else out["image"])
         factor = 1.0
         if self.geometry:
             linear = direction_map(np.asarray(out["keypoints"], dtype=np.float64))
