@@ -123,6 +123,19 @@ def test_students_train_selftrain_student_epochs_and_the_teacher_train_epochs(tm
     assert student.selftrain.mix.root == tmp_path / "pseudo" and student.selftrain.mix.share == 0.5
     unset = rounds_module.round_config(load_config("demo", ["train.epochs=3"]), folder, 2, tmp_path / "pseudo")
     assert unset.train.epochs == 3  # without student_epochs every round trains train.epochs
+    assert [a.name for a in unset.data.augment] == ["HorizontalFlip", "VerticalFlip", "RandomRotate90"]
+
+
+def test_noisy_students_augment_with_selftrain_student_augment_and_the_teacher_with_data_augment(tmp_path) -> None:
+    from eoseg.config.loader import load_config
+
+    noisy = "selftrain.student_augment=[{name: HorizontalFlip}, {name: HueSaturationValue, p: 0.7}]"
+    config = load_config("demo", [noisy])
+    folder = tmp_path / "demo-selftrain"
+    teacher = rounds_module.round_config(config, folder, 0, None)
+    student = rounds_module.round_config(config, folder, 1, tmp_path / "pseudo", init="teacher.ckpt")
+    assert [a.name for a in teacher.data.augment] == ["HorizontalFlip", "VerticalFlip", "RandomRotate90"]
+    assert [(a.name, a.p) for a in student.data.augment] == [("HorizontalFlip", 0.5), ("HueSaturationValue", 0.7)]
 
 
 def listing(folder: Path) -> dict[str, str]:

@@ -566,6 +566,11 @@ class SelfTrainSpec(Section):
         description="eoseg self-train: train.epochs of each student round (default: train.epochs); a student that "
                     "starts from its teacher (--from-teacher) needs fewer epochs than the teacher",
     )
+    student_augment: list[AugmentSpec] | None = Field(
+        default=None,
+        description="eoseg self-train: data.augment of each student round (default: data.augment); the noisy "
+                    "student of Open Cities trains with stronger (colour) augmentation than its teacher",
+    )
 
 
 # ------------------------------------------------------------------------------------------- root
