@@ -3,7 +3,11 @@ worker, scene lists with missing files, a VRT mosaic, and an unreachable address
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -202,19 +206,45 @@ def test_cli_relative_scene_list_with_a_missing_file_runs_the_others_and_mosaics
     assert "missing" in captured.out + captured.err
 
 
-def test_unreachable_ray_address_is_one_line_without_a_hang(tmp_path, scenes, checkpoint, capsys) -> None:
+@pytest.fixture
+def silent_port():
+    """A local port where something listens, accepts and never speaks (a wrong port: ssh, a database)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    server.close()
+    for conn in accepted:
+        conn.close()
+
+
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("closed", "Connection refused after at most 2 s"),
+    ("silent", "the port is open but no gRPC server, as Ray runs, answered within 2 s"),
+])
+def test_unreachable_ray_address_is_one_line_without_a_hang(
+    tmp_path, scenes, checkpoint, capsys, request, kind, reason
+) -> None:
+    """Nothing at the port (refused at once), or a port where something else listens (ray.init retried
+    for over a minute): one line within the timeout, exit 2, nothing written, inputs unchanged."""
+    address = "127.0.0.1:9" if kind == "closed" else f"127.0.0.1:{request.getfixturevalue('silent_port')}"
+    expected = (f"error: --ray-address {address}: no Ray cluster answers there ({reason}); start one with "
+                "`ray start --head`, fix the address, or give --ray without an address for a local instance")
     started = time.perf_counter()
-    with pytest.raises(InputError, match=r"--ray 127.0.0.1:9: no Ray cluster answers there"):
-        connect(RaySpec(enabled=True, address="127.0.0.1:9", connect_timeout=2))
+    with pytest.raises(InputError, match=re.escape(expected.removeprefix("error: "))):
+        connect(RaySpec(enabled=True, address=address, connect_timeout=2))
     scene = str(scenes[0])
+    before = {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in (scene, checkpoint)}
     out = tmp_path / "out"
-    argv = ["predict", str(checkpoint), scene, "--out", str(out), "--ray-address", "127.0.0.1:9", "-q"]
+    argv = ["predict", str(checkpoint), scene, "--out", str(out), "--ray-address", address, "-q"]
     argv.append("predict.ray.connect_timeout=2")
     assert run(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--ray 127.0.0.1:9: no Ray cluster answers there" in err
+    assert err == expected + "\n"  # one line, no traceback
     assert not out.exists()  # nothing written
-    assert time.perf_counter() - started < 10
+    assert {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in (scene, checkpoint)} == before
+    assert time.perf_counter() - started < 15  # two probes of at most 2 s each, twice (no minute of retries)
 
 
 def test_csv_scene_list_names_outputs_by_id_locally(scenes, checkpoint, tmp_path, capsys) -> None:

@@ -225,17 +225,12 @@ def connect(ray_spec: RaySpec) -> None:
 
     address = ray_spec.address
     if address not in (None, "", "local", "auto"):
-        host, port = _host_port(address)
-        try:
-            with socket.create_connection((host, port), timeout=ray_spec.connect_timeout):
-                pass
-        except OSError as exc:
-            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        reason = _unanswered(*_host_port(address), ray_spec.connect_timeout)
+        if reason:
             raise InputError(
-                f"--ray {address}: no Ray cluster answers there ({reason} after at most "
-                f"{ray_spec.connect_timeout:g} s); start one with `ray start --head`, fix the address, "
-                "or give --ray without an address for a local instance"
-            ) from exc
+                f"--ray-address {address}: no Ray cluster answers there ({reason}); start one with "
+                "`ray start --head`, fix the address, or give --ray without an address for a local instance"
+            )
     if ray.is_initialized():  # this process already has one (a caller's, or an earlier run's)
         return
     if address in (None, "", "local"):
@@ -246,9 +241,31 @@ def connect(ray_spec: RaySpec) -> None:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(
-            f"--ray {address}: could not join the Ray cluster ({first}); start one with `ray start --head` "
+            f"--ray-address {address}: could not join the Ray cluster ({first}); start one with `ray start --head` "
             "or give --ray without an address for a local instance"
         ) from exc
+
+
+def _unanswered(host: str, port: int, timeout: float) -> str:
+    """Why no Ray cluster can answer at ``host:port`` (``""`` when a gRPC server does, as Ray's GCS and Ray
+    client servers are): a TCP connect, then the gRPC handshake, each within ``timeout`` seconds. Without
+    the handshake, a port where something else listens made ``ray.init`` retry for over a minute."""
+    import grpc  # Ray's own transport (a dependency of ray)
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        return f"{why} after at most {timeout:g} s"
+    channel = grpc.insecure_channel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        return f"the port is open but no gRPC server, as Ray runs, answered within {timeout:g} s"
+    finally:
+        channel.close()
+    return ""
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -259,7 +276,7 @@ def _host_port(address: str) -> tuple[str, int]:
     try:
         return host.strip("[]"), int(port)
     except ValueError:
-        raise InputError(f"--ray {address}: expected HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'") from None
+        raise InputError(f"--ray-address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'") from None
 
 
 def _scene_task(
