@@ -124,6 +124,19 @@ def test_predict_onnx_writes_what_the_checkpoint_writes(tmp_path, models) -> Non
         assert np.allclose(heads_a["image_class"]["mean"], heads_b["image_class"]["mean"], atol=1e-4)
 
 
+def sha(*paths) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def refused(argv: list[str], capsys) -> str:
+    """Run ``eoseg ARGV``, which must exit 2 with one line on stderr and no traceback; that line."""
+    capsys.readouterr()
+    assert run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err.rstrip("\n")
+
+
 def test_onnx_without_eoseg_metadata_is_refused(tmp_path, models, capsys) -> None:
     _, exported = models
     proto = onnx.load(exported)
@@ -131,19 +144,21 @@ def test_onnx_without_eoseg_metadata_is_refused(tmp_path, models, capsys) -> Non
     bare = tmp_path / "bare.onnx"
     onnx.save(proto, bare)
     scene = write_scene(tmp_path / "s.tif", np.ones((2, 64, 64), np.uint16))
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("earlier output")
-    before = digest(out)
-    assert run(["predict", str(bare), str(scene), "--out", str(out), "-q"]) == 2
-    err = capsys.readouterr().err
-    assert "bare.onnx: ONNX model has no eoseg metadata" in err and "eoseg export" in err
-    assert "Traceback" not in err and digest(out) == before
-    garbage = tmp_path / "garbage.onnx"
-    garbage.write_bytes(b"not a model")
-    assert run(["predict", str(garbage), str(scene), "--out", str(out), "-q"]) == 2
-    assert "garbage.onnx: not a readable ONNX model" in capsys.readouterr().err
-    assert digest(out) == before
+    before, inputs = digest(out), sha(bare, garbage, scene)
+    assert refused(["predict", str(bare), str(scene), "--out", str(out), "-q"], capsys) == (
+        f"error: {bare}: ONNX model has no eoseg metadata (band math, statistics, classes); export it from an "
+        "eoseg checkpoint with `eoseg export CKPT --out model.onnx`"
+    )
+    line = refused(["predict", str(garbage), str(scene), "--out", str(out), "-q"], capsys)
+    assert line.startswith(f"error: {garbage}: not a readable ONNX model (") and line.endswith(
+        "); export one with `eoseg export`"
+    )
+    assert digest(out) == before and sha(bare, garbage, scene) == inputs
 
 
 def test_scene_with_other_bands_than_the_onnx_model_is_refused(tmp_path, models, capsys) -> None:
@@ -152,11 +167,12 @@ def test_scene_with_other_bands_than_the_onnx_model_is_refused(tmp_path, models,
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("earlier output")
-    before = digest(out)
-    assert run(["predict", str(exported), str(scene), "--out", str(out), "-q"]) == 2
-    err = capsys.readouterr().err
-    assert "rgb.tif: scene has 3 band(s) but the model expects 2" in err and "Traceback" not in err
-    assert digest(out) == before
+    before, inputs = digest(out), sha(exported, scene)
+    assert refused(["predict", str(exported), str(scene), "--out", str(out), "-q"], capsys) == (
+        f"error: {scene}: scene has 3 band(s) but the model expects 2 for image 'image' (red, nir); give a scene "
+        "with the bands the model was trained on"
+    )
+    assert digest(out) == before and sha(exported, scene) == inputs
 
 
 def test_export_refuses_to_overwrite_its_checkpoint_and_other_suffixes(tmp_path, models, capsys) -> None:

@@ -225,6 +225,9 @@ def predict(
             if report.status in ("done", "skipped") and mask.is_file():
                 png = out / f"{report.name}.quicklook.png"
                 pictures[report.name].append(quicklook_png(next(iter(scene.values())), mask, png, vectorize(mask)))
+    bad = [r for r in reports if r.status in ("missing", "failed")]
+    if len(reports) == 1 and bad:  # one scene: its own line says it all (a table of one failed row does not)
+        raise InputError(bad[0].error)
     mosaics = write_mosaics(out, finished) if mosaic and finished else []
     table = Table(
         "scene", "status", "windows", "Mpx/s", "outputs", title="eoseg predict", title_justify="left"
@@ -236,12 +239,11 @@ def predict(
     console.print(table)
     if mosaics:
         console.print(f"mosaics: {', '.join(str(p) for p in mosaics)}", highlight=False)
-    bad = [r for r in reports if r.status in ("missing", "failed")]
     if bad:
         first = bad[0]
+        others = " (the others are written)" if len(bad) < len(reports) else ""
         raise InputError(
-            f"{len(bad)} of {len(reports)} scene(s) not predicted (the others are written); "
-            f"first: {first.name}: {first.error}"
+            f"{len(bad)} of {len(reports)} scene(s) not predicted{others}; first: {first.name}: {first.error}"
         )
 
 
