@@ -5,12 +5,19 @@ turns it into a COG (``rasterio.shutil.copy(driver="COG")``, with overviews) wri
 target. It receives either blocks in any order (:meth:`~TiledRasterWriter.write_block`, written at once:
 memory is one block) or rows in order (:meth:`~TiledRasterWriter.write_rows`, any band height, buffered
 until a full row of tiles is complete: memory is one tile row plus the band being added).
+
+The temporaries are uncompressed (the COG driver reads them once more; compressing them cost more CPU
+than the COG itself, ``benchmarks/predict.py`` (d)), so they take the raw size on disk while a raster is
+written (1 byte per pixel and uint8 band, plus 1 for a mask band). The overview levels are reduced from
+each block as it arrives (:class:`OverviewPyramid`, GDAL's own arithmetic), so the COG finish only copies
+and compresses instead of re-reading the whole raster to compute them after the last block.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +27,7 @@ import rasterio
 import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.enums import MaskFlags
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
@@ -50,6 +58,161 @@ class RasterSpec:
     resampling: str = "average"  # overview resampling: average for probabilities, nearest for classes
     band_names: tuple[str, ...] = ()
     nbits: int | None = None  # 16 with dtype float32: stored as IEEE half floats (GDAL < 3.11 has no Float16)
+
+
+def write_mask(dataset: Any, valid: np.ndarray, window: Window) -> None:
+    """Write ``valid`` into the internal mask band of ``dataset`` (opened for writing); the first write creates
+    the band inside the file (:data:`GDAL_ENV`; entering a ``rasterio.Env`` per block cost more than the write)."""
+    mask = valid.view(np.uint8) * np.uint8(255)
+    if dataset.mask_flag_enums[0] == [MaskFlags.per_dataset]:
+        dataset.write_mask(mask, window=window)
+        return
+    with rasterio.Env(**GDAL_ENV):
+        dataset.write_mask(mask, window=window)
+
+
+def overview_shapes(height: int, width: int, threshold: int = BLOCK_SIZE) -> list[tuple[int, int]]:
+    """``(height, width)`` of each overview level: halved (rounded up) until both sides fit ``threshold``,
+    GDAL's COG rule (which rounds down: the same shapes whenever the sides divide by 2 at every level)."""
+    shapes = []
+    while height > threshold or width > threshold:
+        height, width = -(-height // 2), -(-width // 2)
+        shapes.append((height, width))
+    return shapes
+
+
+def _pairs(array: np.ndarray, fill: float | bool = 0) -> np.ndarray:
+    """``array`` (..., h, w) padded with ``fill`` to even sides."""
+    h, w = array.shape[-2:]
+    if h % 2 == 0 and w % 2 == 0:
+        return array
+    pad = [(0, 0)] * (array.ndim - 2) + [(0, h % 2), (0, w % 2)]
+    return np.pad(array, pad, constant_values=fill)
+
+
+def _halve_average_masked(data: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2x2 average of uint8 ``data`` (C, h, w) over the ``valid`` pixels of each square, rounded half up
+    (GDAL's ``average`` with a mask band); a square without a valid pixel becomes 0 and invalid."""
+    if valid.all() and data.shape[-2] % 2 == 0 and data.shape[-1] % 2 == 0:
+        total = data[:, ::2, ::2].astype(np.uint16)
+        total += data[:, 1::2, ::2]
+        total += data[:, ::2, 1::2]
+        total += data[:, 1::2, 1::2]
+        total += 2
+        total >>= 2
+        return total.astype(np.uint8), np.ones(total.shape[1:], bool)
+    data, valid = _pairs(np.where(valid, data, 0)), _pairs(valid, False)
+    count = (valid[::2, ::2].astype(np.uint16) + valid[1::2, ::2] + valid[::2, 1::2] + valid[1::2, 1::2])
+    total = data[:, ::2, ::2].astype(np.uint16) + data[:, 1::2, ::2] + data[:, ::2, 1::2] + data[:, 1::2, 1::2]
+    out = (2 * total + count) // np.maximum(2 * count, 1)  # floor(total / count + 1/2)
+    return out.astype(np.uint8), count > 0
+
+
+def _halve_average_nan(data: np.ndarray) -> np.ndarray:
+    """2x2 average of float32 ``data`` (C, h, w) over its finite values, in float64 (GDAL's ``average`` with
+    nodata NaN); NaN where a square has none."""
+    data = _pairs(data, np.nan).astype(np.float64)
+    finite = np.isfinite(data)
+    values = np.where(finite, data, 0.0)
+    total = values[:, ::2, ::2] + values[:, 1::2, ::2] + values[:, ::2, 1::2] + values[:, 1::2, 1::2]
+    count = (finite[:, ::2, ::2].astype(np.uint8) + finite[:, 1::2, ::2] + finite[:, ::2, 1::2]
+             + finite[:, 1::2, 1::2])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total / count).astype(np.float32)  # 0 / 0: NaN
+
+
+class OverviewPyramid:
+    """The overview levels of a raster, reduced block by block as the blocks are written, each level into its
+    own temporary tiled GeoTIFF beside the target.
+
+    Level ``k + 1`` is the 2x2 reduction of level ``k``, with GDAL's arithmetic for the COG driver's
+    resamplings that eoseg writes (``average`` of a uint8 raster with a mask band, ``average`` of a float32
+    raster with nodata NaN, ``nearest``), so the COG holds the overviews GDAL would have computed after the
+    last block (the same pixels when the raster's sides divide by 2 at every level; GDAL rounds odd sides
+    down, this rounds them up). :meth:`supports` says whether a raster qualifies: blocks must start on
+    multiples of ``2 ** levels``, which the writer's blocks do when ``block`` is such a multiple.
+    """
+
+    def __init__(self, target: Path, spec: RasterSpec, block: int):
+        self.spec = spec
+        self.shapes = overview_shapes(spec.height, spec.width)
+        self.paths: list[Path] = []
+        self._datasets: list[Any] = []
+        try:
+            for k, (height, width) in enumerate(self.shapes, start=1):
+                self.paths.append(temporary_beside(target, f".ovr{k}.tif"))
+                profile = {
+                    "driver": "GTiff", "width": width, "height": height, "count": spec.count, "dtype": spec.dtype,
+                    "nodata": spec.nodata, "photometric": "minisblack", "tiled": True,
+                    "blockxsize": min(block, _round_up(width, 16)), "blockysize": min(block, _round_up(height, 16)),
+                    "bigtiff": "if_safer",
+                }
+                with rasterio.Env(**GDAL_ENV), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)  # georeferenced by the VRT
+                    self._datasets.append(rasterio.open(self.paths[-1], "w", **profile))
+        except BaseException:
+            self.abort()
+            raise
+
+    @staticmethod
+    def supports(spec: RasterSpec, block: int) -> bool:
+        """Whether the levels of ``spec`` can be built from blocks of side ``block`` with GDAL's arithmetic."""
+        levels = len(overview_shapes(spec.height, spec.width))
+        if not levels or block % 2**levels or spec.nbits is not None:
+            return False
+        if spec.resampling == "nearest":
+            return True
+        if spec.resampling != "average":
+            return False
+        if spec.dtype == "uint8":
+            return spec.use_mask and spec.nodata is None
+        return spec.dtype == "float32" and not spec.use_mask and spec.nodata is not None and np.isnan(spec.nodata)
+
+    def add(self, row_off: int, col_off: int, data: np.ndarray, valid: np.ndarray | None) -> None:
+        """Reduce the block ``data`` (count, h, w) written at ``(row_off, col_off)`` into every level."""
+        for k, dataset in enumerate(self._datasets, start=1):
+            if self.spec.resampling == "nearest":
+                data = data[:, ::2, ::2]
+                valid = valid[::2, ::2] if valid is not None else None
+            elif self.spec.use_mask:
+                data, valid = _halve_average_masked(data, valid)
+            else:
+                data = _halve_average_nan(data)
+            window = Window(col_off >> k, row_off >> k, data.shape[2], data.shape[1])
+            dataset.write(data, window=window)
+            if self.spec.use_mask:
+                write_mask(dataset, valid, window)
+
+    def close(self) -> None:
+        for dataset in self._datasets:
+            if not dataset.closed:
+                dataset.close()
+
+    def attach(self, base: Path, vrt: Path) -> None:
+        """Write ``vrt``: the raster ``base`` (closed) with these levels as its overviews (and its mask's)."""
+        self.close()
+        with rasterio.Env(**GDAL_ENV):
+            rasterio.shutil.copy(str(base), str(vrt), driver="VRT")
+        tree = ET.parse(vrt)
+        bands = tree.getroot().findall("VRTRasterBand")
+        for index, band in enumerate(bands, start=1):
+            self._overviews(band, str(index))
+        mask = tree.getroot().find("MaskBand/VRTRasterBand")
+        if mask is not None:
+            self._overviews(mask, "mask,1")
+        tree.write(vrt)
+
+    def _overviews(self, band: ET.Element, source_band: str) -> None:
+        for path in self.paths:
+            overview = ET.SubElement(band, "Overview")
+            ET.SubElement(overview, "SourceFilename", relativeToVRT="0").text = str(path)
+            ET.SubElement(overview, "SourceBand").text = source_band
+
+    def abort(self) -> None:
+        """Close and remove the level files."""
+        self.close()
+        for path in self.paths:
+            path.unlink(missing_ok=True)
 
 
 class TiledRasterWriter:
@@ -84,9 +247,7 @@ class TiledRasterWriter:
             "tiled": True,
             "blockxsize": self.block,
             "blockysize": self.block,
-            "compress": "zstd",
-            "zstd_level": 1,
-            "bigtiff": "if_safer",
+            "bigtiff": "if_safer",  # uncompressed: see the class docstring
         }
         if spec.nbits is not None:
             profile["nbits"] = spec.nbits
@@ -98,9 +259,13 @@ class TiledRasterWriter:
         except BaseException:  # an interrupt or a GDAL error here must not leave the temporary behind
             self.tmp.unlink(missing_ok=True)
             raise
+        self._pyramid: OverviewPyramid | None = None
+        self._vrt: Path | None = None
         try:
             for i, name in enumerate(spec.band_names[: spec.count], start=1):
                 self._ds.set_band_description(i, name)
+            if OverviewPyramid.supports(spec, self.block):
+                self._pyramid = OverviewPyramid(self.target, spec, self.block)
         except BaseException:
             self.abort()
             raise
@@ -120,11 +285,13 @@ class TiledRasterWriter:
             raise ValueError("this raster stores a validity mask: pass valid")
         _, h, w = data.shape
         window = Window(col_off, row_off, w, h)
+        data = data.astype(self.spec.dtype, copy=False)
         try:
-            self._ds.write(data.astype(self.spec.dtype, copy=False), window=window)
+            self._ds.write(data, window=window)
             if self.spec.use_mask:
-                with rasterio.Env(**GDAL_ENV):
-                    self._ds.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
+                write_mask(self._ds, valid, window)
+            if self._pyramid is not None:
+                self._pyramid.add(row_off, col_off, data, valid)
         except Exception as exc:  # GDAL write errors (disk full) name the output, not the temporary
             cause = write_cause(self.target, exc)
             if cause is None:
@@ -162,10 +329,12 @@ class TiledRasterWriter:
         data = np.concatenate([d for d, _ in self._pending], axis=1)
         window = Window(0, self._next_row, self.spec.width, n)
         self._ds.write(data[:, :n], window=window)
-        if self.spec.use_mask:
-            valid = np.concatenate([v for _, v in self._pending], axis=0)
-            with rasterio.Env(**GDAL_ENV):
-                self._ds.write_mask(np.where(valid[:n], 255, 0).astype(np.uint8), window=window)
+        valid = np.concatenate([v for _, v in self._pending], axis=0) if self.spec.use_mask else None
+        if valid is not None:
+            write_mask(self._ds, valid[:n], window)
+        if self._pyramid is not None:
+            self._pyramid.add(self._next_row, 0, data[:, :n], valid[:n] if valid is not None else None)
+        if valid is not None:
             rest = [(data[:, n:], valid[n:])] if data.shape[1] > n else []
         else:
             rest = [(data[:, n:], None)] if data.shape[1] > n else []
@@ -187,9 +356,13 @@ class TiledRasterWriter:
                     f"{self.target}: only {self._next_row} of {self.spec.height} rows were written"
                 )
             self._ds.close()
+            source = self.tmp
+            if self._pyramid is not None:  # the temporary with its overviews, as a VRT
+                source = self._vrt = temporary_beside(self.target, ".vrt")
+                self._pyramid.attach(self.tmp, source)
             with atomic_path(self.target) as tmp:
                 to_cog(
-                    self.tmp,
+                    source,
                     tmp,
                     resampling=self.spec.resampling,
                     compress=self.compress,
@@ -205,6 +378,10 @@ class TiledRasterWriter:
         if not self._ds.closed:
             self._ds.close()
         self.tmp.unlink(missing_ok=True)
+        if self._pyramid is not None:
+            self._pyramid.abort()
+        if self._vrt is not None:
+            self._vrt.unlink(missing_ok=True)
 
     def __enter__(self) -> TiledRasterWriter:
         return self
