@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from eoseg.cli.options import CONFIG_ARG, OVERRIDES_ARG
-from eoseg.cli.runtime import warning_printer
+from eoseg.cli.runtime import missing_folders, remove_if_empty, warning_printer
 from eoseg.config import load_config
 
 
@@ -36,8 +36,13 @@ def prepare_command(
         config.data.scenes_file = scenes
     if out is not None:
         config.data.root = out
-    with warning_printer():
-        result = prepare(config, overwrite=overwrite, progress=not quiet)
+    created = missing_folders([config.data.root])  # data.root may come from the YAML, not the command line
+    try:
+        with warning_printer():
+            result = prepare(config, overwrite=overwrite, progress=not quiet)
+    except BaseException:
+        remove_if_empty(created)  # a refused dataset leaves no empty chip folder
+        raise
     resumed = f" ({len(result.resumed)} resumed)" if result.resumed else ""
     if result.empty:
         resumed += f"; {len(result.empty)} scene(s) without valid pixels: {', '.join(result.empty)}"

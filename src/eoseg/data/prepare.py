@@ -188,6 +188,12 @@ def signature(data: DataSpec, scene: SceneSpec) -> str:
     return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
 
 
+def _grid(info: RasterInfo) -> str:
+    """A raster's grid in a message: size, pixel size, CRS and origin (what must match for soft labels)."""
+    t = info.transform
+    return f"{info.width}x{info.height} px of {t.a:.6g} x {-t.e:.6g}, {info.crs}, origin {t.c:.12g}, {t.f:.12g}"
+
+
 class ScenePreparer:
     """Chips, rows and statistics of one scene.
 
@@ -276,11 +282,10 @@ class ScenePreparer:
             ignore = int(ignore)
         if spec.soft and not self.reference.same_grid(info):
             raise InputError(
-                f"{path}: soft labels of target {name!r} are on another grid ({info.width}x{info.height} px, "
-                f"{info.crs}, origin {info.transform.c:g},{info.transform.f:g}) than image "
-                f"{self.reference.path.name} of scene {self.scene.id} ({self.reference.width}x"
-                f"{self.reference.height} px, {self.reference.crs}); soft labels must be written on their "
-                f"image's grid (as eoseg pseudo-label does); check that the scene list pairs the right files"
+                f"{path}: soft labels of target {name!r} are on another grid ({_grid(info)}) than image "
+                f"{self.reference.path.name} of scene {self.scene.id} ({_grid(self.reference)}); soft labels "
+                f"must be written on their image's grid (as eoseg pseudo-label does); check that the scene list "
+                f"pairs the right files"
             )
         check_overlap(self.reference, info, f"target {name!r} of scene {self.scene.id}")
         aligned = stack.enter_context(_maybe(align_to(src, self.reference, spec.resampling, ignore), src))

@@ -198,6 +198,8 @@ def pseudo_label(
         else:
             result = predict_scene(bundles, images, out / "predictions", predict, config.post, name, progress)
             stats = write_soft_labels(result.prob, path, bands, spec)
+            # the chips cut from the earlier labels (same path, so the same prepare signature) are stale
+            (out / "chips" / ".parts" / f"{name}.json").unlink(missing_ok=True)
             earlier[name] = {"valid": stats.valid, "kept": stats.kept, "confident": stats.confident,
                              "confidence_sum": stats.confidence_sum, "pixels": pixels}
             write_text_atomic(summaries_path, json.dumps(earlier, indent=1))
