@@ -185,12 +185,17 @@ def test_cli_relative_scene_list_with_a_missing_file_runs_the_others_and_mosaics
     rows = [f"{p.stem},{os.path.relpath(p, tmp_path / 'lists')}" for p in scenes]
     rows.insert(2, "nowhere,nowhere.tif")
     Path("lists/scenes.csv").write_text("id,image\n" + "\n".join(rows) + "\n")
+    inputs = {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in [*scenes, checkpoint, "lists/scenes.csv"]}
     argv = ["predict", str(checkpoint), "--scenes", "lists/scenes.csv", "--out", "pred", "--ray", "--mosaic", "-q"]
     argv += ["predict.overlap=8", "predict.ray.cpus_per_scene=1"]
     assert run(argv) == 2
     captured = capsys.readouterr()
-    assert "1 of 4 scene(s) not predicted (the others are written); first: nowhere: file not found" in captured.err
+    assert captured.err.splitlines()[-1] == (  # after the summary table
+        "error: 1 of 4 scene(s) not predicted (the others are written); first: nowhere: file not found: "
+        f"image={Path('lists') / 'nowhere.tif'}"  # as the list gives it, from the user's folder
+    )
     assert "Traceback" not in captured.err
+    assert {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in inputs} == inputs
     out = tmp_path / "pred"
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(

@@ -122,7 +122,9 @@ def test_mixing_ratio_out_of_range_is_one_line_error(tmp_path, capsys, override,
     with pytest.raises(SystemExit) as exit_info:
         main(["train", str(path), f"selftrain.mix.root={pseudo}", override, "--no-progress"])
     assert exit_info.value.code == 2
-    err = " ".join(capsys.readouterr().err.split())
+    raw = capsys.readouterr().err
+    assert raw.count("\n") == 1 and raw.startswith("error: ") and "Traceback" not in raw, raw  # one line
+    err = " ".join(raw.split())
     assert re.search(message, err), err
     assert digest(tmp_path) == before  # chips, pseudo chips and config untouched, no run folder
     assert not (tmp_path / "runs").exists()
