@@ -9,9 +9,9 @@ from affine import Affine
 from rasterio import features
 
 from eoseg.errors import InputError
-from eoseg.geo.polygonize import pixel_area_m2, polygonize, polygonize_array
+from eoseg.geo.polygonize import band_rows_for, pixel_area_m2, polygonize, polygonize_array
 from eoseg.geo.raster import write_geotiff
-from eoseg.post.vectorize import band_rows_for, vectorize
+from eoseg.post.vectorize import vectorize
 
 UTM = "EPSG:32616"
 TRANSFORM = Affine(0.5, 0, 740000.0, 0, -0.5, 3740000.0)  # 0.5 m pixels: 0.25 m² each
@@ -99,6 +99,27 @@ def test_wide_masks_are_traced_in_fewer_rows_with_the_same_polygons(tmp_path):
     assert default.geometry.normalize().geom_equals(whole.geometry.normalize()).all()
     assert np.array_equal(burn(default, mask.shape), mask)
     assert len(default[default["class"] == 1].geometry.iloc[0].interiors) == 2  # the hole and the class-2 line
+
+
+def test_polygonize_reads_bands_bounded_by_area_by_default(tmp_path, monkeypatch):
+    """`eoseg evaluate` and benchmarks/vectorize.py call polygonize without band_rows: a 65,536-column mask
+    is read 64 rows at a time (4 Mpx), not 1,024 full-width rows (+297 MB), with the same polygons."""
+    import eoseg.geo.polygonize as module
+
+    width = 65536
+    mask = np.zeros((150, width), np.uint8)
+    mask[20:140, 100:width - 100] = 1  # crosses both band borders
+    mask[60:70, 5000:6000] = 0
+    path = write_geotiff(tmp_path / "wide.tif", mask[None], UTM, TRANSFORM, 255)
+    heights = []
+    windows = module.row_windows
+    monkeypatch.setattr(module, "row_windows", lambda h, w, rows: heights.append(rows) or windows(h, w, rows))
+    default = polygonize(path)
+    assert heights == [64]
+    whole = polygonize(path, band_rows=1024)
+    assert heights == [64, 1024]
+    assert len(default) == len(whole) == 1
+    assert default.geometry.normalize().geom_equals(whole.geometry.normalize()).all()
 
 
 def test_min_area_per_class(tmp_path):

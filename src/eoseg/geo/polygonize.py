@@ -6,9 +6,10 @@ between two bands is held back and unioned with the pieces of the same class on 
 building cut by a band border comes out as one polygon, holes included. Coordinates are mapped to the
 raster's CRS once, at the end.
 
-Memory: one band of rows of the raster (``band_rows × width`` values plus a boolean mask), the
-polygons that touch the current band border, and the output polygons themselves (the GeoDataFrame
-that is returned, which grows with the number and detail of the objects, not with the raster size).
+Memory: one band of rows of the raster (``band_rows × width`` values plus a boolean mask; by default
+about :data:`BAND_PIXELS` pixels, fewer rows the wider the raster: :func:`band_rows_for`), the polygons
+that touch the current band border, and the output polygons themselves (the GeoDataFrame that is
+returned, which grows with the number and detail of the objects, not with the raster size).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from eoseg.errors import InputError
 from eoseg.geo.raster import open_raster
 
 DEFAULT_BAND_ROWS = 1024
+BAND_PIXELS = 4096 * DEFAULT_BAND_ROWS
+"""Pixels per row band when tracing polygons (``band_rows`` = this / the raster's width, at most
+:data:`DEFAULT_BAND_ROWS`)."""
 _SHAPES_DTYPES = {"int16", "int32", "uint8", "uint16", "float32"}
 
 
@@ -48,6 +52,11 @@ def block_windows(height: int, width: int, block: int) -> list[Window]:
     if block < 1:
         raise ValueError(f"block must be a positive number of pixels, got {block}")
     return subdivide(Window(0, 0, width, height), block, block)
+
+
+def band_rows_for(width: int) -> int:
+    """Rows per band for a raster ``width`` pixels wide: :data:`BAND_PIXELS` pixels, 1 to 1,024 rows."""
+    return max(1, min(DEFAULT_BAND_ROWS, BAND_PIXELS // max(width, 1)))
 
 
 def apply_affine(geoms, transform: Affine):
@@ -151,7 +160,7 @@ def polygonize_array(
     *,
     nodata: float | None = None,
     background: Sequence[float] = (0,),
-    band_rows: int = DEFAULT_BAND_ROWS,
+    band_rows: int | None = None,
     connectivity: int = 4,
 ) -> gpd.GeoDataFrame:
     """Polygons of an in-memory class array; see :func:`polygonize`."""
@@ -160,7 +169,7 @@ def polygonize_array(
     geoms, values = _trace_bands(
         lambda w: array[w.row_off : w.row_off + w.height],
         *array.shape,
-        band_rows,
+        band_rows or band_rows_for(array.shape[1]),
         background,
         nodata,
         connectivity,
@@ -173,14 +182,14 @@ def polygonize(
     band: int = 1,
     *,
     background: Sequence[float] = (0,),
-    band_rows: int = DEFAULT_BAND_ROWS,
+    band_rows: int | None = None,
     connectivity: int = 4,
 ) -> gpd.GeoDataFrame:
     """Polygons of every connected region of equal value in band ``band`` of a class raster.
 
     Background values and nodata are skipped. Returns a GeoDataFrame in the raster's CRS with columns
-    ``class`` (the pixel value), ``area_m2`` and ``geometry``; holes are kept. Streams by row bands
-    (see the module docstring for memory).
+    ``class`` (the pixel value), ``area_m2`` and ``geometry``; holes are kept. Streams by row bands of
+    ``band_rows`` rows (default :func:`band_rows_for` the raster's width; the polygons do not depend on it).
     """
     with open_raster(path) as src:
         if not 1 <= band <= src.count:
@@ -189,7 +198,7 @@ def polygonize(
             lambda w: src.read(band, window=w),
             src.height,
             src.width,
-            band_rows,
+            band_rows or band_rows_for(src.width),
             background,
             src.nodata,
             connectivity,
@@ -209,7 +218,7 @@ def _frame(
     return frame[["class", "area_m2", "geometry"]]
 
 
-def valid_footprint(path: str | os.PathLike[str], *, band_rows: int = DEFAULT_BAND_ROWS) -> shapely.Geometry:
+def valid_footprint(path: str | os.PathLike[str], *, band_rows: int | None = None) -> shapely.Geometry:
     """The region of a raster's valid pixels as one (multi)polygon in its CRS (empty when none is valid).
 
     Validity is GDAL's dataset mask (nodata value, internal mask band or alpha), traced by row bands like
@@ -218,7 +227,7 @@ def valid_footprint(path: str | os.PathLike[str], *, band_rows: int = DEFAULT_BA
     with open_raster(path) as src:
         geoms, _ = _trace_bands(
             lambda w: (src.dataset_mask(window=w) > 0).astype(np.uint8),
-            src.height, src.width, band_rows, (0,), None, 4,
+            src.height, src.width, band_rows or band_rows_for(src.width), (0,), None, 4,
         )
         transform = src.transform
     if not geoms:

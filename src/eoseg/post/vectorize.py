@@ -1,8 +1,9 @@
 """``vectorize``: polygons of a class mask with class, area in m² and mean probability attributes.
 
-Memory: polygons are traced by row bands of about :data:`BAND_PIXELS` pixels (fewer rows the wider the
-mask: 1,024 rows at 4,096 columns, 64 at 65,536), so a band does not grow with the scene's width; zonal
-means read square blocks. What remains is the polygons themselves and those pending on a band border.
+Memory: polygons are traced by row bands of about :data:`~eoseg.geo.polygonize.BAND_PIXELS` pixels (fewer
+rows the wider the mask: 1,024 rows at 4,096 columns, 64 at 65,536), so a band does not grow with the
+scene's width; zonal means read square blocks. What remains is the polygons themselves and those pending
+on a band border.
 """
 
 from __future__ import annotations
@@ -20,19 +21,10 @@ import shapely
 from eoseg.errors import ConfigError, InputError
 from eoseg.formats.spacenet import spacenet_image_id, write_spacenet_csv
 from eoseg.geo.cog import GDAL_ENV
-from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygon_areas_m2, polygonize
+from eoseg.geo.polygonize import polygon_areas_m2, polygonize
 from eoseg.geo.products import check_same_grid, check_writable, scene_name, write_vector
 from eoseg.geo.raster import raster_info
 from eoseg.post.zonal import zonal_means
-
-BAND_PIXELS = 4096 * DEFAULT_BAND_ROWS
-"""Pixels per row band when tracing polygons (``band_rows`` = this / the mask's width, at most
-:data:`~eoseg.geo.polygonize.DEFAULT_BAND_ROWS`)."""
-
-
-def band_rows_for(width: int) -> int:
-    """Rows per band for a mask ``width`` pixels wide: :data:`BAND_PIXELS` pixels, 1 to 1,024 rows."""
-    return max(1, min(DEFAULT_BAND_ROWS, BAND_PIXELS // max(width, 1)))
 
 
 def vectorize(
@@ -53,7 +45,8 @@ def vectorize(
     given, else the only band of a one-band raster, else band ``class + 1``). ``min_area`` (m², one value
     or one per class value) drops small polygons; ``simplify`` is a tolerance in CRS units (topology
     preserved). With ``out`` the polygons are also written (format by suffix), atomically. ``band_rows``:
-    rows traced at a time (default :func:`band_rows_for` the mask's width; the polygons do not depend on it).
+    rows traced at a time (default :func:`~eoseg.geo.polygonize.band_rows_for` the mask's width; the polygons do not
+    depend on it).
     """
     if out is not None:
         check_writable(out, inputs=[mask] if prob is None else [mask, prob])
@@ -61,8 +54,6 @@ def vectorize(
         check_same_grid([mask, prob], "mask and probability rasters", same_bands=False)
     if simplify < 0:
         raise ConfigError(f"--simplify: tolerance must be >= 0, got {simplify}")
-    if band_rows is None:
-        band_rows = band_rows_for(raster_info(mask).width)
     with rasterio.Env(**GDAL_ENV):  # a bounded GDAL block cache (its default grows with the machine)
         frame = polygonize(mask, band, band_rows=band_rows)
     limits = np.atleast_1d(np.asarray(min_area, dtype=np.float64))
