@@ -21,12 +21,32 @@
     no file output; re-implemented here with the work of TerraTorch's defaults: reflect padding, delta crop)
     and eoseg predict (GeoTIFF in, COGs out) for a resnet18-Unet and a
     3x3-conv model; targets for the 3x3-conv model: eoseg >= 2x the baseline and >= 0.8x the bare forward;
-    with a per-stage breakdown of eoseg's best run (read / band math+normalise / waiting for windows / forward /
-    blend / encode+write / COG finish: ``SceneOutputs.stages``, timers that are always on).
+    with the CPU seconds of the bare forward and of eoseg (their difference is the pipeline's own cost, a figure
+    that a shared machine disturbs less than wall time) and a per-stage breakdown of eoseg's best run (read /
+    band math+normalise / waiting for windows / forward / blend / encode+write / COG finish:
+    ``SceneOutputs.stages``, timers that are always on; wall seconds per thread, so they inflate under load).
+    On a 2-core CPU the ">= 2x the baseline" target cannot be met by construction: the bare forward of the
+    trivial model already uses both cores and runs at less than twice the baseline (2026-12-02, idle: bare
+    20.40 Mpx/s, baseline 11.72, so 2x = 23.4 > 20.4); ">= 0.8x the bare forward" is the one to chase there,
+    and it needs the pipeline to cost <= ~0.4 core-s per 4,096^2 scene beside a ~1.6 core-s forward.
+    Measured 2026-12-02, 4,096^2, 3x3-conv, 2 threads, best of 3: before (8c55a6e, idle machine, load ~2):
+    bare 20.40 | tiling 11.72 | eoseg 9.50 Mpx/s (eoseg/bare 0.47), stages read 0.49 | band math+normalise
+    0.20 | waiting 0.09 | forward 1.00 | blend 0.09 | encode+write 0.52 | COG finish 0.56 s (1.77 s wall). The
+    COG finish re-read the whole raster after the last window to compute the overviews (GDAL's masked
+    ``average`` alone cost ~0.35 core-s of the probability raster's 0.88) and decoded the ZSTD temporaries:
+    now the writer thread reduces each tile into the overview levels as it arrives and the temporaries are
+    uncompressed, so the finish only copies and compresses (probability raster 0.88 -> 0.35 core-s, mask
+    0.16 -> 0.13, one thread each, load ~5). Old and new run alternately on the same machine at load ~10 (the
+    other sessions training; wall figures 2-3x the idle ones): COG finish 1.70 / 2.07 / 2.31 s -> 0.88 / 1.25 /
+    1.24 s, eoseg CPU 3.54-4.65 -> 3.53-3.69 core-s, eoseg/bare 0.32-0.43 -> 0.29-0.49 (noise at that load);
+    an idle re-measurement of the ratio is still to do. What is left: the forward loses ~0.5 s to the
+    background threads (forward stage 1.00 s inside eoseg against the bare 0.82 s), the COG copy + DEFLATE
+    (~0.3 core-s, serial after the last window but both rasters in parallel), encode + write + pyramid
+    (~0.3 core-s), reading + band math (~0.2 core-s), blend (~0.13 core-s).
 
 Usage: OMP_NUM_THREADS=2 uv run python benchmarks/predict.py [--size 8192 --window 512] [--skip a]
        [--memory-sizes 4096 16384] [--memory-shapes 1024x65536 65536x1024 4096x4096] [--memory-square 16384]
-       [--pipeline-size 4096]
+       [--pipeline-size 4096] [--pipeline-models 3x3-conv]
 """
 
 from __future__ import annotations
