@@ -63,7 +63,7 @@ class RasterSpec:
 def write_mask(dataset: Any, valid: np.ndarray, window: Window) -> None:
     """Write ``valid`` into the internal mask band of ``dataset`` (opened for writing); the first write creates
     the band inside the file (:data:`GDAL_ENV`; entering a ``rasterio.Env`` per block cost more than the write)."""
-    mask = valid.view(np.uint8) * np.uint8(255)
+    mask = np.asarray(valid, dtype=bool).view(np.uint8) * np.uint8(255)  # any truthy dtype, like np.where
     if dataset.mask_flag_enums[0] == [MaskFlags.per_dataset]:
         dataset.write_mask(mask, window=window)
         return
