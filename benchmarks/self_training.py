@@ -40,7 +40,8 @@ unlabelled scenes (IoU, precision, recall):
   Contrast 0.7), hard rule, share 0.5: teacher 0.530 / 0.562, control 0.565 / 0.633, student 0.363 / 0.399,
   gain -0.202 / -0.235; pseudo 0.445, P 0.71, R 0.55 (black 44/44, orange tile 38/38, rust 26/26 missed:
   the 8-epoch teacher under this augmentation is weaker on town A too, val IoU 0.46 vs 0.62).
-- ``--augment colour --rule soft --kl --share 0.5``: started, not finished within the session.
+- ``--augment colour --rule soft --kl --share 0.5`` (same teacher and control): student 0.514 / 0.624, gain
+  -0.051 / -0.009: soft labels with KL hurt far less than the hard rule, but still no gain.
 
 Reading: colour augmentation of the TEACHER is what closes most of the gap to town B (pixel IoU 0.37 ->
 0.65); self-training on top does not add to it. The student learns the teacher's blind spots
