@@ -14,7 +14,9 @@ targets), and chips are kept by the rule. Layout of ``--out``::
 
 Models trained on Kaggle clouds JPEGs (``data.format.name=clouds``) get each JPEG area-averaged to the
 training size first, as ``eoseg predict --format clouds`` does (kept in ``inputs/``, the chips' source).
-Re-running skips scenes whose soft labels exist (resume). Rules (seed-solutions.md §1.6, §5.5):
+Re-running skips scenes whose soft labels exist (resume). A run with another pixel rule over a finished set
+moves that set (labels, chips, lists, summary) to ``.previous-set/`` first and puts it back if the run fails,
+e.g. when the new rule keeps no chip: training never reads a half-rewritten set. Rules (seed-solutions.md §1.6, §5.5):
 ``soft`` keeps probabilities; ``hard`` is Open Cities' ``convert_soft_to_hard`` (``p > high`` -> 1,
 ``p < low`` -> 0, between ignored); ``image`` is the clouds recipe's selection: a chip is kept only if every
 channel is confidently empty (max p < ``empty_below``) or confidently present (max p > ``present_above``).
@@ -25,8 +27,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,8 @@ from eoseg.progress import make_progress
 
 BLOCK_ROWS = 512
 SOFT_SUFFIX = ".soft.tif"
+PUBLISHED = ("labels", "chips", "scenes.csv", "confidence.csv", "summary.json")  # what depends on the rule
+PREVIOUS = ".previous-set"
 
 
 @dataclass
@@ -184,12 +190,34 @@ def pseudo_label(
     if clouds:  # as predict --format clouds: each JPEG area-averaged to the training size, kept for the chips
         size = bundles[0].config.data.format.size
         scenes = [{k: _resized(Path(v), size, out / "inputs") for k, v in s.items()} for s in scenes]
+    restore_previous_set(out)  # a run killed while it replaced a set: back to the last finished one
+    summaries_path = out / "labels" / "scenes.json"
+    earlier = json.loads(summaries_path.read_text()) if summaries_path.is_file() else {}
+    pixels = f"hard {spec.low:g} {spec.high:g}" if spec.rule == "hard" else "soft"  # the pixel rule applied
+    replaces = (out / "summary.json").is_file() and any(earlier.get(n, {}).get("pixels") != pixels for n in names)
+    with replacing_set(out, replaces):
+        return _pseudo_label(bundles, scenes, out, config, names, progress, {} if replaces else earlier, pixels,
+                             target, bands)
+
+
+def _pseudo_label(
+    bundles: Sequence[ModelBundle],
+    scenes: Sequence[dict[str, Path]],
+    out: Path,
+    config: ExperimentConfig,
+    names: Sequence[str],
+    progress: bool,
+    earlier: dict[str, Any],
+    pixels: str,
+    target: str,
+    bands: list[int],
+) -> PseudoResult:
+    """:func:`pseudo_label` after its checks: ``earlier`` resume records, ``pixels`` the pixel rule applied."""
+    spec = config.selftrain.pseudo
     predict = config.predict.model_copy(update={"prob_dtype": "float16"})
     labels: dict[str, Path] = {}
     confidence: list[SceneConfidence] = []
     summaries_path = out / "labels" / "scenes.json"
-    earlier = json.loads(summaries_path.read_text()) if summaries_path.is_file() else {}
-    pixels = f"hard {spec.low:g} {spec.high:g}" if spec.rule == "hard" else "soft"  # the pixel rule applied
     for images, name in zip(scenes, names, strict=True):
         path = out / "labels" / f"{name}{SOFT_SUFFIX}"
         if path.is_file() and earlier.get(name, {}).get("pixels") == pixels:  # resume: finished with this rule
@@ -220,6 +248,42 @@ def pseudo_label(
                "share_kept_chips": share, "scenes": scene_rows}
     summary_path = write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     return PseudoResult(out, root, labels, scenes_csv, confidence_csv, summary_path, chips, kept, scene_rows)
+
+
+@contextmanager
+def replacing_set(out: Path, replaces: bool) -> Iterator[None]:
+    """When ``replaces``, move the finished set of ``out`` (:data:`PUBLISHED`) to ``.previous-set/`` for the
+    run, delete it when the run succeeds and put it back when the run fails (any exception)."""
+    if not replaces:
+        yield
+        return
+    previous = out / PREVIOUS
+    previous.mkdir()
+    for name in PUBLISHED:
+        if (out / name).exists():
+            (out / name).rename(previous / name)
+    try:
+        yield
+    except BaseException:
+        restore_previous_set(out)
+        raise
+    shutil.rmtree(previous)
+
+
+def restore_previous_set(out: Path) -> None:
+    """Put a set moved aside by :func:`replacing_set` back in place of what a failed run left."""
+    previous = out / PREVIOUS
+    if not previous.is_dir():
+        return
+    for name in PUBLISHED:
+        if (previous / name).exists():
+            partial = out / name
+            if partial.is_dir():
+                shutil.rmtree(partial)
+            else:
+                partial.unlink(missing_ok=True)
+            (previous / name).rename(partial)
+    previous.rmdir()
 
 
 def check_unlabelled(
