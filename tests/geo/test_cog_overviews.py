@@ -95,6 +95,27 @@ def test_overviews_need_blocks_that_halve_to_every_level() -> None:
     assert not OverviewPyramid.supports(half, 256)  # half floats: GDAL computes them
 
 
+def test_odd_sides_get_gdal_overviews(tmp_path) -> None:
+    """GDAL halves an odd side rounding down (1,030 -> 515 -> 257): such rasters are left to GDAL, so the COG
+    has GDAL's levels (a 2x2 reduction would give 515 -> 258 and other pixels)."""
+    odd = [RasterSpec(n, n, 1, "uint8", use_mask=True, **GRID) for n in (1025, 1030)]
+    assert [OverviewPyramid.supports(spec, 256) for spec in odd] == [False, False]
+    spec = odd[1]
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 256, (1, 1030, 1030)).astype(np.uint8)
+    with TiledRasterWriter(tmp_path / "odd.tif", spec, block=256) as writer:
+        for r in range(0, 1030, 256):
+            for c in range(0, 1030, 256):
+                block = data[:, r : r + 256, c : c + 256]
+                writer.write_block(r, c, block, np.ones(block.shape[1:], bool))
+        writer.finish()
+    shapes = []
+    for level in range(2):
+        with rasterio.open(tmp_path / "odd.tif", overview_level=level) as src:
+            shapes.append(src.shape)
+    assert shapes == [(515, 515), (257, 257)]
+
+
 def test_missing_block_with_overviews_fails_and_leaves_nothing(tmp_path) -> None:
     spec = SPECS["classes (uint8, nodata 255, nearest)"]
     data, valid = _scene(spec)

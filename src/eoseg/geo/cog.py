@@ -73,7 +73,7 @@ def write_mask(dataset: Any, valid: np.ndarray, window: Window) -> None:
 
 def overview_shapes(height: int, width: int, threshold: int = BLOCK_SIZE) -> list[tuple[int, int]]:
     """``(height, width)`` of each overview level: halved (rounded up) until both sides fit ``threshold``,
-    GDAL's COG rule (which rounds down: the same shapes whenever the sides divide by 2 at every level)."""
+    GDAL's COG rule whenever the sides divide by 2 at every level (GDAL rounds odd sides down)."""
     shapes = []
     while height > threshold or width > threshold:
         height, width = -(-height // 2), -(-width // 2)
@@ -128,8 +128,9 @@ class OverviewPyramid:
     Level ``k + 1`` is the 2x2 reduction of level ``k``, with GDAL's arithmetic for the COG driver's
     resamplings that eoseg writes (``average`` of a uint8 raster with a mask band, ``average`` of a float32
     raster with nodata NaN, ``nearest``), so the COG holds the overviews GDAL would have computed after the
-    last block (the same pixels when the raster's sides divide by 2 at every level; GDAL rounds odd sides
-    down, this rounds them up). :meth:`supports` says whether a raster qualifies: blocks must start on
+    last block. :meth:`supports` says whether a raster qualifies: its sides must divide by 2 at every level
+    (GDAL rounds an odd side down, 1,025 -> 512, and then resamples by a factor a little over 2, which a 2x2
+    reduction cannot reproduce: such rasters get GDAL's overviews at the finish), and blocks must start on
     multiples of ``2 ** levels``, which the writer's blocks do when ``block`` is such a multiple.
     """
 
@@ -157,8 +158,12 @@ class OverviewPyramid:
     @staticmethod
     def supports(spec: RasterSpec, block: int) -> bool:
         """Whether the levels of ``spec`` can be built from blocks of side ``block`` with GDAL's arithmetic."""
-        levels = len(overview_shapes(spec.height, spec.width))
+        shapes = overview_shapes(spec.height, spec.width)
+        levels = len(shapes)
         if not levels or block % 2**levels or spec.nbits is not None:
+            return False
+        sides = [(spec.height, spec.width), *shapes[:-1]]  # what each level halves
+        if any(h % 2 or w % 2 for h, w in sides):  # GDAL rounds odd sides down, resampling by 2.00x (see class doc)
             return False
         if spec.resampling == "nearest":
             return True
