@@ -338,12 +338,8 @@ class TiledRasterWriter:
         if valid is not None:
             write_mask(self._ds, valid[:n], window)
         if self._pyramid is not None:
-            self._pyramid.add(self._next_row, 0, data[:, :n], valid[:n] if valid is not None else None)
-        if valid is not None:
-            rest = [(data[:, n:], valid[n:])] if data.shape[1] > n else []
-        else:
-            rest = [(data[:, n:], None)] if data.shape[1] > n else []
-        self._pending = rest
+            self._pyramid.add(self._next_row, 0, data[:, :n], None if valid is None else valid[:n])
+        self._pending = [(data[:, n:], None if valid is None else valid[n:])] if data.shape[1] > n else []
         self._pending_rows -= n
         self._next_row += n
 
