@@ -169,3 +169,19 @@ def test_vector_truth_is_clipped_to_the_predictions_valid_extent(tmp_path, capsy
     assert exit_info.value.code == 0
     assert ("truth clipped to the prediction's valid extent: 2 feature(s) outside it left out, 2 cut at its edge "
             "scored by their part inside") in capsys.readouterr().out
+
+
+def test_pixel_metrics_read_bands_bounded_by_area_with_the_same_counts(tmp_path, monkeypatch):
+    """A wide scene is read in row bands of band_rows_for(width) rows (not 1,024 full-width rows), and the
+    scores do not depend on the band height."""
+    import eoseg.metrics.evaluate as module
+
+    rng = np.random.default_rng(0)
+    pred = raster(tmp_path / "pred.tif", rng.integers(0, 2, (40, 16384)), nodata=None)
+    truth = raster(tmp_path / "truth.tif", rng.integers(0, 2, (40, 16384)), nodata=None)
+    seen = []
+    original = module.row_windows
+    monkeypatch.setattr(module, "row_windows", lambda h, w, rows: seen.append(rows) or original(h, w, rows))
+    default = evaluate([pred], [truth], objects=False)["pixel"]
+    assert seen == [256]  # 4 Mpx bands at 16,384 columns
+    assert evaluate([pred], [truth], objects=False, band_rows=7)["pixel"] == default

@@ -114,16 +114,17 @@ def _trace_bands(
     read: Callable[[Window], np.ndarray],
     height: int,
     width: int,
-    band_rows: int,
+    band_rows: int | None,
     background: Sequence[float],
     nodata: float | None,
     connectivity: int,
 ) -> tuple[list[shapely.Geometry], list[float]]:
-    """Polygons in pixel coordinates and their values, merged across band borders."""
+    """Polygons in pixel coordinates and their values, merged across band borders (``band_rows`` None:
+    :func:`band_rows_for` the width)."""
     done_geoms: list[shapely.Geometry] = []
     done_values: list[float] = []
     pending: list[tuple[shapely.Geometry, float]] = []  # polygons touching the top of the current band
-    for window in row_windows(height, width, band_rows):
+    for window in row_windows(height, width, band_rows or band_rows_for(width)):
         top, bottom = int(window.row_off), int(window.row_off + window.height)
         last = bottom == height
         data = read(window)
@@ -169,7 +170,7 @@ def polygonize_array(
     geoms, values = _trace_bands(
         lambda w: array[w.row_off : w.row_off + w.height],
         *array.shape,
-        band_rows or band_rows_for(array.shape[1]),
+        band_rows,
         background,
         nodata,
         connectivity,
@@ -198,7 +199,7 @@ def polygonize(
             lambda w: src.read(band, window=w),
             src.height,
             src.width,
-            band_rows or band_rows_for(src.width),
+            band_rows,
             background,
             src.nodata,
             connectivity,
@@ -227,7 +228,7 @@ def valid_footprint(path: str | os.PathLike[str], *, band_rows: int | None = Non
     with open_raster(path) as src:
         geoms, _ = _trace_bands(
             lambda w: (src.dataset_mask(window=w) > 0).astype(np.uint8),
-            src.height, src.width, band_rows or band_rows_for(src.width), (0,), None, 4,
+            src.height, src.width, band_rows, (0,), None, 4,
         )
         transform = src.transform
     if not geoms:

@@ -21,7 +21,7 @@ import pandas as pd
 from eoseg.errors import ConfigError, InputError
 from eoseg.formats.spacenet import read_spacenet_csv
 from eoseg.geo.atomic import write_text_atomic
-from eoseg.geo.polygonize import DEFAULT_BAND_ROWS, polygonize, row_windows, valid_footprint
+from eoseg.geo.polygonize import band_rows_for, polygonize, row_windows, valid_footprint
 from eoseg.geo.products import IGNORE, check_writable, scene_name
 from eoseg.geo.raster import open_raster, raster_info, valid_mask
 from eoseg.geo.vector import read_vector, repair_polygons
@@ -56,7 +56,7 @@ def pixel_metrics(
     resample: bool = False,
     truth_attribute: str | None = None,
     label_crs: str | None = None,
-    band_rows: int = DEFAULT_BAND_ROWS,
+    band_rows: int | None = None,
 ) -> tuple[dict, dict[str, dict]]:
     """Pixel metrics pooled over all ``(pred raster, truth)`` pairs, and the micro scores per scene.
 
@@ -64,6 +64,8 @@ def pixel_metrics(
     stacks scored per band against a truth raster with the same bands. Pixels that are nodata in the
     prediction or truth, or ``ignore_index`` in the truth, are left out. Without ``classes``, class
     names come from the first prediction (``classes`` tag), and new class values found extend the list.
+    Reads row bands of ``band_rows`` rows (default :func:`~eoseg.geo.polygonize.band_rows_for` the width,
+    so a band does not grow with the scene's width; the counts do not depend on it).
     """
     first = raster_info(pairs[0][0])
     kind = "multilabel" if first.count > 1 else "class"
@@ -85,7 +87,7 @@ def pixel_metrics(
                     f"{truth_path}: truth has {truth.count} band(s) but the multilabel prediction "
                     f"{Path(pred_path).name} has {grid.count}; give one truth band per class"
                 )
-            for window in row_windows(grid.height, grid.width, band_rows):
+            for window in row_windows(grid.height, grid.width, band_rows or band_rows_for(grid.width)):
                 pred = src.read(window=window)
                 labels, truth_valid = truth.read(window)
                 valid = valid_mask(pred, src.nodata) & truth_valid
@@ -210,7 +212,7 @@ def evaluate(
     coords: str = "pixel",
     pixel_size: float | None = None,
     aoi_pattern: str = AOI_PATTERN,
-    band_rows: int = DEFAULT_BAND_ROWS,
+    band_rows: int | None = None,
 ) -> dict:
     """Metrics of predictions against truth: ``{"pixel": ..., "pixel_scenes": ..., "objects": ...}``.
 
