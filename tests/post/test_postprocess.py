@@ -312,3 +312,22 @@ def test_a_bad_block_size_is_refused_before_the_mask_is_touched(tmp_path):
         post.finalize(path, block=0)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.mask.tif"]
+
+
+def test_min_area_remembers_block_border_labels_only(tmp_path):
+    """Memory of the component pass: labels inside a block are not kept (a noisy mask has ~one component per
+    few pixels); only those on a border shared with another block, and the result is still exact."""
+    from eoseg.post.postprocess import _small_components
+
+    rng = np.random.default_rng(5)
+    mask = (rng.random((1, 32, 32)) > 0.6).astype(np.uint8)  # many specks and a few larger components
+    post = Postprocessor(PostSpec(min_area=3 * PIXEL_M2), "binary", 1)
+    path = written_mask(tmp_path / "n.mask.tif", mask)
+    windows = block_windows(32, 32, 16)
+    small = _small_components(path, post.layers(), [0], post.min_pixels(PIXEL_M2), windows)[0]
+    _, components = ndimage.label(mask[0], structure=FOUR)
+    border = np.zeros((32, 32), bool)
+    border[[15, 16], :] = border[:, [15, 16]] = True  # the rows and columns on the 4 blocks' shared edges
+    kept = sum(len(b) for b in small.borders)  # each pixel on a shared edge: one label of its block at most
+    assert len(small.too_small) == kept <= mask[0][border].sum() and kept < components / 2
+    assert (finalized(tmp_path, mask, post, 16) == whole_raster(mask, post)).all()

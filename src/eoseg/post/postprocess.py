@@ -26,8 +26,9 @@ Then, over the written mask (a second pass by square blocks, so any scene size a
   the left) are joined (union-find as a sparse graph, ``scipy.sparse.csgraph``), component sizes are
   summed over blocks, and a second pass rewrites the mask block by block without the small ones. The
   result is exactly that of labelling the whole raster at once (a diagonal touch does not connect).
-  Memory: one block (:data:`FINALIZE_BLOCK` pixels square), one row of labels across the scene, and a
-  few numbers per component; it does not grow with the scene's width or height otherwise.
+  Only labels on a border between blocks are remembered; a component inside one block is decided when
+  the second pass labels that block again. Memory: one block (:data:`FINALIZE_BLOCK` pixels square), one
+  row of labels across the scene, and a few numbers per label on a block border (not per component).
 Invalid pixels are :data:`~eoseg.geo.products.IGNORE` in every mask.
 
 The per-building vote (:meth:`Postprocessor.vote_polygons`, xView2 damage) gives each polygon the class
@@ -282,7 +283,7 @@ class Postprocessor:
                                 data[band][on] = 0
                             elif i in small:
                                 labels, _ = ndimage.label(on, structure=_FOUR_CONNECTED)
-                                data[band][small[i].lookup(index)[labels]] = 0
+                                data[band][small[i].lookup(index, labels)[labels]] = 0
                         data[:, ~valid] = IGNORE
                         writer.write_block(int(window.row_off), int(window.col_off), data, valid)
                 except BaseException:
@@ -348,20 +349,36 @@ class Postprocessor:
 
 
 class _SmallLabels:
-    """Which labels of each block (as ``ndimage.label`` numbers them there) belong to a too-small component."""
+    """Which labels of each block (as ``ndimage.label`` numbers them there) belong to a too-small component.
 
-    def __init__(self, offsets: list[int], too_small: np.ndarray) -> None:
-        self.offsets, self.too_small = offsets, too_small
+    Only labels on a border shared with another block are kept (their decision needs the other blocks);
+    a label inside a block is a whole component, decided from its size when the block is labelled again.
+    """
 
-    def lookup(self, index: int) -> np.ndarray:
-        """``bool (1 + labels of block index,)``: local label -> too small (index 0: background, kept)."""
-        start, stop = self.offsets[index], self.offsets[index + 1]
-        return np.concatenate([[False], self.too_small[start:stop]])
+    def __init__(self, limit: float, borders: list[np.ndarray], offsets: list[int], too_small: np.ndarray) -> None:
+        self.limit, self.borders, self.offsets, self.too_small = limit, borders, offsets, too_small
+
+    def lookup(self, index: int, labels: np.ndarray) -> np.ndarray:
+        """``bool (1 + labels of block index,)``: local label -> too small (index 0: background, kept);
+        ``labels``: the block's labels (as pass 1 had them)."""
+        small = np.bincount(labels.ravel()) < self.limit
+        small[0] = False
+        border, start = self.borders[index], self.offsets[index]
+        small[border] = self.too_small[start : start + len(border)]
+        return small
 
 
-def _global_ids(local: np.ndarray, offset: int) -> np.ndarray:
-    """Scene-wide ids + 1 of a block's border labels (0 stays 0: off)."""
-    return np.where(local > 0, local.astype(np.int64) + offset, 0)
+def _border_labels(labels: np.ndarray, top: bool, left: bool, bottom: bool, right: bool) -> np.ndarray:
+    """Sorted local labels (> 0) on the block's edges that another block touches."""
+    edges = [e for e, shared in ((labels[0], top), (labels[:, 0], left), (labels[-1], bottom), (labels[:, -1], right))
+             if shared]
+    border = np.unique(np.concatenate(edges)) if edges else np.zeros(0, labels.dtype)
+    return border[border > 0]
+
+
+def _global_ids(local: np.ndarray, border: np.ndarray, offset: int) -> np.ndarray:
+    """Scene-wide ids + 1 of a block's labels on one of its shared edges (0 stays 0: off)."""
+    return np.where(local > 0, np.searchsorted(border, local).astype(np.int64) + offset + 1, 0)
 
 
 def _small_components(
@@ -370,11 +387,13 @@ def _small_components(
     """Per measured layer: the too-small components, as lookups per block of ``windows`` (see
     :func:`block_windows` and :class:`_SmallLabels`).
 
-    Pass 1 labels every block and numbers its labels globally (the block's offset + local label), records
-    each label's size and the label pairs that are 4-neighbours across the border with the block above
-    (its last row, kept for the whole width) and the block to the left (its last column). Components are
-    the connected parts of that graph; a component is small when its summed size is under the limit.
+    Pass 1 labels every block; labels on an edge shared with another block get a scene-wide id, their size
+    and the id pairs that are 4-neighbours across the border with the block above (its last row, kept for
+    the whole width) and the block to the left (its last column). Components are the connected parts of
+    that graph; a component is small when its summed size is under the limit. Labels inside a block are
+    not kept (memory: a few numbers per border label, not per component of the scene).
     """
+    borders: dict[int, list[np.ndarray]] = {i: [] for i in measure}
     offsets: dict[int, list[int]] = {i: [] for i in measure}
     sizes: dict[int, list[np.ndarray]] = {i: [] for i in measure}
     edges: dict[int, list[np.ndarray]] = {i: [] for i in measure}
@@ -385,33 +404,39 @@ def _small_components(
         left: dict[int, np.ndarray] = {}
         for window in windows:  # rows of blocks, left to right
             data, _ = read_mask(src, window)
+            r0, r1 = int(window.row_off), int(window.row_off + window.height)
             c0, c1 = int(window.col_off), int(window.col_off + window.width)
             for i in measure:
                 band, value, _ = layers[i]
                 labels, n = ndimage.label(data[band] == value, structure=_FOUR_CONNECTED)
+                border = _border_labels(labels, r0 > 0, c0 > 0, r1 < src.height, c1 < src.width)
                 offset = total[i]
+                borders[i].append(border)
                 offsets[i].append(offset)
-                sizes[i].append(np.bincount(labels.ravel(), minlength=n + 1)[1:])
-                borders = [(above[i][c0:c1], _global_ids(labels[0], offset))]
+                sizes[i].append(np.bincount(labels.ravel(), minlength=n + 1)[border])
+                shared = [(above[i][c0:c1], labels[0])] if r0 > 0 else []
                 if c0 > 0:
-                    borders.append((left[i], _global_ids(labels[:, 0], offset)))
-                for before, here in borders:
+                    shared.append((left[i], labels[:, 0]))
+                for before, line in shared:
+                    here = _global_ids(line, border, offset)
                     touch = (before > 0) & (here > 0)
                     if touch.any():
                         edges[i].append(np.unique(np.stack([before[touch], here[touch]], axis=1), axis=0) - 1)
-                above[i][c0:c1] = _global_ids(labels[-1], offset)
-                left[i] = _global_ids(labels[:, -1], offset)
-                total[i] += n
+                if r1 < src.height:
+                    above[i][c0:c1] = _global_ids(labels[-1], border, offset)
+                if c1 < src.width:
+                    left[i] = _global_ids(labels[:, -1], border, offset)
+                total[i] += len(border)
     result: dict[int, _SmallLabels] = {}
     for i in measure:
         n = total[i]
         if n == 0:
-            result[i] = _SmallLabels([*offsets[i], n], np.zeros(0, bool))
+            result[i] = _SmallLabels(limits[i], borders[i], offsets[i], np.zeros(0, bool))
             continue
         size = np.concatenate(sizes[i])
         pairs = np.concatenate(edges[i]) if edges[i] else np.zeros((0, 2), np.int64)
         graph = coo_matrix((np.ones(len(pairs), bool), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
         _, component = connected_components(graph, directed=False)
         component_size = np.bincount(component, weights=size, minlength=component.max(initial=-1) + 1)
-        result[i] = _SmallLabels([*offsets[i], n], component_size[component] < limits[i])
+        result[i] = _SmallLabels(limits[i], borders[i], offsets[i], component_size[component] < limits[i])
     return result
