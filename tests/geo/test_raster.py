@@ -51,6 +51,18 @@ def test_window_beyond_the_edge_is_padded_with_nodata(tmp_path):
     np.testing.assert_array_equal(out[0, 2:, :4], array[0, 0:6, 6:10])
 
 
+def test_window_read_into_a_reused_array_equals_a_fresh_read(tmp_path):
+    array = np.arange(1, 101, dtype="uint16").reshape(1, 10, 10)
+    with open_raster(write_raster(tmp_path / "a.tif", array)) as src:
+        out = np.full((1, 8, 8), 7, np.uint16)
+        for window in (Window(1, 2, 8, 8), Window(6, -2, 8, 8), Window(0, 0, 8, 8)):  # inside, beyond the edge
+            back = read_window(src, window, (8, 8), fill=0, out=out)
+            assert back is out
+            np.testing.assert_array_equal(out, read_window(src, window, (8, 8), fill=0))
+        with pytest.raises(ValueError, match="out must be uint16"):
+            read_window(src, Window(0, 0, 8, 8), (8, 8), out=np.empty((1, 8, 8), np.uint8))
+
+
 def test_window_at_scale_two_averages_blocks(tmp_path):
     array = np.arange(64, dtype="float32").reshape(1, 8, 8)
     with open_raster(write_raster(tmp_path / "a.tif", array, nodata=None)) as src:

@@ -97,26 +97,32 @@ def test_striped_wide_scene_is_walked_in_row_bands(tmp_path) -> None:
     assert walk_order(check_scene({"image": tmp_path / "striped.tif"}, bundle)) == "rows"
 
 
-def test_reader_batches_hold_every_window_in_order_as_the_model_sees_it(tmp_path) -> None:
+@pytest.mark.parametrize("reuse", [False, True])
+def test_reader_batches_hold_every_window_in_order_as_the_model_sees_it(tmp_path, reuse) -> None:
     """WindowReader.batches: windows in layout order in batches of 3 (the last one smaller), each slot holding
-    the normalised window (invalid and beyond-the-scene pixels 0) and its valid pixels, as read directly."""
+    the normalised window (invalid and beyond-the-scene pixels 0) and its valid pixels, as read directly;
+    with ``reuse`` the same values while the tensors of finished batches are filled again."""
     from eoseg.inference.reader import InputRecipe, WindowReader
 
-    array = tiled_scene(tmp_path / "scene.tif", 150, 40)  # narrower than a window: padded beyond the scene
+    array = tiled_scene(tmp_path / "scene.tif", 600, 40)  # narrower than a window: padded beyond the scene
     bundle = make_bundle(Conv(), chip=WINDOW, mean=MEAN, std=STD)
     scene = check_scene({"image": tmp_path / "scene.tif"}, bundle)
-    layout = WindowLayout(150, 40, WINDOW, OVERLAP)
-    with WindowReader(scene, [InputRecipe(bundle)], workers=2, prefetch=4) as reader:
-        batches = list(reader.batches(layout, 3))
-    windows = list(layout)
-    assert [w for b in batches for w in b.windows] == windows
-    assert [len(b.windows) for b in batches] == [3] * (len(windows) // 3) + [len(windows) % 3] * bool(len(windows) % 3)
+    layout = WindowLayout(600, 40, WINDOW, OVERLAP)  # 13 windows: 4 full batches, 2 read ahead
     padded = np.pad(array[0], ((0, WINDOW), (0, WINDOW)))
-    for batch in batches:
-        assert batch.inputs[0].shape == (len(batch.windows), 1, WINDOW, WINDOW)
-        for j, w in enumerate(batch.windows):
-            raw = padded[w.row_off : w.row_off + WINDOW, w.col_off : w.col_off + WINDOW]
-            valid = raw != 0
-            expected = np.where(valid, (raw.astype(np.float32) - np.float32(MEAN)) / np.float32(STD), 0)
-            np.testing.assert_array_equal(batch.valid[j].numpy(), valid)
-            np.testing.assert_array_equal(batch.inputs[0][j, 0].numpy(), expected)
+    seen, buffers = [], []
+    with WindowReader(scene, [InputRecipe(bundle)], workers=2, prefetch=4) as reader:
+        for batch in reader.batches(layout, 3, reuse=reuse):  # checked as it comes: reused tensors change later
+            seen.append(list(batch.windows))
+            buffers.append(batch.inputs[0].data_ptr())
+            assert batch.inputs[0].shape == (len(batch.windows), 1, WINDOW, WINDOW)
+            for j, w in enumerate(batch.windows):
+                raw = padded[w.row_off : w.row_off + WINDOW, w.col_off : w.col_off + WINDOW]
+                valid = raw != 0
+                expected = np.where(valid, (raw.astype(np.float32) - np.float32(MEAN)) / np.float32(STD), 0)
+                np.testing.assert_array_equal(batch.valid[j].numpy(), valid)
+                np.testing.assert_array_equal(batch.inputs[0][j, 0].numpy(), expected)
+    windows = list(layout)
+    assert [w for b in seen for w in b] == windows
+    assert [len(b) for b in seen] == [3] * (len(windows) // 3) + [len(windows) % 3] * bool(len(windows) % 3)
+    full = [p for p, b in zip(buffers, seen, strict=True) if len(b) == 3]
+    assert (len(set(full)) < len(full)) == reuse  # reuse: later batches fill the tensors of earlier ones

@@ -173,35 +173,41 @@ def read_window(
     out_shape: tuple[int, int],
     resampling: str = "nearest",
     fill: float | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Read ``window`` (native pixels, may extend beyond the raster) resampled to ``out_shape`` (H, W).
 
     Returns ``(bands, H, W)`` in the source dtype. Output pixels not fully inside the raster are ``fill``
     (the nodata value): the inside part is read clipped and placed into a filled array, which is faster
-    than a boundless read.
+    than a boundless read. ``out``: a C-contiguous ``(bands, H, W)`` array of the source dtype to read into
+    and return (a caller reading many windows reuses one: no allocation and no fresh pages per window).
     """
     height, width = out_shape
+    dtype = np.result_type(*src.dtypes)
+    if out is not None and (out.shape != (src.count, height, width) or out.dtype != dtype):
+        raise ValueError(f"out must be {dtype} {(src.count, height, width)}, got {out.dtype} {out.shape}")
     rows = _inside(window.row_off, window.height, height, src.height)
     cols = _inside(window.col_off, window.width, width, src.width)
     inside = rows is not None and cols is not None and rows[:2] == (0, height) and cols[:2] == (0, width)
-    out = (
-        None
-        if inside
-        else np.full((src.count, height, width), 0 if fill is None else fill, np.result_type(*src.dtypes))
-    )
+    if not inside:
+        if out is None:
+            out = np.empty((src.count, height, width), dtype)
+        out[...] = 0 if fill is None else fill
     if rows is None or cols is None:
         return out
     (k0, k1, r0, r1), (j0, j1, c0, c1) = rows, cols
     clipped = Window(c0, r0, c1 - c0, r1 - r0)
     try:
+        if inside:  # the whole output straight from GDAL (into ``out`` when given)
+            if out is not None:
+                return src.read(window=clipped, out=out, resampling=Resampling[resampling])
+            return src.read(window=clipped, out_shape=(src.count, height, width), resampling=Resampling[resampling])
         data = src.read(window=clipped, out_shape=(src.count, k1 - k0, j1 - j0), resampling=Resampling[resampling])
     except READ_ERRORS as exc:
         raise InputError(
             f"{source_path(src)}: reading window {window_repr(window)} failed ({_first_line(exc)}); "
             "the file may be truncated or corrupt: re-download or re-export it"
         ) from exc
-    if out is None:  # the window lies inside the raster: no padding needed
-        return data
     out[:, k0:k1, j0:j1] = data
     return out
 

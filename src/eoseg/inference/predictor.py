@@ -166,8 +166,8 @@ def predict_scene(
         make_progress(progress, columns) as bar,
         WindowReader(scene, recipes, workers=spec.workers, prefetch=2 * batch_size, clock=clock) as reader,
         SceneWriter(rasters, clock=clock) as writer,
-        closing(reader.batches(layout, batch_size, pin_memory=device.type == "cuda")) as batches,  # on failure:
-        # stop reading before closing
+        # reuse: each batch is consumed (forward, blend) before the next is taken; on failure: stop reading first
+        closing(reader.batches(layout, batch_size, pin_memory=device.type == "cuda", reuse=True)) as batches,
     ):
         task = bar.add_task(f"predict {name}", total=len(layout), rate="")
         accumulator = BlendAccumulator(layout, acc_channels, spec.blend, device=device)

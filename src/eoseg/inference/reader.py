@@ -197,6 +197,15 @@ class WindowReader:
             self._local.sources = sources
         return sources
 
+    def _buffer(self, name: str, src: object, size: int) -> np.ndarray:
+        """This thread's array that windows of image ``name`` are read into (one per thread and image: the
+        window is consumed before the thread reads the next one)."""
+        buffers = self._local.__dict__.setdefault("buffers", {})
+        array = buffers.get(name)
+        if array is None or array.shape[1:] != (size, size):
+            array = buffers[name] = np.empty((src.count, size, size), np.result_type(*src.dtypes))
+        return array
+
     def read_into(self, batch: WindowBatch, j: int) -> None:
         """Read all images of window ``j`` of ``batch`` (padded beyond the scene) and write every recipe's
         inputs and the valid pixels into slot ``j`` (no per-window arrays to stack afterwards)."""
@@ -211,7 +220,7 @@ class WindowReader:
         images = {}
         for name, src in self._sources().items():
             nodata = self.scene.nodata[name]
-            array = read_window(src, native, (size, size), fill=nodata)
+            array = read_window(src, native, (size, size), fill=nodata, out=self._buffer(name, src, size))
             valid &= valid_mask(array, nodata)
             images[name] = array
         read = time.perf_counter()
@@ -220,20 +229,31 @@ class WindowReader:
         self.clock.add("read", read - start)
         self.clock.add("prepare", time.perf_counter() - read)
 
-    def batches(self, windows: Iterable[SceneWindow], size: int, pin_memory: bool = False) -> Iterator[WindowBatch]:
+    def batches(
+        self, windows: Iterable[SceneWindow], size: int, pin_memory: bool = False, reuse: bool = False
+    ) -> Iterator[WindowBatch]:
         """Batches of ``size`` windows (the last one smaller) in window order, read ahead in the threads;
         at most ``prefetch`` windows (rounded up to whole batches) are read ahead. ``pin_memory``: batch
-        tensors in page-locked memory, so that the copy to a GPU does not block."""
+        tensors in page-locked memory, so that the copy to a GPU does not block. ``reuse``: a batch's tensors
+        are filled again with later windows once the next batch is asked for (no fresh allocation and page
+        faults per batch: on the CPU they cost about as much as the band math), so the caller must be done
+        with a batch, host copies included, before it takes the next one; off with ``pin_memory`` (a
+        non-blocking copy to the GPU may still be reading it)."""
         ahead = max(1, -(-self.prefetch // size))
         pending: deque[tuple[WindowBatch, list[Future[None]]]] = deque()
+        spare: list[WindowBatch] = []  # batches the caller has finished with (reuse)
+        reuse = reuse and not pin_memory
         chunks = iter(windows)
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="eoseg-read") as pool:
             try:
                 while chunk := list(itertools.islice(chunks, size)):
-                    batch = self._allocate(chunk, pin_memory)
+                    batch = self._allocate(chunk, pin_memory, spare)
                     pending.append((batch, [pool.submit(self.read_into, batch, j) for j in range(len(chunk))]))
                     if len(pending) > ahead:
-                        yield _done(*pending.popleft())
+                        done = _done(*pending.popleft())
+                        yield done
+                        if reuse:
+                            spare.append(done)
                 while pending:
                     yield _done(*pending.popleft())
             finally:
@@ -241,8 +261,11 @@ class WindowReader:
                     for future in futures:
                         future.cancel()
 
-    def _allocate(self, windows: list[SceneWindow], pin_memory: bool) -> WindowBatch:
+    def _allocate(self, windows: list[SceneWindow], pin_memory: bool, spare: list[WindowBatch]) -> WindowBatch:
         n, size = len(windows), windows[0].size
+        if spare and spare[-1].valid.shape == (n, size, size):
+            old = spare.pop()
+            return WindowBatch(windows, old.inputs, old.valid)
         inputs = [torch.empty((n, r.channels, size, size), dtype=torch.float32, pin_memory=pin_memory)
                   for r in self.recipes]
         return WindowBatch(windows, inputs, torch.empty((n, size, size), dtype=torch.bool, pin_memory=pin_memory))
