@@ -126,3 +126,67 @@ def test_reader_batches_hold_every_window_in_order_as_the_model_sees_it(tmp_path
     assert [len(b) for b in seen] == [3] * (len(windows) // 3) + [len(windows) % 3] * bool(len(windows) % 3)
     full = [p for p, b in zip(buffers, seen, strict=True) if len(b) == 3]
     assert (len(set(full)) < len(full)) == reuse  # reuse: later batches fill the tensors of earlier ones
+
+
+class Heads(nn.Module):
+    """Seeded 3x3 convolutions: a binary mask head, a 2-channel value head and an image-level class head.
+    ``fail_after``: raise on that call (a model failing mid-scene)."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+        self.calls, self.fail_after = 0, fail_after
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.calls += 1
+        if self.calls == self.fail_after:
+            raise RuntimeError("model failed mid-scene")
+        y = self.conv(x)
+        return {"mask": y[:, :1], "edge": y[:, 1:], "image_class": y[:, 1:].mean((2, 3))}
+
+
+HEADS = {"mask": HeadSpec(), "edge": HeadSpec(channels=2, activation="identity"),
+         "image_class": HeadSpec(kind="image_class", channels=2)}
+
+
+def test_strip_walk_writes_the_band_walk_outputs(tmp_path) -> None:
+    """predict.strip cuts the 150 px bands of a 230 x 150 scene into 3 strips: probabilities, mask, value
+    head and image-level means are the same bits as walking whole bands (nodata included)."""
+    tiled_scene(tmp_path / "scene.tif", 230, 150)
+    bundle = make_bundle(Heads(), heads=HEADS, mean=MEAN, std=STD, chip=WINDOW)
+    outputs = {}
+    for strip in (None, 60):
+        spec = PredictSpec(device="cpu", window=WINDOW, overlap=OVERLAP, batch_size=1, strip=strip,
+                           prob_dtype="float16")
+        out = predict_scene([bundle], {"image": tmp_path / "scene.tif"}, tmp_path / f"s{strip}", spec, PostSpec(),
+                            progress=False)
+        arrays = {}
+        for path in (out.prob, out.mask, out.values["edge"]):
+            with rasterio.open(path) as src:
+                arrays[path.name] = src.read()
+        outputs[strip] = arrays, out.heads.read_text()
+        assert sorted(p.name for p in (tmp_path / f"s{strip}").iterdir()) == sorted(p.name for p in out.paths)
+    assert len(WindowLayout(230, 150, WINDOW, OVERLAP, strip=60).strips) == 3
+    (whole, heads_whole), (strips, heads_strips) = outputs[None], outputs[60]
+    assert heads_strips == heads_whole
+    for name, array in whole.items():
+        assert array.tobytes() == strips[name].tobytes(), name
+    assert np.isnan(whole["scene.edge.tif"]).any() and np.nanstd(whole["scene.edge.tif"]) > 0.05
+
+
+def test_strip_walk_failure_leaves_nothing_in_the_folder(tmp_path) -> None:
+    """A model failing mid-scene in a strip walk (contributions waiting in the temporary file): no file
+    is left in --out and none of its files stays open."""
+    import os
+
+    tiled_scene(tmp_path / "scene.tif", 230, 150)
+    bundle = make_bundle(Heads(fail_after=12), heads=HEADS, mean=MEAN, std=STD, chip=WINDOW)
+    spec = PredictSpec(device="cpu", window=WINDOW, overlap=OVERLAP, batch_size=1, strip=60)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="model failed mid-scene"):
+        predict_scene([bundle], {"image": tmp_path / "scene.tif"}, out, spec, PostSpec(), progress=False)
+    assert list(out.iterdir()) == []
+    fds = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd") if fd.isdigit()
+           and os.path.exists(f"/proc/self/fd/{fd}")] if os.path.isdir("/proc/self/fd") else []
+    assert not [f for f in fds if f.startswith(str(out))]

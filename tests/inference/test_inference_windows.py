@@ -113,3 +113,72 @@ def test_weight_window_positive_smooth_and_symmetric(kind: str) -> None:
 def test_overlap_must_be_smaller_than_window() -> None:
     with pytest.raises(ConfigError, match=r"predict.overlap: must be in \[0, window\)"):
         WindowLayout(100, 100, 64, 64)
+
+
+# ---------------------------------------------------------------- strip walk = band walk, bounded tiles
+def walk(layout: WindowLayout, channels: int, seed: int, tile: int, spill_dir=None):
+    """Blend per-window random outputs (a window's values depend on the window only, not on the walk) with
+    nodata, and return the scene's values, validity and the accumulator."""
+    rng = np.random.default_rng(seed)
+    valid = rng.random((layout.height + layout.size, layout.width + layout.size)) > 0.2
+    values = np.zeros((channels, layout.height, layout.width), np.float32)
+    out_valid = np.zeros((layout.height, layout.width), bool)
+    with BlendAccumulator(layout, {"x": channels}, tile=tile, spill_dir=spill_dir) as acc:
+        for w in layout:
+            window = np.random.default_rng([seed, w.index]).normal(size=(channels, w.size, w.size))
+            sl = (slice(w.row_off, w.row_off + w.size), slice(w.col_off, w.col_off + w.size))
+            for t in acc.add(w, {"x": window.astype(np.float32)}, valid[sl]):
+                region = (slice(t.row_off, t.row_off + t.height), slice(t.col_off, t.col_off + t.width))
+                values[(slice(None), *region)] = t.values["x"]
+                out_valid[region] = t.valid
+        assert acc.finished
+    return values, out_valid, acc
+
+
+@settings(max_examples=40, deadline=None)
+@given(layouts(), st.integers(1, 120), st.sampled_from([8, 16, 32]), st.integers(0, 2**31))
+def test_strip_walk_gives_the_band_walk_bits(layout: WindowLayout, strip: int, tile: int, seed: int) -> None:
+    """float32 sums depend on their order: every tile sums its windows in the band walk's order, also when
+    the walk goes strip by strip and the tiles on strip borders wait in the temporary file."""
+    bands = WindowLayout(layout.height, layout.width, layout.size, layout.overlap, layout.order, strip=None)
+    strips = WindowLayout(layout.height, layout.width, layout.size, layout.overlap, layout.order, strip=strip)
+    assert sorted(w.index for w in strips) == [w.index for w in bands] == list(range(len(bands)))
+    expected, expected_valid, _ = walk(bands, 2, seed, tile)
+    got, got_valid, acc = walk(strips, 2, seed, tile)
+    assert (got_valid == expected_valid).all()
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))  # bits, NaN included
+    assert acc.spill_closed and (len(strips.strips) > 1 or acc.spilled_peak == 0)  # whole bands: no file
+
+
+def test_open_tiles_do_not_grow_with_either_side(tmp_path) -> None:
+    """With strips of 160 px (window 32, overlap 8, tiles of 16), a 2,000 x 2,000 scene holds no more open
+    tiles than a 400 x 400 one, and neither does a 400 x 2,000 or 2,000 x 400 one: about one band of a strip;
+    the strip borders' partial sums wait in the temporary file (unnamed: nothing appears in the folder)."""
+    peaks = {}
+    for height, width in ((400, 400), (2000, 400), (400, 2000), (2000, 2000)):
+        layout = WindowLayout(height, width, 32, 8, strip=160)
+        with BlendAccumulator(layout, {"x": 1}, tile=16, spill_dir=tmp_path) as acc:
+            for w in layout:
+                acc.add(w, {"x": np.ones((1, 32, 32), np.float32)}, np.ones((32, 32), bool))
+                assert list(tmp_path.iterdir()) == []
+            assert acc.finished and acc.spilled_peak > 0
+            peaks[height, width] = acc.peak_open
+        assert acc.spill_closed
+    # a strip spans at most 160 px + one stride + one window: 3 bands of that many tiles (+ the border's)
+    assert max(peaks.values()) <= 3 * (-(-(160 + 24 + 32) // 16) + 2)
+    whole = BlendAccumulator(WindowLayout(2000, 2000, 32, 8, strip=None), {"x": 1}, tile=16)
+    for w in whole.layout:
+        whole.add(w, {"x": np.ones((1, 32, 32), np.float32)}, np.ones((32, 32), bool))
+    assert whole.peak_open > 120 > 5 * peaks[2000, 2000]  # whole bands: a tile row across 2,000 px and more
+
+
+def test_temporary_file_is_closed_after_a_failure(tmp_path) -> None:
+    layout = WindowLayout(200, 200, 32, 8, strip=64)
+    with pytest.raises(RuntimeError, match="model failed"), BlendAccumulator(layout, {"x": 1}, tile=16,
+                                                                            spill_dir=tmp_path) as acc:
+        for k, w in enumerate(layout):
+            acc.add(w, {"x": np.ones((1, 32, 32), np.float32)}, np.ones((32, 32), bool))
+            if k == 40:
+                assert not acc.spill_closed and acc._spill.held > 0
+                raise RuntimeError("model failed")
+    assert acc.spill_closed and list(tmp_path.iterdir()) == []

@@ -425,6 +425,9 @@ class PredictSpec(Section):
     overlap: int | None = Field(default=None, ge=0, description="window overlap; default: a quarter window")
     batch_size: int | None = Field(default=None, ge=1, description="default: chosen from the device")
     blend: Literal["hann", "cosine", "triangular", "uniform"] = "hann"
+    strip: int | None = Field(default=None, ge=1, description="pixels across the window walk visited in one go: "
+                              "wider scenes are walked in strips of about this (memory is a strip of tiles; tiles on "
+                              "a strip border wait in a temporary file); default 4,096")
     tta: Literal["none", "flips", "d4"] = "none"
     tta_scales: list[Annotated[float, Field(gt=0.0)]] = Field(default_factory=lambda: [1.0])
     merge: Literal["mean", "gmean"] = "mean"

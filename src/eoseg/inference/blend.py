@@ -5,15 +5,24 @@ positive at the borders) times the window's validity, accumulated as ``sum(w * p
 (float32) into the output tiles it covers, and divided as soon as the last window covering a tile is in.
 Invalid (nodata) input pixels get weight 0, so they neither receive a value nor pollute their neighbours.
 Only tiles that some window has touched and some later window still will are held, so memory is a few
-tiles along the layout's bands (the scene's shorter side), never a band across the whole scene.
+tiles along one band of a strip of the layout (:mod:`eoseg.inference.windows`), whatever the scene's sides.
+A tile on the border between two strips would wait for the next strip across the whole scene: instead,
+the earlier strip's weighted contributions to it go to an unnamed temporary file (explicit writes and
+reads, so they never count as resident memory) and are replayed, in band-walk order, when the later strip
+reaches the tile. float32 sums depend on their order; every tile sums its windows in the band walk's
+order (:attr:`SceneWindow.index`), so a strip walk gives bit-identical results to a walk of whole bands.
 Accumulators live with the model: torch tensors on a GPU, numpy arrays on the CPU (small torch CPU ops pay
 for waking their thread pool, which costs more than the arithmetic).
 """
 
 from __future__ import annotations
 
+import bisect
+import os
+import tempfile
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import IO, Literal
 
 import numpy as np
 import torch
@@ -92,12 +101,70 @@ class _Tile:
             self.weights = torch.zeros(shape, dtype=torch.float32, device=device)
 
 
+class _Spill:
+    """Records of float32 arrays in an unnamed temporary file (gone when closed, or when the process dies),
+    written and read with ``os.pwrite`` / ``os.pread``; space of records read back is reused."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self._file: IO[bytes] | None = None
+        self._end = 0
+        self._free: dict[int, list[int]] = {}
+        self.held = 0  # bytes of records not yet read back
+        self.peak = 0
+
+    def put(self, record: np.ndarray) -> tuple[int, tuple[int, ...]]:
+        """Write ``record``; returns its ``(offset, shape)``."""
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(dir=self.folder, prefix=".eoseg-blend-")
+        data = np.ascontiguousarray(record, dtype=np.float32)
+        free = self._free.get(data.nbytes)
+        if free:
+            offset = free.pop()
+        else:
+            offset, self._end = self._end, self._end + data.nbytes
+        view, done = memoryview(data).cast("B"), 0
+        while done < data.nbytes:
+            done += os.pwrite(self._file.fileno(), view[done:], offset + done)
+        self.held += data.nbytes
+        self.peak = max(self.peak, self.held)
+        return offset, data.shape
+
+    def take(self, offset: int, shape: tuple[int, ...]) -> np.ndarray:
+        """Read a record back and free its space."""
+        assert self._file is not None
+        nbytes = int(np.prod(shape)) * 4
+        chunks, done = [], 0
+        while done < nbytes:
+            chunk = os.pread(self._file.fileno(), nbytes - done, offset + done)
+            if not chunk:
+                raise OSError(f"blend spill file: short read at {offset + done}")
+            chunks.append(chunk)
+            done += len(chunk)
+        self._free.setdefault(nbytes, []).append(offset)
+        self.held -= nbytes
+        return np.frombuffer(b"".join(chunks), np.float32).reshape(shape)
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._free.clear()
+        self._end = self.held = 0
+
+
 class BlendAccumulator:
     """Accumulates weighted window outputs into output tiles and hands out each tile once it is final.
 
     Feed windows in layout order with :meth:`add_batch` (or :meth:`add`); each call returns the tiles that
     became final. Every window's contribution is counted, so a tile is final exactly when the last window
-    overlapping it was added, whatever the order; the layout's band order keeps few tiles open.
+    overlapping it was added; the layout's order keeps few tiles open. Contributions of a strip to a tile that
+    a later strip also covers are kept in a temporary file in ``spill_dir`` (default: the system's temporary
+    folder) until that strip reaches the tile; :meth:`close` (or leaving the ``with`` block) removes it.
     """
 
     def __init__(
@@ -107,6 +174,7 @@ class BlendAccumulator:
         kind: BlendKind = "hann",
         tile: int = TILE,
         device: torch.device | str = "cpu",
+        spill_dir: str | os.PathLike[str] | None = None,
     ):
         self.layout = layout
         self.tile = tile
@@ -120,6 +188,29 @@ class BlendAccumulator:
         self.remaining = np.outer(rows, cols)  # windows still to come, per tile
         self.open: dict[tuple[int, int], _Tile] = {}
         self.peak_open = 0  # most tiles held at once (memory: peak_open x tile² x (channels + 1) x 4 bytes)
+        self.last_strip = self._last_strips()  # per tile across the walk: the last strip covering it
+        self._spill = _Spill(None if spill_dir is None else Path(spill_dir))
+        self._spilled: dict[tuple[int, int], list[tuple[int, int, tuple[int, ...], tuple[slice, slice]]]] = {}
+
+    def _last_strips(self) -> np.ndarray:
+        layout, t = self.layout, self.tile
+        length = layout.height if layout.by_columns else layout.width
+        last = np.zeros(-(-length // t), np.int64)
+        for strip, positions in enumerate(layout.strips):
+            first = layout.across_starts[positions[0]]
+            end = min(layout.across_starts[positions[-1]] + layout.size, length)
+            last[first // t : (end - 1) // t + 1] = strip
+        return last
+
+    @property
+    def spilled_peak(self) -> int:
+        """Most bytes held in the temporary file at once (0 when the bands are walked whole)."""
+        return self._spill.peak
+
+    @property
+    def spill_closed(self) -> bool:
+        """Whether no temporary file is open (none was needed, or :meth:`close` removed it)."""
+        return self._spill.closed
 
     def add(self, window: SceneWindow, values: dict[str, np.ndarray], valid: np.ndarray) -> list[BlendedTile]:
         """Add one window's outputs ``name -> (C, size, size)``; ``valid`` is its ``(size, size)`` mask."""
@@ -141,6 +232,7 @@ class BlendAccumulator:
             }
         done = []
         height, width, t = self.layout.height, self.layout.width, self.tile
+        by_columns = self.layout.by_columns
         for j, window in enumerate(windows):
             h, w = window.clipped(height, width)
             r0, c0 = window.row_off, window.col_off
@@ -148,16 +240,50 @@ class BlendAccumulator:
                 y0, y1 = max(r0, tr * t), min(r0 + h, (tr + 1) * t)
                 for tc in range(c0 // t, (c0 + w - 1) // t + 1):
                     x0, x1 = max(c0, tc * t), min(c0 + w, (tc + 1) * t)
-                    acc = self._tile(tr, tc)
                     dst = (slice(y0 - tr * t, y1 - tr * t), slice(x0 - tc * t, x1 - tc * t))
                     src = (slice(y0 - r0, y1 - r0), slice(x0 - c0, x1 - c0))
-                    acc.weights[dst] += weight[j][src]
-                    for name, total in acc.sums.items():
-                        total[(slice(None), *dst)] += weighted[name][j][(slice(None), *src)]
+                    if window.strip < self.last_strip[tr if by_columns else tc]:
+                        self._keep(tr, tc, window.index, dst, weight[j][src],
+                                   [weighted[n][j][(slice(None), *src)] for n in self.channels])
+                    else:
+                        acc = self._tile(tr, tc)
+                        self._replay(tr, tc, acc, before=window.index)
+                        acc.weights[dst] += weight[j][src]
+                        for name, total in acc.sums.items():
+                            total[(slice(None), *dst)] += weighted[name][j][(slice(None), *src)]
                     self.remaining[tr, tc] -= 1
                     if self.remaining[tr, tc] == 0:
+                        self._replay(tr, tc, self._tile(tr, tc))
                         done.append(self._finish(tr, tc))
         return done
+
+    def _keep(self, tr: int, tc: int, index: int, dst: tuple[slice, slice], weight: Array, sums: list[Array]) -> None:
+        """Write one window's contribution to tile ``(tr, tc)`` to the temporary file (a later strip finishes
+        the tile), filed under the window's band-walk ``index``."""
+        if self.on_cpu:
+            record = np.concatenate([weight[None], *sums])
+        else:
+            record = torch.cat([weight[None], *sums]).cpu().numpy()
+        offset, shape = self._spill.put(record)
+        bisect.insort(self._spilled.setdefault((tr, tc), []), (index, offset, shape, dst), key=lambda e: e[0])
+
+    def _replay(self, tr: int, tc: int, acc: _Tile, before: int | None = None) -> None:
+        """Add the kept contributions to tile ``(tr, tc)`` of windows before band-walk index ``before`` (all:
+        ``None``), in band-walk order, so that the tile's sums are those of a walk of whole bands."""
+        entries = self._spilled.get((tr, tc))
+        while entries and (before is None or entries[0][0] < before):
+            _, offset, shape, dst = entries.pop(0)
+            record = self._spill.take(offset, shape)
+            if not self.on_cpu:
+                record = torch.from_numpy(record.copy()).to(self.device)
+            acc.weights[dst] += record[0]
+            k = 1
+            for total in acc.sums.values():
+                c = total.shape[0]
+                total[(slice(None), *dst)] += record[k : k + c]
+                k += c
+        if entries is not None and not entries:
+            del self._spilled[tr, tc]
 
     def _tile(self, tr: int, tc: int) -> _Tile:
         acc = self.open.get((tr, tc))
@@ -185,7 +311,18 @@ class BlendAccumulator:
     @property
     def finished(self) -> bool:
         """Whether every tile has been handed out."""
-        return not self.open and not self.remaining.any()
+        return not self.open and not self.remaining.any() and not self._spilled
+
+    def close(self) -> None:
+        """Remove the temporary file of kept contributions (after success or failure)."""
+        self._spill.close()
+        self._spilled.clear()
+
+    def __enter__(self) -> BlendAccumulator:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def _host(array: Array) -> np.ndarray:

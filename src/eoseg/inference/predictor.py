@@ -3,7 +3,8 @@ on the device, overlaps blended tile by tile (on the device), finished tiles enc
 background thread while the next windows run, then COGs.
 
 Memory is bounded by the window size, the batch size and the blend's open tiles: a band of windows along
-the scene's shorter side (see :mod:`eoseg.inference.windows`), never the longer one.
+the scene's shorter side, cut into strips of ``predict.strip`` pixels when it is longer (see
+:mod:`eoseg.inference.windows`), whatever the scene's sides.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from eoseg.inference.engine import EnsembleRunner, auto_batch_size, common_heads
 from eoseg.inference.outputs import main_head, member_key, plan_outputs, scene_rasters
 from eoseg.inference.reader import InputRecipe, SceneImages, WindowReader, check_scene
 from eoseg.inference.stages import StageClock
-from eoseg.inference.windows import WindowLayout
+from eoseg.inference.windows import STRIP, WindowLayout
 from eoseg.inference.writer import SceneWriter
 from eoseg.models.bundle import ModelBundle
 from eoseg.post.vectorize import scene_polygons
@@ -135,7 +136,7 @@ def predict_scene(
                 f"predict.window={window}: must be a multiple of the model's stride {stride} "
                 f"({bundle.source or 'checkpoint'}); e.g. predict.window={fit}"
             )
-    layout = WindowLayout(scene.height, scene.width, window, overlap, walk_order(scene))
+    layout = WindowLayout(scene.height, scene.width, window, overlap, walk_order(scene), spec.strip or STRIP)
     batch_size = spec.batch_size or auto_batch_size(window, device)
 
     recipes: list[InputRecipe] = []
@@ -156,7 +157,7 @@ def predict_scene(
     rasters = scene_rasters(plan, scene, out_dir, name, channels)
     check_not_inputs(scene.paths.values(), files=[r.path for r in rasters]
                      + [out_dir / f"{name}.heads.json", out_dir / f"{name}.polygons.gpkg"])
-    image_heads = SceneMeans()
+    image_heads = SceneMeans(len(layout))
 
     started = time.perf_counter()
     clock = StageClock()
@@ -168,9 +169,9 @@ def predict_scene(
         SceneWriter(rasters, clock=clock) as writer,
         # reuse: each batch is consumed (forward, blend) before the next is taken; on failure: stop reading first
         closing(reader.batches(layout, batch_size, pin_memory=device.type == "cuda", reuse=True)) as batches,
+        BlendAccumulator(layout, acc_channels, spec.blend, device=device, spill_dir=out_dir) as accumulator,
     ):
         task = bar.add_task(f"predict {name}", total=len(layout), rate="")
-        accumulator = BlendAccumulator(layout, acc_channels, spec.blend, device=device)
         done_px = 0
         waiting = time.perf_counter()
         for batch in batches:
@@ -182,7 +183,8 @@ def predict_scene(
                 values[member_key(plan.main, m)] = member
             if result.image:
                 for j, valid in enumerate(batch.valid.numpy()):
-                    image_heads.add({n: v[j] for n, v in result.image.items()}, int(valid.sum()))
+                    image_heads.add({n: v[j] for n, v in result.image.items()}, int(valid.sum()),
+                                    batch.windows[j].index)
             blend = time.perf_counter()
             clock.add("forward", blend - forward)
             tiles = accumulator.add_batch(batch.windows, values, batch.valid)
@@ -288,18 +290,36 @@ def predict_scenes(
 
 
 class SceneMeans:
-    """Valid-pixel-weighted means over the scene of the image-level heads of every window."""
+    """Valid-pixel-weighted means over the scene of the image-level heads of every window, summed in the
+    band walk's order (:attr:`SceneWindow.index`) whatever order the windows came in (a strip walk gives the
+    same bits); a few numbers per window are kept until :meth:`summary`."""
 
-    def __init__(self) -> None:
-        self.sums: dict[str, np.ndarray] = {}
+    def __init__(self, windows: int) -> None:
+        self.terms: dict[str, np.ndarray] = {}  # head -> (windows, C) float64: weight x value, by index
+        self.added = np.zeros(windows, bool)
         self.count = 0
 
-    def add(self, values: dict[str, np.ndarray], weight: int) -> None:
+    def add(self, values: dict[str, np.ndarray], weight: int, index: int) -> None:
+        """Window ``index``'s head values, weighted by its ``weight`` valid pixels."""
         if not values or weight == 0:
             return
         for name, value in values.items():
-            self.sums[name] = self.sums.get(name, 0) + weight * value.astype(np.float64)
+            if name not in self.terms:
+                self.terms[name] = np.zeros((len(self.added), *np.shape(value)), np.float64)
+            self.terms[name][index] = weight * value.astype(np.float64)
+        self.added[index] = True
         self.count += weight
+
+    @property
+    def sums(self) -> dict[str, np.ndarray]:
+        """Sums of the terms, one by one in index order (numpy's pairwise sum would round differently)."""
+        sums = {}
+        for name, terms in self.terms.items():
+            total = 0
+            for term in terms[self.added]:
+                total = total + term
+            sums[name] = total
+        return sums
 
     def summary(self, heads: dict) -> dict[str, dict[str, object]]:
         out: dict[str, dict[str, object]] = {}

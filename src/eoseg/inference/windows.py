@@ -5,7 +5,10 @@ or column is moved back so that it ends on the scene's last pixel (no window rea
 unless the scene is smaller than one window, in which case that window is padded). Windows are visited
 band by band across the scene's shorter side (``order="auto"``: row bands when the scene is at least as
 tall as it is wide, column bands when it is wider), so the pixels still waiting for a neighbouring
-window (the blend's frontier) span the shorter side, whatever the longer one.
+window (the blend's frontier) span the shorter side, whatever the longer one. When the bands are longer
+than ``strip`` pixels, they are cut into strips of about ``strip`` pixels (whole windows) and the walk
+goes strip by strip, band by band inside a strip: the frontier is then one strip wide, whatever the
+scene's sides (the blend keeps the tiles on a border between strips out of memory).
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from functools import cached_property
 from typing import Literal
 
 from eoseg.errors import ConfigError
+
+STRIP = 4096
+"""Longest band (pixels across the walk) visited in one go; longer bands are walked in strips of about this."""
 
 
 def window_starts(length: int, size: int, stride: int) -> list[int]:
@@ -29,13 +35,16 @@ def window_starts(length: int, size: int, stride: int) -> list[int]:
 
 @dataclass(frozen=True)
 class SceneWindow:
-    """One window: its offsets in the scene and its place in the layout (``band``: along the walk)."""
+    """One window: its offsets in the scene and its place in the layout: ``index`` in the band walk (band by
+    band across the whole scene, the order that fixes the blend's sums), ``band`` along the walk, ``strip``
+    across it (0 when the bands are walked whole)."""
 
     index: int
     band: int
     row_off: int
     col_off: int
     size: int
+    strip: int = 0
 
     def clipped(self, height: int, width: int) -> tuple[int, int]:
         """Rows and columns of this window that lie inside a ``height`` x ``width`` scene."""
@@ -44,19 +53,23 @@ class SceneWindow:
 
 @dataclass(frozen=True)
 class WindowLayout:
-    """Windows of ``size`` with ``overlap`` over a ``height`` x ``width`` scene."""
+    """Windows of ``size`` with ``overlap`` over a ``height`` x ``width`` scene; bands longer than ``strip``
+    pixels are walked in strips (``None``: always whole bands)."""
 
     height: int
     width: int
     size: int
     overlap: int
     order: Literal["auto", "rows", "columns"] = "auto"
+    strip: int | None = STRIP
 
     def __post_init__(self) -> None:
         if self.height < 1 or self.width < 1:
             raise ValueError(f"scene must have at least one pixel, got {self.height}x{self.width}")
         if self.size < 1:
             raise ConfigError(f"predict.window: must be at least 1 pixel (got {self.size})")
+        if self.strip is not None and self.strip < 1:
+            raise ValueError(f"strip must be at least 1 pixel, got {self.strip}")
         if not 0 <= self.overlap < self.size:
             raise ConfigError(
                 f"predict.overlap: must be in [0, window) = [0, {self.size}) (got {self.overlap}); "
@@ -83,16 +96,34 @@ class WindowLayout:
         """Whether windows are visited column band by column band (``auto``: when wider than tall)."""
         return self.order == "columns" or (self.order == "auto" and self.width > self.height)
 
+    @property
+    def band_starts(self) -> list[int]:
+        """Window starts along the walk (one band each)."""
+        return self.col_starts if self.by_columns else self.row_starts
+
+    @property
+    def across_starts(self) -> list[int]:
+        """Window starts across the walk (along a band)."""
+        return self.row_starts if self.by_columns else self.col_starts
+
+    @cached_property
+    def strips(self) -> list[list[int]]:
+        """Positions in :attr:`across_starts` of each strip's windows: one strip when a band spans at most
+        ``strip`` pixels, else strips of (nearly) equal window counts, each about ``strip`` pixels."""
+        starts = self.across_starts
+        across = self.height if self.by_columns else self.width
+        if self.strip is None or across <= self.strip:
+            return [list(range(len(starts)))]
+        count = min(len(starts), -(-across // self.strip))
+        per = -(-len(starts) // count)
+        return [list(range(i, min(i + per, len(starts)))) for i in range(0, len(starts), per)]
+
     def __iter__(self) -> Iterator[SceneWindow]:
-        """Windows band by band: row-major, or column-major when :attr:`by_columns`."""
-        index = 0
-        if self.by_columns:
-            for band, col in enumerate(self.col_starts):
-                for row in self.row_starts:
-                    yield SceneWindow(index, band, row, col, self.size)
-                    index += 1
-            return
-        for band, row in enumerate(self.row_starts):
-            for col in self.col_starts:
-                yield SceneWindow(index, band, row, col, self.size)
-                index += 1
+        """Windows strip by strip, band by band inside a strip (row bands, or column bands when
+        :attr:`by_columns`); with one strip, exactly the band walk (``index`` in order)."""
+        across = len(self.across_starts)
+        for strip, positions in enumerate(self.strips):
+            for band, start in enumerate(self.band_starts):
+                for a in positions:
+                    row, col = (self.across_starts[a], start) if self.by_columns else (start, self.across_starts[a])
+                    yield SceneWindow(band * across + a, band, row, col, self.size, strip)
