@@ -75,7 +75,7 @@ from rasterio.features import rasterize
 from eoseg.config.loader import config_to_dict, load_config, validate_config
 from eoseg.config.schema import ExperimentConfig
 from eoseg.data.prepare import prepare
-from eoseg.demo.town import SHIFTED_STYLE, TRAIN_CSV, TownScene, make_town
+from eoseg.demo.town import PARTIAL_STYLE, SHIFTED_STYLE, TRAIN_CSV, TownScene, make_town
 from eoseg.geo.raster import raster_info
 from eoseg.inference.predictor import predict_scene
 from eoseg.metrics.evaluate import evaluate, object_scores
@@ -96,6 +96,8 @@ AUGMENTS = {
                 "params": {"brightness_limit": 0.3, "contrast_limit": 0.3}}],
 }
 """``--augment`` / ``--student-augment``: the demo's flips, or flips plus colour transforms (noisy student)."""
+SHIFTS = {"full": SHIFTED_STYLE, "partial": PARTIAL_STYLE}
+"""``--shift``: town B's style; ``full`` has only new roof colours, ``partial`` shares four of town A's."""
 SMALL = ["data.chips.size=64", "data.chips.overlap=32", "model.arch_params.encoder_depth=3",
          "model.arch_params.decoder_channels=[16,16,8]"]
 """A model and chips that fit the benchmark on a loaded 2-core CPU (``--set`` overrides them)."""
@@ -137,6 +139,23 @@ def pseudo_quality(labels: Path, scenes: list[TownScene]) -> dict[str, float]:
             "labelled": kept / max(total, 1)}
 
 
+def roof_confidence(predictions: Path, scenes: list[TownScene]) -> dict[str, tuple[int, float, int]]:
+    """Per roof colour of the unlabelled scenes: buildings, the teacher's mean probability on their roofs (the
+    TTA-averaged predictions that the pseudo-labels came from) and how many it misses (mean p < 0.5)."""
+    per_roof: dict[str, list[float]] = {}
+    for scene in scenes:
+        with rasterio.open(predictions / f"{scene.id}.prob.tif") as src:
+            prob, transform = src.read(1).astype(np.float32), src.transform
+        footprints = gpd.read_file(scene.footprints)
+        ids = rasterize(((g, i + 1) for i, g in enumerate(footprints.geometry)), out_shape=prob.shape,
+                        transform=transform, dtype="int32")
+        for i, roof in enumerate(footprints["roof"]):
+            inside = prob[(ids == i + 1) & np.isfinite(prob)]
+            if inside.size:
+                per_roof.setdefault(str(roof), []).append(float(inside.mean()))
+    return {roof: (len(v), float(np.mean(v)), sum(p < 0.5 for p in v)) for roof, v in sorted(per_roof.items())}
+
+
 def control_config(config: ExperimentConfig, teacher: str, steps: int, batches_per_epoch: int) -> ExperimentConfig:
     """Labelled-only training from the teacher for ``steps`` optimizer steps (the students' budget), configured
     as a student round (``selftrain.student_augment`` too), without the pseudo-labelled set."""
@@ -151,7 +170,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     """Teacher, control and student of one seed: their steps and held-out scores."""
     make_town(out / "town-a", seed=seed, n_scenes=args.labelled + 1, size=args.size)
     town_b = make_town(out / "town-b", seed=seed + 100, n_scenes=args.unlabelled + args.test, size=args.size,
-                       holdout=args.test, nodata_border=False, style=SHIFTED_STYLE)
+                       holdout=args.test, nodata_border=False, style=SHIFTS[args.shift])
     unlabelled = [{"image": s.image} for s in town_b if s.split == "train"]
     test = [s for s in town_b if s.split == "holdout"]
     mix = f"selftrain.mix.every={args.every}" if not args.share else f"selftrain.mix.share={args.share}"
@@ -180,16 +199,18 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     steps = {"teacher": teacher_steps, "control": teacher_steps + control.steps,
              "self-trained": teacher_steps + student_steps}
     scores = {name: score(Path(path), test, out / "eval" / name, config) for name, path in checkpoints.items()}
-    labels = selftrain_folder(config) / "pseudo" / f"round{args.rounds}" / "labels"
+    pseudo = selftrain_folder(config) / "pseudo"
     unlabelled_scenes = [s for s in town_b if s.split == "train"]
     return {"seed": seed, "steps": steps, "scores": scores, "pseudo_chips": rounds[-1]["pseudo_chips"],
-            "pseudo": pseudo_quality(labels, unlabelled_scenes),
+            "pseudo": pseudo_quality(pseudo / f"round{args.rounds}" / "labels", unlabelled_scenes),
+            "roofs": roof_confidence(pseudo / "round1" / "predictions", unlabelled_scenes),
             "test": [s.id for s in test]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
+    parser.add_argument("--shift", default="partial", choices=list(SHIFTS), help="town B's style (SHIFTS)")
     parser.add_argument("--size", type=int, default=384, help="scene size in pixels (0.5 m)")
     parser.add_argument("--labelled", type=int, default=3, help="labelled town-A scenes (one validates)")
     parser.add_argument("--unlabelled", type=int, default=8, help="unlabelled town-B scenes")
@@ -215,7 +236,7 @@ def main() -> None:
     seconds = time.perf_counter() - started
     mix = f"every {args.every}" if not args.share else f"share {args.share:g}"
     print(f"self-training benchmark: {args.labelled} labelled town-A scenes, {args.unlabelled} unlabelled and "
-          f"{args.test} held-out town-B scenes (shifted roofs and sun) of {args.size} px; {args.epochs} teacher "
+          f"{args.test} held-out town-B scenes ({args.shift} shift) of {args.size} px; {args.epochs} teacher "
           f"epochs, {args.student_epochs} student epochs x {args.rounds} round(s), augment {args.augment} (student "
           f"{args.student_augment}), rule {args.rule}, mix {mix}{', KL' if args.kl else ''}; seeds {args.seeds}; "
           f"overrides {SMALL + args.set}; "
@@ -234,6 +255,9 @@ def main() -> None:
               f"{sf - cf:+.4f} ({r['pseudo_chips']} pseudo chips; pseudo-labels vs truth: "
               f"IoU {q['iou']:.3f}, precision {q['precision']:.3f}, recall {q['recall']:.3f}, "
               f"{q['labelled']:.1%} of pixels labelled)")
+    for r in results:
+        print(f"seed {r['seed']}: the teacher on town B's unlabelled roofs (buildings, mean p, missed at p < 0.5): "
+              + "; ".join(f"{roof} {n}, {p:.2f}, {m}" for roof, (n, p, m) in r["roofs"].items()))
     (ci, cf), (si, sf) = mean["control"], mean["self-trained"]
     print(f"mean: self-trained - labelled-only (same budget): IoU {si - ci:+.4f} (ratio {si / max(ci, 1e-9):.3f}), "
           f"object F1 {sf - cf:+.4f}")

@@ -81,6 +81,16 @@ SHIFTED_STYLE = TownStyle(
     sun_elevation_deg=35.0,
 )
 """A second town for domain-shift experiments: other roof colours, afternoon sun from the south-west."""
+PARTIAL_STYLE = TownStyle(
+    {"terracotta": ROOF_COLOURS["terracotta"], "grey": ROOF_COLOURS["grey"], "white": ROOF_COLOURS["white"],
+     "blue metal": ROOF_COLOURS["blue metal"],
+     "weathered tile": (152, 94, 78), "dark slate": (68, 72, 80), "warm grey": (176, 166, 146),
+     "faded green metal": (106, 130, 114), "light brown": (146, 112, 84)},
+    sun_azimuth_deg=240.0,
+    sun_elevation_deg=40.0,
+)
+"""A partial shift, as a new city of the same region: four of the default roof colours, five new ones near
+the default ones (weathered, darker, tinted or faded versions), afternoon sun from the south-west."""
 
 
 @dataclass(frozen=True)
