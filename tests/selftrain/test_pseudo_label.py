@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 from inference_helpers import IdentityModel, make_bundle, write_scene  # noqa: E402
 
 from eoseg.errors import InputError  # noqa: E402
+from eoseg.selftrain import pseudo as pseudo_module  # noqa: E402
 from eoseg.selftrain.pseudo import pseudo_label  # noqa: E402
 
 QUADRANTS = {"r0-c0": 0.9, "r0-c32": 0.5, "r32-c0": 0.1, "r32-c32": 0.65}
@@ -30,9 +31,10 @@ def quadrant_scene(path: Path, values=QUADRANTS, bands: int = 1) -> Path:
     return write_scene(path, array, nodata=None)
 
 
-def run(tmp_path: Path, rule: str, values=QUADRANTS, scene: Path | None = None, **pseudo):
-    """Pseudo-label ``scene`` (default: a new quadrant scene of ``values``) by ``rule`` into tmp_path/out."""
-    bundle = make_bundle(IdentityModel(), chip=32, dtype="float32")  # trained on float scenes like these
+def run(tmp_path: Path, rule: str, values=QUADRANTS, scene: Path | None = None, mean: float = 0.0, **pseudo):
+    """Pseudo-label ``scene`` (default: a new quadrant scene of ``values``) by ``rule`` into tmp_path/out, with
+    the identity model normalising by ``mean`` (its probability is the scene value minus ``mean``)."""
+    bundle = make_bundle(IdentityModel(), chip=32, dtype="float32", mean=mean)  # trained on float scenes like these
     config = bundle.config.model_copy(deep=True)
     config.selftrain.pseudo = config.selftrain.pseudo.model_copy(update={"rule": rule, **pseudo})
     config.predict.window = 64
@@ -80,11 +82,49 @@ def test_image_rule_keeps_chips_confident_on_every_channel(tmp_path) -> None:
 
 
 def test_rerun_resumes_finished_scenes(tmp_path) -> None:
-    first = run(tmp_path, "soft")
+    scene = quadrant_scene(tmp_path / "in" / "town1.tif")
+    first = run(tmp_path, "soft", scene=scene)
     stamp = first.labels["town1"].stat().st_mtime_ns
-    second = run(tmp_path, "image")  # same predictions, another selection: the soft labels are reused
+    second = run(tmp_path, "image", scene=scene)  # same predictions, another selection: the soft labels are reused
     assert second.labels["town1"].stat().st_mtime_ns == stamp
     assert second.kept == 2
+
+
+def count_predictions(monkeypatch) -> list[str]:
+    """Names of the scenes that ``pseudo_label`` sends to the predictor from now on."""
+    calls: list[str] = []
+    real = pseudo_module.predict_scene
+
+    def counting(*args, **kwargs):
+        calls.append(args[5])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pseudo_module, "predict_scene", counting)
+    return calls
+
+
+def test_another_rule_relabels_the_kept_predictions_without_predicting_again(tmp_path, monkeypatch) -> None:
+    scene = quadrant_scene(tmp_path / "in" / "town1.tif")
+    run(tmp_path, "soft", scene=scene)
+    calls = count_predictions(monkeypatch)
+    assert kept_chips(run(tmp_path, "hard", scene=scene)) == {"r0-c0": 1.0, "r32-c0": 0.0, "r32-c32": 1.0}
+    assert calls == []
+    (tmp_path / "out" / "predictions" / "town1.key").unlink()  # as after a prediction that was interrupted
+    assert kept_chips(run(tmp_path, "soft", scene=scene)) == pytest.approx(QUADRANTS, abs=1e-3)
+    assert calls == ["town1"]
+
+
+def test_another_model_or_a_rewritten_scene_predicts_again(tmp_path, monkeypatch) -> None:
+    scene = quadrant_scene(tmp_path / "in" / "town1.tif")
+    run(tmp_path, "soft", scene=scene)
+    calls = count_predictions(monkeypatch)
+    shifted = run(tmp_path, "soft", scene=scene, mean=0.05)  # another model, same rule: not a resume
+    assert calls == ["town1"]
+    assert kept_chips(shifted) == pytest.approx({k: v - 0.05 for k, v in QUADRANTS.items()}, abs=1e-3)
+    low = dict.fromkeys(QUADRANTS, 0.2)
+    assert kept_chips(run(tmp_path, "soft", values=low, mean=0.05)) == pytest.approx(  # the scene rewritten
+        dict.fromkeys(QUADRANTS, 0.15), abs=1e-3)
+    assert calls == ["town1", "town1"]
 
 
 def digest(folder: Path) -> dict[str, str]:

@@ -5,7 +5,7 @@ writes float probabilities; the selection rule (``selftrain.pseudo``) turns them
 on the scene's grid; the scenes are then cut into chips exactly like ``eoseg prepare`` does (soft raster
 targets), and chips are kept by the rule. Layout of ``--out``::
 
-    predictions/<scene>.prob.tif ...   the predictor's outputs (kept)
+    predictions/<scene>.prob.tif ...   the predictor's outputs (kept), <scene>.key: what they were predicted from
     labels/<scene>.soft.tif            soft labels (float32 in [0, 1], NaN = no label)
     scenes.csv                         id, image columns, target column (for eoseg prepare)
     chips/                             prepared chip dataset of the kept chips (manifest, stats, chips)
@@ -14,17 +14,22 @@ targets), and chips are kept by the rule. Layout of ``--out``::
 
 Models trained on Kaggle clouds JPEGs (``data.format.name=clouds``) get each JPEG area-averaged to the
 training size first, as ``eoseg predict --format clouds`` does (kept in ``inputs/``, the chips' source).
-Re-running skips scenes whose soft labels exist (resume). A run with another pixel rule over a finished set
-moves that set (labels, chips, lists, summary) to ``.previous-set/`` first and puts it back if the run fails,
-e.g. when the new rule keeps no chip: training never reads a half-rewritten set. Rules (seed-solutions.md §1.6, §5.5):
-``soft`` keeps probabilities; ``hard`` is Open Cities' ``convert_soft_to_hard`` (``p > high`` -> 1,
-``p < low`` -> 0, between ignored); ``image`` is the clouds recipe's selection: a chip is kept only if every
-channel is confidently empty (max p < ``empty_below``) or confidently present (max p > ``present_above``).
+Each prediction is recorded with its key (``predictions/<scene>.key``: the models' weights, band statistics and
+configs, the ``predict`` and ``post`` settings, each image's path, size and modification time). Re-running
+skips scenes whose soft labels exist for the same key and pixel rule (resume); a run with another rule but the
+same key relabels the kept predictions without predicting again. A run with another pixel rule or key over
+a finished set moves that set (labels, chips, lists, summary) to ``.previous-set/`` first and puts it back if
+the run fails, e.g. when the new rule keeps no chip: training never reads a half-rewritten set.
+Rules (seed-solutions.md §1.6, §5.5): ``soft`` keeps probabilities; ``hard`` is Open Cities'
+``convert_soft_to_hard`` (``p > high`` -> 1, ``p < low`` -> 0, between ignored); ``image`` is the clouds
+recipe's selection: a chip is kept only if every channel is confidently empty (max p < ``empty_below``) or
+confidently present (max p > ``present_above``).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import shutil
@@ -37,11 +42,12 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import torch
 from rasterio.windows import Window
 
 from eoseg.config.activation import activation_of, main_head
 from eoseg.config.loader import config_to_dict, validate_config
-from eoseg.config.schema import CloudsFormat, ExperimentConfig, PseudoLabelSpec
+from eoseg.config.schema import CloudsFormat, ExperimentConfig, PostSpec, PredictSpec, PseudoLabelSpec
 from eoseg.data.prepare import finish, plan_dataset, prepare_scene, read_part, signature
 from eoseg.errors import ConfigError, InputError
 from eoseg.formats.clouds import write_resized_image
@@ -194,10 +200,39 @@ def pseudo_label(
     summaries_path = out / "labels" / "scenes.json"
     earlier = json.loads(summaries_path.read_text()) if summaries_path.is_file() else {}
     pixels = f"hard {spec.low:g} {spec.high:g}" if spec.rule == "hard" else "soft"  # the pixel rule applied
-    replaces = (out / "summary.json").is_file() and any(earlier.get(n, {}).get("pixels") != pixels for n in names)
+    keys = prediction_keys(bundles, scenes, config)
+    replaces = (out / "summary.json").is_file() and any(
+        earlier.get(n, {}).get("pixels") != pixels or earlier.get(n, {}).get("prediction") != keys[i]
+        for i, n in enumerate(names))
     with replacing_set(out, replaces):
         return _pseudo_label(bundles, scenes, out, config, names, progress, {} if replaces else earlier, pixels,
-                             target, bands)
+                             target, bands, keys)
+
+
+def prediction_keys(
+    bundles: Sequence[ModelBundle], scenes: Sequence[dict[str, Path]], config: ExperimentConfig
+) -> list[str]:
+    """One key per scene for what its predicted probabilities depend on: every model's weights, band statistics
+    and config, the ``predict`` and ``post`` settings, and each image file's path, size and modification time."""
+    models = hashlib.sha256()
+    for bundle in bundles:
+        for name, value in bundle.model.state_dict().items():
+            models.update(name.encode())
+            if isinstance(value, torch.Tensor):
+                models.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            else:
+                models.update(repr(value).encode())
+        models.update(json.dumps([bundle.stats, config_to_dict(bundle.config)], sort_keys=True, default=str).encode())
+    models.update(config.predict.model_dump_json().encode())
+    models.update(config.post.model_dump_json().encode())
+    keys = []
+    for images in scenes:
+        key = models.copy()
+        for image, path in sorted(images.items()):
+            stat = Path(path).stat()
+            key.update(f"{image}={Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        keys.append(key.hexdigest())
+    return keys
 
 
 def _pseudo_label(
@@ -211,25 +246,28 @@ def _pseudo_label(
     pixels: str,
     target: str,
     bands: list[int],
+    keys: list[str],
 ) -> PseudoResult:
-    """:func:`pseudo_label` after its checks: ``earlier`` resume records, ``pixels`` the pixel rule applied."""
+    """:func:`pseudo_label` after its checks: ``earlier`` resume records, ``pixels`` the pixel rule applied,
+    ``keys`` the scenes' prediction keys (:func:`prediction_keys`)."""
     spec = config.selftrain.pseudo
     predict = config.predict.model_copy(update={"prob_dtype": "float16"})
     labels: dict[str, Path] = {}
     confidence: list[SceneConfidence] = []
     summaries_path = out / "labels" / "scenes.json"
-    for images, name in zip(scenes, names, strict=True):
+    for images, name, key in zip(scenes, names, keys, strict=True):
         path = out / "labels" / f"{name}{SOFT_SUFFIX}"
-        if path.is_file() and earlier.get(name, {}).get("pixels") == pixels:  # resume: finished with this rule
+        record = earlier.get(name, {})
+        if path.is_file() and record.get("pixels") == pixels and record.get("prediction") == key:  # resume
             stats = SceneConfidence(name, **{k: earlier[name][k] for k in ("valid", "kept", "confident",
                                                                             "confidence_sum")})
         else:
-            result = predict_scene(bundles, images, out / "predictions", predict, config.post, name, progress)
-            stats = write_soft_labels(result.prob, path, bands, spec)
+            stats = write_soft_labels(predicted(bundles, images, out / "predictions", predict, config.post, name,
+                                                key, progress), path, bands, spec)
             # the chips cut from the earlier labels (same path, so the same prepare signature) are stale
             (out / "chips" / ".parts" / f"{name}.json").unlink(missing_ok=True)
             earlier[name] = {"valid": stats.valid, "kept": stats.kept, "confident": stats.confident,
-                             "confidence_sum": stats.confidence_sum, "pixels": pixels}
+                             "confidence_sum": stats.confidence_sum, "pixels": pixels, "prediction": key}
             write_text_atomic(summaries_path, json.dumps(earlier, indent=1))
         labels[name] = path
         confidence.append(stats)
@@ -248,6 +286,27 @@ def _pseudo_label(
                "share_kept_chips": share, "scenes": scene_rows}
     summary_path = write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     return PseudoResult(out, root, labels, scenes_csv, confidence_csv, summary_path, chips, kept, scene_rows)
+
+
+def predicted(
+    bundles: Sequence[ModelBundle],
+    images: dict[str, Path],
+    folder: Path,
+    predict: PredictSpec,
+    post: PostSpec,
+    name: str,
+    key: str,
+    progress: bool,
+) -> Path:
+    """The probability raster of scene ``name`` in ``folder``: the kept one when its recorded key is ``key``
+    (only the selection rule changed), else a new prediction, its key written once it is complete."""
+    prob, record = folder / f"{name}.prob.tif", folder / f"{name}.key"
+    if prob.is_file() and record.is_file() and record.read_text().strip() == key:
+        return prob
+    record.unlink(missing_ok=True)  # a prediction interrupted from here on has no key and is redone
+    result = predict_scene(bundles, images, folder, predict, post, name, progress)
+    write_text_atomic(record, key + "\n")
+    return result.prob
 
 
 @contextmanager
