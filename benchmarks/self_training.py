@@ -14,7 +14,8 @@ that the unlabelled scenes bring, the extra training steps taken out).
 
 Usage: uv run python benchmarks/self_training.py [--out DIR] [--size 384] [--labelled 3] [--unlabelled 8]
        [--test 4] [--epochs 8] [--student-epochs 4] [--augment colour] [--student-augment same] [--rule hard]
-       [--share 0.5 | --every 5] [--kl] [--rounds 1] [--seeds 0 1] [--set KEY=VALUE ...]
+       [--share 0.5 | --every 5] [--kl] [--rounds 1] [--seeds 0 1] [--shift partial|full]
+       [--reuse DIR] [--set KEY=VALUE ...]
 
 The defaults are the last configuration measured below. :data:`SMALL` (64 px chips, overlap 32, a 3-stage
 Unet-resnet18) always applies, ``--set`` overrides it. Each seed also prints the last round's pseudo-labels
@@ -47,6 +48,18 @@ unlabelled scenes (IoU, precision, recall):
   today's code, load 2 to 4, 19 min): teacher 0.488 / 0.526, control 0.499 / 0.582, student 0.478 / 0.534,
   gain -0.021 / -0.048; pseudo 0.491, P 0.70, R 0.62 (968 pseudo chips).
 
+Partial shift (``--shift partial``, :data:`~eoseg.demo.town.PARTIAL_STYLE`; 2026-12-02, load 2 to 7),
+``--augment colour --rule soft --kl --share 0.5``:
+
+- 8-epoch teacher, seed 0: teacher 0.520 / 0.569, control 0.574 / 0.664, student 0.525 / 0.616, gain
+  -0.049 / -0.048 (teacher misses weathered tile 35/35, light brown 15/15, terracotta 13/29).
+- ``--epochs 24``, seeds 0 and 1 (one run, 736 s): seed 0 teacher 0.699 / 0.783, control 0.710 / 0.821,
+  student 0.587 / 0.760, gain -0.124 / -0.061, pseudo IoU 0.681, P 0.82, R 0.80 (teacher mean p on new
+  roofs 0.47 to 0.77: uncertain, not blind); seed 1 teacher 0.476 / 0.544, control 0.575 / 0.667, student
+  0.517 / 0.591, gain -0.059 / -0.076, pseudo 0.410, P 0.61, R 0.55 (terracotta 28/28, light brown 34/34
+  missed). The soft-KL student is under-confident (mean p on true roofs 0.59 vs the teacher's 0.78, seed 0).
+  Not measured: the hard rule with these teachers (``--reuse`` of that run; started, not finished).
+
 Reading: colour augmentation of the TEACHER is what closes most of the gap to town B (pixel IoU 0.37 ->
 0.65); self-training on top does not add to it. The student learns the teacher's blind spots
 (confirmation bias): the roof colours the teacher misses are background in its pseudo-labels (counts
@@ -60,6 +73,7 @@ that cached the teacher and the control between variants.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import tempfile
 import time
@@ -76,13 +90,14 @@ from eoseg.config.loader import config_to_dict, load_config, validate_config
 from eoseg.config.schema import ExperimentConfig
 from eoseg.data.prepare import prepare
 from eoseg.demo.town import PARTIAL_STYLE, SHIFTED_STYLE, TRAIN_CSV, TownScene, make_town
+from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.raster import raster_info
 from eoseg.inference.predictor import predict_scene
 from eoseg.metrics.evaluate import evaluate, object_scores
 from eoseg.models.checkpoint import load_bundle, read_checkpoint
 from eoseg.post.vectorize import vectorize
 from eoseg.selftrain.pseudo import SOFT_SUFFIX
-from eoseg.selftrain.rounds import round_config, self_train, selftrain_folder
+from eoseg.selftrain.rounds import STATE, read_state, round_config, self_train, selftrain_folder
 from eoseg.training.train import train
 
 FLIPS = [{"name": "HorizontalFlip", "p": 0.5}, {"name": "VerticalFlip", "p": 0.5}, {"name": "RandomRotate90", "p": 0.5}]
@@ -156,6 +171,32 @@ def roof_confidence(predictions: Path, scenes: list[TownScene]) -> dict[str, tup
     return {roof: (len(v), float(np.mean(v)), sum(p < 0.5 for p in v)) for roof, v in sorted(per_roof.items())}
 
 
+TEACHER_ARGS = ("size", "labelled", "epochs", "augment", "set")
+"""The options that make a seed's teacher (town A, its training): what ``--reuse`` must find unchanged."""
+TEACHER = "teacher.json"
+
+
+def teacher_record(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    return {"seed": seed, **{key: getattr(args, key) for key in TEACHER_ARGS}}
+
+
+def reuse_teacher(earlier: Path, folder: Path, record: dict[str, Any]) -> None:
+    """Start ``folder`` (a seed's self-training folder) with the finished teacher of the earlier run ``earlier``
+    (one seed's folder of ``--out``): its round 0, when that run's teacher options equal ``record``."""
+    found = json.loads((earlier / TEACHER).read_text()) if (earlier / TEACHER).is_file() else None
+    if found != record:
+        raise SystemExit(f"--reuse {earlier.parent}: {earlier / TEACHER} " + (
+            f"records another teacher ({found}, this run: {record}); give the same {', '.join(TEACHER_ARGS)}"
+            if found else "is missing; give the --out folder of a finished run of this benchmark"))
+    teacher = [r for r in read_state(earlier / "runs" / folder.name) if r["round"] == 0]
+    if not teacher or not Path(teacher[0]["checkpoint"]).is_file():
+        raise SystemExit(f"--reuse {earlier.parent}: no finished teacher in {earlier / 'runs' / folder.name}")
+    if (folder / STATE).is_file():
+        raise SystemExit(f"--reuse: {folder} already has rounds; give a new --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / STATE, json.dumps(teacher, indent=2))
+
+
 def control_config(config: ExperimentConfig, teacher: str, steps: int, batches_per_epoch: int) -> ExperimentConfig:
     """Labelled-only training from the teacher for ``steps`` optimizer steps (the students' budget), configured
     as a student round (``selftrain.student_augment`` too), without the pseudo-labelled set."""
@@ -188,7 +229,10 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
         raw["selftrain"]["student_augment"] = AUGMENTS[args.student_augment]
     config = validate_config(raw, "self-training benchmark")
     prepare(config, overwrite=True, progress=False)
+    if args.reuse:
+        reuse_teacher(args.reuse.resolve() / f"seed{seed}", selftrain_folder(config), teacher_record(args, seed))
     rounds = self_train(config, unlabelled, args.rounds, progress=False, from_teacher=True)
+    write_text_atomic(out / TEACHER, json.dumps(teacher_record(args, seed)))
     teacher, student = Path(rounds[0]["checkpoint"]), Path(rounds[-1]["checkpoint"])
     student_steps = sum(read_checkpoint(Path(r["checkpoint"]).parent / "last.ckpt")["global_step"] for r in rounds[1:])
     teacher_steps = read_checkpoint(teacher.parent / "last.ckpt")["global_step"]
@@ -227,6 +271,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="student rounds (each pseudo-labels with the last)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more config overrides")
+    parser.add_argument("--reuse", type=Path, default=None, metavar="DIR",
+                        help="the --out of an earlier run: take its teachers (same teacher options) instead of "
+                             "training them again, to compare student settings faster")
     args = parser.parse_args()
     started = time.perf_counter()
     results = []
