@@ -38,9 +38,11 @@ BLOCK_SIZE = 512
 DEFLATE_LEVEL = 1
 """DEFLATE level of the COGs (GDAL uses libdeflate): level 1 takes about 35 % less CPU than GDAL's default 6 for
 files about 5 % larger (``benchmarks/predict.py`` scene); every DEFLATE reader reads any level."""
-GDAL_ENV = {"GDAL_TIFF_INTERNAL_MASK": True, "GDAL_CACHEMAX": 64 * 2**20}
-"""GDAL settings while reading and writing scenes: masks inside the files, and a block cache of 64 MB
-(rasterio sets it in bytes; GDAL's default, 5 % of the machine's memory, would grow with the scene)."""
+GDAL_ENV = {"GDAL_TIFF_INTERNAL_MASK": True, "GDAL_CACHEMAX": 32 * 2**20}
+"""GDAL settings while reading and writing scenes: masks inside the files, and a block cache of 32 MB
+(rasterio sets it in bytes; GDAL's default, 5 % of the machine's memory, would grow with the scene). A scene
+larger than the cache fills it: 64 MB made 16,384² peak ~60 MB above 4,096² (``benchmarks/predict.py`` (b));
+32 MB holds the input blocks of one band of a 4,096-px strip, and predicted as fast (3x3-conv, 4,096², part d)."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ pixel-centre rule, so a polygon traced from the same grid covers exactly its pix
 raster values per id with ``np.bincount``. Where polygons overlap, the one listed last owns a pixel.
 Every pixel is decided alone, so the sums do not depend on the block size.
 Memory: one block of the raster (float32 values of every band, :data:`ZONAL_BLOCK` pixels square), GDAL's
-block cache (64 MB, :data:`~eoseg.geo.cog.GDAL_ENV`) and the per-polygon sums; it does not grow with the
+block cache (32 MB, :data:`~eoseg.geo.cog.GDAL_ENV`) and the per-polygon sums; it does not grow with the
 scene's width or height.
 """
 
