@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import torch
 from rasterio.windows import Window
 
 from eoseg.config.activation import activation_of, main_head
@@ -53,6 +52,7 @@ from eoseg.errors import ConfigError, InputError
 from eoseg.formats.clouds import write_resized_image
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.cog import GDAL_ENV, RasterSpec, TiledRasterWriter
+from eoseg.inference.distributed import fingerprint
 from eoseg.inference.predictor import check_bundles, ensure_writable, predict_scene, scene_name
 from eoseg.inference.reader import NoCrsWarning, check_scene
 from eoseg.models.bundle import ModelBundle
@@ -212,22 +212,13 @@ def pseudo_label(
 def prediction_keys(
     bundles: Sequence[ModelBundle], scenes: Sequence[dict[str, Path]], config: ExperimentConfig
 ) -> list[str]:
-    """One key per scene for what its predicted probabilities depend on: every model's weights, band statistics
-    and config, the ``predict`` and ``post`` settings, and each image file's path, size and modification time."""
-    models = hashlib.sha256()
-    for bundle in bundles:
-        for name, value in bundle.model.state_dict().items():
-            models.update(name.encode())
-            if isinstance(value, torch.Tensor):
-                models.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-            else:
-                models.update(repr(value).encode())
-        models.update(json.dumps([bundle.stats, config_to_dict(bundle.config)], sort_keys=True, default=str).encode())
-    models.update(config.predict.model_dump_json().encode())
-    models.update(config.post.model_dump_json().encode())
+    """One key per scene for what its predicted probabilities depend on: the models, ``predict`` and ``post``
+    (:func:`~eoseg.inference.distributed.fingerprint`, as ``predict --ray`` resumes), and each image file's
+    path, size and modification time."""
+    models = fingerprint(bundles, config.predict, config.post)
     keys = []
     for images in scenes:
-        key = models.copy()
+        key = hashlib.sha256(models.encode())
         for image, path in sorted(images.items()):
             stat = Path(path).stat()
             key.update(f"{image}={Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
