@@ -130,3 +130,8 @@ def test_predict_command_errors_are_one_line(tmp_path, checkpoint, capsys) -> No
         assert run(["predict", *args, "--out", str(tmp_path / "o"), "-q"]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
+    out = tmp_path / "typo"  # predict.compress is read: a value GDAL would take but predict does not is refused
+    assert run(["predict", str(checkpoint), str(scene), "--out", str(out), "predict.compress=lzma", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("predict.compress: Input should be 'deflate' or 'zstd' (got 'lzma')")
+    assert len(err.splitlines()) == 1 and not out.exists()

@@ -88,8 +88,34 @@ def test_outputs_are_cogs_with_overviews(tmp_path) -> None:
         "scene.prob.tif",
     ]  # no temp
     for path in (out.prob, out.mask):
-        with rasterio.open(path) as src:
-            assert src.compression.name == "deflate" and src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"
+        with rasterio.open(path) as src:  # predict.compress's default
+            assert src.compression.name == "zstd" and src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"
+
+
+def test_compress_zstd_and_deflate_write_the_same_pixels(tmp_path) -> None:
+    """``predict.compress`` is what the COGs get (the finalised mask too: ``post.min_area`` rewrites it), and
+    only the encoding differs: pixels, masks and overviews are the same bits."""
+    scene = write_scene(tmp_path / "scene.tif", scene_array(1100, 1030))
+    bundle = make_bundle(IdentityModel(), std=255.0, chip=128)
+    post = PostSpec(threshold=0.5, min_area=1.0)  # 4 px of 0.5 m: the mask is rewritten by the second pass
+    files = {}
+    for compress in ("deflate", "zstd"):
+        spec = SPEC.model_copy(update={"overlap": 32, "compress": compress})
+        out = predict_scene([bundle], {"image": scene}, tmp_path / compress, spec, post, progress=False)
+        files[compress] = (out.prob, out.mask)
+        for path in files[compress]:
+            with rasterio.open(path) as src:
+                assert src.compression.name == compress
+                structure = src.tags(ns="IMAGE_STRUCTURE")
+                assert structure["PREDICTOR"] == "2" and structure["LAYOUT"] == "COG"
+                assert src.overviews(1) == [2, 4]
+    for deflated, zstd in zip(files["deflate"], files["zstd"], strict=True):
+        with rasterio.open(deflated) as a, rasterio.open(zstd) as b:
+            np.testing.assert_array_equal(a.read(), b.read())
+            np.testing.assert_array_equal(a.read_masks(), b.read_masks())
+            for factor in a.overviews(1):
+                shape = (a.count, -(-a.height // factor), -(-a.width // factor))
+                np.testing.assert_array_equal(a.read(out_shape=shape), b.read(out_shape=shape))
 
 
 def test_stage_times_account_for_the_run(tmp_path) -> None:

@@ -434,6 +434,10 @@ class PredictSpec(Section):
     ensemble_weights: list[Annotated[float, Field(ge=0.0)]] | None = None
     vote: int | None = Field(default=None, ge=1, description="k-of-n voting of binary masks across models")
     prob_dtype: Literal["uint8", "float16"] = "uint8"
+    compress: Literal["deflate", "zstd"] = Field(
+        default="zstd", description="compression of the output COGs (level 1, with predictor; the same pixels "
+        "either way): zstd (eoseg.geo.cog.DEFAULT_COMPRESS) costs less CPU and is read by GDAL >= 2.3 / QGIS 3; "
+        "deflate is read by every TIFF reader")
     polygons: bool = Field(default=False, description="also write <scene>.polygons.gpkg from the final mask "
                            "(class, area_m2, mean_prob; post.simplify applied)")
     allow_dtype: bool = Field(default=False, description="predict scenes of another dtype than the training one "

@@ -166,7 +166,7 @@ def predict_scene(
         rasterio.Env(**GDAL_ENV),
         make_progress(progress, columns) as bar,
         WindowReader(scene, recipes, workers=spec.workers, prefetch=2 * batch_size, clock=clock) as reader,
-        SceneWriter(rasters, clock=clock) as writer,
+        SceneWriter(rasters, clock=clock, compress=spec.compress) as writer,
         # reuse: each batch is consumed (forward, blend) before the next is taken; on failure: stop reading first
         closing(reader.batches(layout, batch_size, pin_memory=device.type == "cuda", reuse=True)) as batches,
         BlendAccumulator(layout, acc_channels, spec.blend, device=device, spill_dir=out_dir) as accumulator,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from eoseg.geo.cog import TiledRasterWriter
+from eoseg.geo.cog import DEFAULT_COMPRESS, TiledRasterWriter
 from eoseg.inference.blend import TILE, BlendedTile
 from eoseg.inference.outputs import OutputRaster
 from eoseg.inference.stages import StageClock
@@ -26,10 +26,16 @@ class SceneWriter:
     """Writes blended tiles into every output raster of a scene, in a background thread."""
 
     def __init__(
-        self, outputs: Sequence[OutputRaster], max_pending: int = 4, block: int = TILE, clock: StageClock | None = None
+        self,
+        outputs: Sequence[OutputRaster],
+        max_pending: int = 4,
+        block: int = TILE,
+        clock: StageClock | None = None,
+        compress: str = DEFAULT_COMPRESS,
     ):
         """``block``: the blend's tile size, used as the temporary files' block size (whole-block writes);
-        ``clock``: where the ``write`` (encode + write blocks) and ``finish`` (COGs) seconds go."""
+        ``clock``: where the ``write`` (encode + write blocks) and ``finish`` (COGs) seconds go;
+        ``compress``: the COGs' compression (``predict.compress``)."""
         self.outputs = list(outputs)
         self.clock = clock or StageClock()
         self._writers: list[TiledRasterWriter] = []
@@ -38,7 +44,7 @@ class SceneWriter:
         self._thread = threading.Thread(target=self._run, name="eoseg-write", daemon=True)
         try:  # an interrupt anywhere in here (even while the thread starts) must not leave temporaries
             for out in self.outputs:
-                self._writers.append(TiledRasterWriter(out.path, out.spec, block=block))
+                self._writers.append(TiledRasterWriter(out.path, out.spec, compress, block=block))
             self._thread.start()
         except BaseException:
             self.abort()

@@ -273,7 +273,8 @@ class Postprocessor:
             small = _small_components(path, layers, measure, limits, windows) if measure else {}
             with open_raster(path) as src:
                 names = tuple(d or f"band_{i + 1}" for i, d in enumerate(src.descriptions))
-                writer = TiledRasterWriter(path, mask_spec(info, names))
+                compress = src.compression.name if src.compression is not None else "none"  # as predict wrote it
+                writer = TiledRasterWriter(path, mask_spec(info, names), compress)
                 try:
                     for index, window in enumerate(windows):
                         data, valid = read_mask(src, window)
