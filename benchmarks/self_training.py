@@ -97,7 +97,7 @@ from eoseg.metrics.evaluate import evaluate, object_scores
 from eoseg.models.checkpoint import load_bundle, read_checkpoint
 from eoseg.post.vectorize import vectorize
 from eoseg.selftrain.pseudo import SOFT_SUFFIX
-from eoseg.selftrain.rounds import STATE, read_state, round_config, self_train, selftrain_folder
+from eoseg.selftrain.rounds import STATE, read_state, round_checkpoint, round_config, self_train, selftrain_folder
 from eoseg.training.train import train
 
 FLIPS = [{"name": "HorizontalFlip", "p": 0.5}, {"name": "VerticalFlip", "p": 0.5}, {"name": "RandomRotate90", "p": 0.5}]
@@ -171,8 +171,9 @@ def roof_confidence(predictions: Path, scenes: list[TownScene]) -> dict[str, tup
     return {roof: (len(v), float(np.mean(v)), sum(p < 0.5 for p in v)) for roof, v in sorted(per_roof.items())}
 
 
-TEACHER_ARGS = ("size", "labelled", "epochs", "augment", "set")
-"""The options that make a seed's teacher (town A, its training): what ``--reuse`` must find unchanged."""
+TEACHER_ARGS = ("size", "labelled", "epochs", "augment", "set", "checkpoint")
+"""The options that make a seed's teacher (town A, its training, which of its checkpoints): what ``--reuse`` must
+find unchanged."""
 TEACHER = "teacher.json"
 
 
@@ -218,7 +219,8 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     overrides = [
         f"data.scenes_file={out / 'town-a' / TRAIN_CSV}", f"data.root={out / 'chips'}", f"data.folds={args.labelled}",
         f"train.out={out / 'runs'}", f"train.epochs={args.epochs}", f"train.seed={seed}", "train.tensorboard=false",
-        f"selftrain.pseudo.rule={args.rule}", mix, f"selftrain.student_epochs={args.student_epochs}", *SMALL, *args.set,
+        f"selftrain.pseudo.rule={args.rule}", mix, f"selftrain.student_epochs={args.student_epochs}",
+        f"selftrain.checkpoint={args.checkpoint}", *SMALL, *args.set,
     ]
     if args.kl:
         overrides.append("selftrain.mix.loss={mask: {kl: 1.0}}")
@@ -238,8 +240,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     teacher_steps = read_checkpoint(teacher.parent / "last.ckpt")["global_step"]
     control = train(control_config(config, str(teacher), student_steps, teacher_steps // args.epochs),
                     progress=False, report=False)
-    checkpoints = {"teacher": teacher, "control": control.best_checkpoint or control.last_checkpoint,
-                   "self-trained": student}
+    checkpoints = {"teacher": teacher, "control": round_checkpoint(control, config), "self-trained": student}
     steps = {"teacher": teacher_steps, "control": teacher_steps + control.steps,
              "self-trained": teacher_steps + student_steps}
     scores = {name: score(Path(path), test, out / "eval" / name, config) for name, path in checkpoints.items()}
@@ -268,6 +269,9 @@ def main() -> None:
     parser.add_argument("--augment", default="colour", choices=list(AUGMENTS), help="data.augment (teacher, control)")
     parser.add_argument("--student-augment", default="same", choices=["same", *AUGMENTS],
                         help="selftrain.student_augment (the student and the control; same: data.augment)")
+    parser.add_argument("--checkpoint", default="last", choices=["best", "last"],
+                        help="selftrain.checkpoint: which checkpoint of the teacher, the students and the control "
+                             "is scored (best on town A's validation scene, or the last)")
     parser.add_argument("--rounds", type=int, default=1, help="student rounds (each pseudo-labels with the last)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more config overrides")
@@ -285,7 +289,8 @@ def main() -> None:
     print(f"self-training benchmark: {args.labelled} labelled town-A scenes, {args.unlabelled} unlabelled and "
           f"{args.test} held-out town-B scenes ({args.shift} shift) of {args.size} px; {args.epochs} teacher "
           f"epochs, {args.student_epochs} student epochs x {args.rounds} round(s), augment {args.augment} (student "
-          f"{args.student_augment}), rule {args.rule}, mix {mix}{', KL' if args.kl else ''}; seeds {args.seeds}; "
+          f"{args.student_augment}), rule {args.rule}, mix {mix}{', KL' if args.kl else ''}, {args.checkpoint} "
+          f"checkpoints; seeds {args.seeds}; "
           f"overrides {SMALL + args.set}; "
           f"{torch.get_num_threads()} threads, {seconds:.0f} s")
     print(f"{'seed':>4} {'model':>12} {'steps':>6} {'pixel IoU':>10} {'object F1':>10}")

@@ -174,3 +174,42 @@ def test_self_train_refuses_unfit_unlabelled_scenes_before_the_teacher_trains(tm
         assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), err
         assert listing(tmp_path) == before  # nothing written: no self-train folder, chips untouched
     assert not (tmp_path / "runs").exists()
+
+
+
+@pytest.mark.parametrize(("choice", "best_saved", "expected"), [
+    ("best", True, "best"), ("best", False, "last"), ("last", True, "last"),
+])
+def test_selftrain_checkpoint_is_what_each_round_hands_on(tmp_path, monkeypatch, choice, best_saved, expected) -> None:
+    from types import SimpleNamespace
+
+    from eoseg.config.loader import load_config
+    from eoseg.training.train import TrainResult
+
+    config = load_config("demo", [f"train.out={tmp_path}", f"selftrain.checkpoint={choice}"])
+    started_from = []
+
+    def fake_train(round_config, resume, progress, rounds):  # a finished run with both checkpoints
+        started_from.append(round_config.model.init_checkpoint)
+        folder = Path(round_config.train.out) / round_config.name / "checkpoints"
+        folder.mkdir(parents=True)
+        for name in ("best", "last"):
+            (folder / f"{name}.ckpt").write_text(name)
+        return TrainResult(folder.parent, folder / "best.ckpt" if best_saved else None, folder / "last.ckpt",
+                           "val/iou", 0.5, 1, 1, [{"val/iou": 0.5}])
+
+    labelled_by = []
+
+    def fake_pseudo_label(bundles, scenes, out, labelling, progress):
+        labelled_by.append(bundles[0].path)
+        return SimpleNamespace(root=out / "chips", kept=3)
+
+    monkeypatch.setattr(rounds_module, "check_before_teacher", lambda *args: None)
+    monkeypatch.setattr(rounds_module, "train", fake_train)
+    monkeypatch.setattr(rounds_module, "load_bundle", lambda path: SimpleNamespace(path=Path(path), config=config))
+    monkeypatch.setattr(rounds_module, "pseudo_label", fake_pseudo_label)
+    state = rounds_module.self_train(config, [{"image": tmp_path / "b.tif"}], 2, progress=False, from_teacher=True)
+    runs = tmp_path / "demo-selftrain" / "runs"
+    chosen = [runs / f"round{k}" / "checkpoints" / f"{expected}.ckpt" for k in range(3)]
+    assert [Path(r["checkpoint"]) for r in state] == chosen
+    assert labelled_by == chosen[:2] and started_from[1:] == chosen[:2]  # it pseudo-labels and starts the student

@@ -578,6 +578,13 @@ class SelfTrainSpec(Section):
         description="eoseg self-train: data.augment of each student round (default: data.augment); the noisy "
                     "student of Open Cities trains with stronger (colour) augmentation than its teacher",
     )
+    checkpoint: Literal["best", "last"] = Field(
+        default="best",
+        description="eoseg self-train: the checkpoint that stands for a round (pseudo-labels the next round, starts "
+                    "its student with --from-teacher, is listed in rounds.json): best by train.monitor on the "
+                    "labelled validation chips, or the last one (the end of the schedule; under a domain shift the "
+                    "labelled validation chips say little about the unlabelled domain)",
+    )
 
 
 # ------------------------------------------------------------------------------------------- root

@@ -1,9 +1,10 @@
 """``eoseg self-train``: teacher -> pseudo-labels -> student, for N rounds, every round kept, resumable.
 
 Round 0 trains the teacher on the labelled chips (``data.root``) only; round ``r`` pseudo-labels the
-unlabelled scenes with the best checkpoint of round ``r - 1`` (:func:`eoseg.selftrain.pseudo.pseudo_label`,
-``selftrain.pseudo`` rules, ``predict.*`` TTA) and trains a student on the labelled chips mixed with them
-(``selftrain.mix``; default one pseudo-labelled batch every 5). Layout under ``train.out/<name>-selftrain/``::
+unlabelled scenes with the checkpoint of round ``r - 1`` (``selftrain.checkpoint``: its best or its last;
+:func:`eoseg.selftrain.pseudo.pseudo_label`, ``selftrain.pseudo`` rules, ``predict.*`` TTA) and trains a
+student on the labelled chips mixed with them (``selftrain.mix``; default one pseudo-labelled batch every 5).
+Layout under ``train.out/<name>-selftrain/``::
 
     runs/round0/, runs/round1/, ...   training runs (checkpoints, metrics.csv, report.html)
     pseudo/round1/, ...               pseudo-label outputs of each round (labels/, chips/, summary.json)
@@ -97,8 +98,16 @@ def _train_round(config: ExperimentConfig, rows: list[dict[str, Any]], progress:
     return train(config, resume=last.is_file(), progress=progress, rounds=rows or None)
 
 
+def round_checkpoint(result: TrainResult, config: ExperimentConfig) -> Path | None:
+    """The checkpoint that stands for a training run under ``selftrain.checkpoint``: ``best`` (by
+    ``train.monitor``; the last one when none was saved, e.g. without validation chips) or ``last``."""
+    if config.selftrain.checkpoint == "last":
+        return result.last_checkpoint
+    return result.best_checkpoint or result.last_checkpoint
+
+
 def _entry(number: int, result: TrainResult, config: ExperimentConfig, kept: int = 0) -> dict[str, Any]:
-    checkpoint = result.best_checkpoint or result.last_checkpoint
+    checkpoint = round_checkpoint(result, config)
     score = best_score(result.history, config.train.monitor, config.train.monitor_mode)
     if score is None and checkpoint is not None:
         history = read_checkpoint(checkpoint)["eoseg"].get("history", [])
