@@ -20,10 +20,12 @@ from eoseg.errors import InputError
 from eoseg.geo.cog import TiledRasterWriter
 from eoseg.geo.products import (
     IGNORE,
+    decode_probabilities,
     encode_probabilities,
     probability_spec,
     read_heads,
     read_probabilities,
+    stored_probabilities,
     write_heads,
 )
 from eoseg.geo.raster import open_raster, write_geotiff
@@ -55,6 +57,26 @@ def two_masked(tmp_path):
     a = masked_prob(tmp_path / "a.prob.tif", np.full((1, 6, 8), 0.2), valid_a)
     b = masked_prob(tmp_path / "b.prob.tif", np.full((1, 6, 8), 0.6), valid_b)
     return a, b
+
+
+def test_uint8_encoding_rounds_half_to_even_and_decodes_to_the_stored_probabilities():
+    """predict thresholds the decoded bytes instead of quantising the floats twice: they must be the values
+    ``stored_probabilities`` (what eoseg thresholds reads back) gives, and out-of-range or NaN values bytes
+    that a reader never takes for a probability (invalid under the mask) or clipped ones."""
+    prob = np.array([[[0.0, 0.5, 1.0, 1.2, -0.1, np.nan, np.inf, 0.25, 1 / 255, 0.998]]], np.float32)
+    valid = np.ones((1, 10), bool)
+    valid[0, 0] = False
+    data, mask = encode_probabilities(prob, valid, "uint8")
+    assert data.dtype == np.uint8
+    assert data[0, 0].tolist() == [0, 128, 255, 255, 0, 0, 255, 64, 1, 254]  # 127.5 -> 128, 63.75 -> 64
+    assert mask[0].tolist() == [False, True, True, True, True, False, False, True, True, True]
+    rng = np.random.default_rng(0)
+    many = rng.random((2, 64, 64), dtype=np.float32)
+    many[0, 0, :256 // 64] = np.arange(4, dtype=np.float32) / 255 + np.float32(0.5 / 255)  # exact halves
+    decoded = decode_probabilities(encode_probabilities(many, np.ones((64, 64), bool), "uint8")[0])
+    np.testing.assert_array_equal(decoded, stored_probabilities(many, "uint8"))
+    half, _ = encode_probabilities(many, np.ones((64, 64), bool), "float16")
+    assert decode_probabilities(half) is half  # float16-stored float32: already the stored values
 
 
 def test_reader_keeps_the_internal_mask_and_band_names(two_masked):

@@ -24,7 +24,14 @@ from eoseg.config.activation import main_head
 from eoseg.config.schema import HeadSpec, PostSpec, PredictSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import RasterSpec
-from eoseg.geo.products import encode_probabilities, mask_spec, probability_spec, stored_probabilities, value_spec
+from eoseg.geo.products import (
+    decode_probabilities,
+    encode_probabilities,
+    mask_spec,
+    probability_spec,
+    stored_probabilities,
+    value_spec,
+)
 from eoseg.inference.blend import BlendedTile
 from eoseg.inference.reader import SceneImages
 from eoseg.post.postprocess import Postprocessor
@@ -126,9 +133,11 @@ def scene_rasters(
     outputs = []
     if plan.post is not None:
         prob = probability_spec(ref, plan.band_names, plan.prob_dtype)
-        outputs.append(OutputRaster("prob", out_dir / f"{name}.prob.tif", prob, _prob_encoder(plan)))
+        encoded = _EncodedProbabilities(plan)
+        outputs.append(OutputRaster("prob", out_dir / f"{name}.prob.tif", prob, encoded))
         bands = plan.band_names if plan.post.kind == "multilabel" else ("class",)
-        outputs.append(OutputRaster("mask", out_dir / f"{name}.mask.tif", mask_spec(ref, bands), _mask_encoder(plan)))
+        mask = mask_spec(ref, bands)
+        outputs.append(OutputRaster("mask", out_dir / f"{name}.mask.tif", mask, _mask_encoder(plan, encoded)))
     for head in plan.value_heads:
         spec = value_spec(ref, [f"{head}_{i}" if head_channels[head] > 1 else head
                                 for i in range(head_channels[head])])
@@ -136,25 +145,35 @@ def scene_rasters(
     return outputs
 
 
-def _prob_encoder(plan: OutputPlan) -> Encoder:
-    def encode(tile: BlendedTile) -> tuple[np.ndarray, np.ndarray | None]:
-        return encode_probabilities(tile.values[plan.main], tile.valid, plan.prob_dtype)
+class _EncodedProbabilities:
+    """The probability raster's encoder: the main head's probabilities of a tile as stored (uint8 or
+    float16), kept for the last tile so that the mask encoder thresholds those bytes instead of quantising
+    the same floats again (the writer thread encodes every raster of one tile before the next tile)."""
 
-    return encode
+    def __init__(self, plan: OutputPlan) -> None:
+        self.plan = plan
+        self._tile: BlendedTile | None = None
+        self._encoded: tuple[np.ndarray, np.ndarray | None] = (np.empty(0), None)
+
+    def __call__(self, tile: BlendedTile) -> tuple[np.ndarray, np.ndarray | None]:
+        if tile is not self._tile:
+            self._encoded = encode_probabilities(tile.values[self.plan.main], tile.valid, self.plan.prob_dtype)
+            self._tile = tile
+        return self._encoded
 
 
-def _mask_encoder(plan: OutputPlan) -> Encoder:
-    """Thresholds (or the k-of-n vote) by the plan's :class:`Postprocessor`; gate and min-area come after."""
+def _mask_encoder(plan: OutputPlan, encoded: _EncodedProbabilities) -> Encoder:
+    """Thresholds (or the k-of-n vote) by the plan's :class:`Postprocessor` of what the probability raster
+    holds (``encoded``'s bytes, decoded); gate and min-area come after."""
     post = plan.post
-
-    def stored(values: np.ndarray) -> np.ndarray:  # threshold what the probability raster holds
-        return stored_probabilities(values, plan.prob_dtype)
 
     def encode(tile: BlendedTile) -> tuple[np.ndarray, np.ndarray | None]:
         if plan.vote is not None:
-            members = [stored(tile.values[member_key(plan.main, m)]) for m in range(plan.members)]
+            members = [stored_probabilities(tile.values[member_key(plan.main, m)], plan.prob_dtype)
+                       for m in range(plan.members)]
             return post.vote(members, plan.vote, tile.valid), None
-        return post.mask(stored(tile.values[plan.main]), tile.valid), None
+        data, valid = encoded(tile)  # uint8: valid excludes NaN; float16: NaN where invalid
+        return post.mask(decode_probabilities(data), tile.valid if valid is None else valid), None
 
     return encode
 
