@@ -10,6 +10,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
+from eoseg.geo import cog
 from eoseg.geo.cog import OverviewPyramid, RasterSpec, TiledRasterWriter, overview_shapes
 
 HEIGHT, WIDTH = 1024, 1536  # two levels: 512 x 768 and 256 x 384
@@ -58,8 +59,12 @@ def _levels(path) -> list[tuple[np.ndarray, np.ndarray]]:
         return levels
 
 
+@pytest.mark.parametrize("buffer", [None, 0, 100_000], ids=["whole blocks", "piece by piece", "mixed"])
 @pytest.mark.parametrize("kind", list(SPECS))
-def test_overviews_built_from_blocks_equal_gdal_overviews(tmp_path, monkeypatch, kind) -> None:
+def test_overviews_built_from_blocks_equal_gdal_overviews(tmp_path, monkeypatch, kind, buffer) -> None:
+    """Whether the levels' pieces are gathered into whole blocks or (a full buffer) written piece by piece."""
+    if buffer is not None:
+        monkeypatch.setattr(cog, "OVERVIEW_BUFFER", buffer)
     spec = SPECS[kind]
     assert OverviewPyramid.supports(spec, 256)
     data, valid = _scene(spec)
