@@ -221,6 +221,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
         f"train.out={out / 'runs'}", f"train.epochs={args.epochs}", f"train.seed={seed}", "train.tensorboard=false",
         f"selftrain.pseudo.rule={args.rule}", mix, f"selftrain.student_epochs={args.student_epochs}",
         f"selftrain.checkpoint={args.checkpoint}", *SMALL, *args.set,
+        *([f"selftrain.student_lr={args.student_lr:g}"] if args.student_lr else []),
     ]
     if args.kl:
         overrides.append("selftrain.mix.loss={mask: {kl: 1.0}}")
@@ -266,6 +267,8 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.5, help="selftrain.mix.share (0: use --every)")
     parser.add_argument("--kl", action="store_true", help="KL loss on the soft labels (selftrain.mix.loss)")
     parser.add_argument("--student-epochs", type=int, default=4, help="selftrain.student_epochs")
+    parser.add_argument("--student-lr", type=float, default=0.0,
+                        help="selftrain.student_lr of the students and the control (0: optim.lr, the teacher's)")
     parser.add_argument("--augment", default="colour", choices=list(AUGMENTS), help="data.augment (teacher, control)")
     parser.add_argument("--student-augment", default="same", choices=["same", *AUGMENTS],
                         help="selftrain.student_augment (the student and the control; same: data.augment)")
@@ -288,7 +291,8 @@ def main() -> None:
     mix = f"every {args.every}" if not args.share else f"share {args.share:g}"
     print(f"self-training benchmark: {args.labelled} labelled town-A scenes, {args.unlabelled} unlabelled and "
           f"{args.test} held-out town-B scenes ({args.shift} shift) of {args.size} px; {args.epochs} teacher "
-          f"epochs, {args.student_epochs} student epochs x {args.rounds} round(s), augment {args.augment} (student "
+          f"epochs, {args.student_epochs} student epochs x {args.rounds} round(s) at lr "
+          f"{args.student_lr or 'of the teacher'}, augment {args.augment} (student "
           f"{args.student_augment}), rule {args.rule}, mix {mix}{', KL' if args.kl else ''}, {args.checkpoint} "
           f"checkpoints; seeds {args.seeds}; "
           f"overrides {SMALL + args.set}; "

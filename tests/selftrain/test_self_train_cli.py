@@ -111,18 +111,20 @@ def test_self_train_resumes_and_the_commands_run_on_its_checkpoints(tmp_path, mo
     assert np.isfinite(state[0]["val/iou"])
 
 
-def test_students_train_selftrain_student_epochs_and_the_teacher_train_epochs(tmp_path) -> None:
+def test_students_train_selftrain_student_epochs_and_lr_and_the_teacher_train_epochs(tmp_path) -> None:
     from eoseg.config.loader import load_config
 
-    config = load_config("demo", ["train.epochs=24", "selftrain.student_epochs=6", "selftrain.mix.share=0.5"])
+    config = load_config("demo", ["train.epochs=24", "selftrain.student_epochs=6", "selftrain.mix.share=0.5",
+                                  "selftrain.student_lr=3e-4"])
     folder = tmp_path / "demo-selftrain"
     teacher = rounds_module.round_config(config, folder, 0, None)
     student = rounds_module.round_config(config, folder, 1, tmp_path / "pseudo", init="teacher.ckpt")
-    assert (teacher.train.epochs, teacher.selftrain.mix) == (24, None)
+    assert (teacher.train.epochs, teacher.selftrain.mix, teacher.optim.lr) == (24, None, 3e-3)
     assert student.train.epochs == 6 and student.model.init_checkpoint == Path("teacher.ckpt")
+    assert student.optim.lr == 3e-4  # the student fine-tunes its teacher at its own rate
     assert student.selftrain.mix.root == tmp_path / "pseudo" and student.selftrain.mix.share == 0.5
     unset = rounds_module.round_config(load_config("demo", ["train.epochs=3"]), folder, 2, tmp_path / "pseudo")
-    assert unset.train.epochs == 3  # without student_epochs every round trains train.epochs
+    assert (unset.train.epochs, unset.optim.lr) == (3, 3e-3)  # unset: every round trains train.epochs at optim.lr
     assert [a.name for a in unset.data.augment] == ["HorizontalFlip", "VerticalFlip", "RandomRotate90"]
 
 

@@ -578,6 +578,12 @@ class SelfTrainSpec(Section):
         description="eoseg self-train: data.augment of each student round (default: data.augment); the noisy "
                     "student of Open Cities trains with stronger (colour) augmentation than its teacher",
     )
+    student_lr: float | None = Field(
+        default=None, gt=0.0, le=10.0,
+        description="eoseg self-train: optim.lr of each student round (default: optim.lr); a student that starts from "
+                    "its teacher (--from-teacher) fine-tunes: a one-cycle schedule that warms up to the teacher's rate "
+                    "again undoes much of what the teacher learnt",
+    )
     checkpoint: Literal["best", "last"] = Field(
         default="best",
         description="eoseg self-train: the checkpoint that stands for a round (pseudo-labels the next round, starts "

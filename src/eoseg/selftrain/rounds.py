@@ -46,7 +46,8 @@ def round_config(
 ) -> ExperimentConfig:
     """The training config of round ``number``: its own run folder, mixing with ``pseudo_root`` if given,
     starting from the checkpoint ``init`` if given (else as ``model.init_checkpoint`` says); students (round
-    1 on) train ``selftrain.student_epochs`` epochs and augment with ``selftrain.student_augment`` when set."""
+    1 on) train ``selftrain.student_epochs`` epochs at ``selftrain.student_lr`` and augment with
+    ``selftrain.student_augment``, each when set."""
     raw = config_to_dict(config)
     raw["name"] = f"round{number}"
     raw["train"]["out"] = str(folder / "runs")
@@ -54,6 +55,8 @@ def round_config(
         raw["train"]["epochs"] = config.selftrain.student_epochs
     if number > 0 and config.selftrain.student_augment is not None:
         raw["data"]["augment"] = raw["selftrain"]["student_augment"]
+    if number > 0 and config.selftrain.student_lr is not None:
+        raw["optim"]["lr"] = config.selftrain.student_lr
     if init is not None:
         raw["model"]["init_checkpoint"] = init
     if pseudo_root is None:
