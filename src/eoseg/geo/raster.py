@@ -288,11 +288,19 @@ def write_geotiff(
 def check_written(
     tmp: str | os.PathLike[str], target: str | os.PathLike[str], expected: np.ndarray | None = None
 ) -> None:
-    """Re-open a raster just written to ``tmp`` and read it back before it is renamed onto ``target``.
+    """Re-open a raster just written to ``tmp`` and check it before it is renamed onto ``target``.
 
     GDAL may only log a failed write (libtiff prints "No space left on device" and the file is closed as
-    if complete), so every block is read (and compared with ``expected`` when given). An
-    :class:`InputError` names ``target`` and the cause (e.g. disk full).
+    if complete: it ends early, or a later write leaves a hole of zeros). What is checked:
+
+    - with ``expected``: every pixel is read back and compared with it;
+    - a COG whose structural metadata declares block leaders and trailers (GDAL's COG driver writes them:
+      ``BLOCK_LEADER=SIZE_AS_UINT4``, ``BLOCK_TRAILER=LAST_4_BYTES_REPEATED``): :func:`check_cog_tiles`, every
+      tile of every directory (full resolution, each overview, their masks) is where its directory says,
+      whole, and is the tile GDAL meant to write there; and the tile that ends the file decodes;
+    - any other raster: every block (and the mask's) is read, i.e. decoded.
+
+    An :class:`InputError` names ``target`` and the cause (e.g. disk full).
     """
     detail = ""
     try:
@@ -303,16 +311,89 @@ def check_written(
                     back, expected, equal_nan=bool(np.issubdtype(expected.dtype, np.floating))
                 )
                 detail = "" if same else "the data read back differs from what was written"
-            else:
+            elif not _declares_tile_checks(tmp):
                 masked = MaskFlags.per_dataset in src.mask_flag_enums[0]
                 for _, window in src.block_windows(1):
                     src.read(window=window)
                     if masked:
                         src.read_masks(1, window=window)
+            else:
+                directories = (1 + len(src.overviews(1))) * (2 if MaskFlags.per_dataset in src.mask_flag_enums[0]
+                                                             else 1)
+                problem = check_cog_tiles(tmp, directories)
+                detail = f"the file read back is incomplete: {problem}" if problem else ""
     except READ_ERRORS as exc:
         detail = f"the file read back is incomplete: {_first_line(exc)}"
     if detail:
         raise write_failed(target, "disk full: No space left on device" if disk_full(Path(target).parent) else detail)
+
+
+_TILE_CHECKS = (b"BLOCK_LEADER=SIZE_AS_UINT4", b"BLOCK_TRAILER=LAST_4_BYTES_REPEATED")
+
+
+def _declares_tile_checks(path: str | os.PathLike[str]) -> bool:
+    """Whether the GeoTIFF's structural metadata (GDAL's "ghost" area after the TIFF header, COG driver)
+    declares a size before and the last 4 bytes after every tile."""
+    with open(path, "rb") as f:
+        head = f.read(1024)
+    start = head.find(b"GDAL_STRUCTURAL_METADATA_SIZE=")
+    if start < 0:
+        return False
+    try:
+        size = int(head[start + 30 : start + 36])
+    except ValueError:
+        return False
+    metadata = head[start : head.find(b"\n", start) + 1 + size]
+    return all(token in metadata for token in _TILE_CHECKS)
+
+
+def _tiles(ifd: DatasetReader) -> Iterator[tuple[int, Window]]:
+    """``(band, window)`` of every tile of a TIFF directory: every band's, or band 1's when pixel-interleaved."""
+    (bh, bw) = ifd.block_shapes[0]
+    bands = [1] if ifd.tags(ns="IMAGE_STRUCTURE").get("INTERLEAVE") == "PIXEL" else list(ifd.indexes)
+    for row in range(0, ifd.height, bh):
+        for col in range(0, ifd.width, bw):
+            for band in bands:
+                yield band, Window(col, row, min(bw, ifd.width - col), min(bh, ifd.height - row))
+
+
+def check_cog_tiles(path: str | os.PathLike[str], directories: int) -> str | None:
+    """What is wrong with the tiles of the COG at ``path`` (its first ``directories`` TIFF directories,
+    read with GDAL's ``GTIFF_DIR:n:`` syntax and its ``BLOCK_OFFSET_x_y`` / ``BLOCK_SIZE_x_y`` items), or None.
+
+    Each tile of each band (one per tile when pixel-interleaved) must have been written (a non-zero offset
+    and byte count), end inside the file, be preceded by its byte count as 4 bytes (``BLOCK_LEADER``) and
+    followed by a repeat of its last 4 bytes (``BLOCK_TRAILER``): a file that ends early, a hole of zeros or
+    bytes of another tile fail. The tile that ends the file (the last written) is decoded. Not checked: that
+    the other tiles' compressed bytes decode (a byte changed inside a tile after GDAL wrote it).
+    """
+    last: tuple[int, str, Window] | None = None  # (end offset, directory, window) of the tile that ends the file
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        end_of_file = os.fstat(fd).st_size
+        for number in range(1, directories + 1):
+            name = f"GTIFF_DIR:{number}:{path}"
+            with no_grid_warning(), rasterio.open(name) as ifd:
+                for band, window in _tiles(ifd):
+                    i, j = window.col_off // ifd.block_shapes[0][1], window.row_off // ifd.block_shapes[0][0]
+                    offset = int(ifd.get_tag_item(f"BLOCK_OFFSET_{i}_{j}", "TIFF", bidx=band) or 0)
+                    size = int(ifd.get_tag_item(f"BLOCK_SIZE_{i}_{j}", "TIFF", bidx=band) or 0)
+                    where = f"tile {i},{j} of band {band} of TIFF directory {number}"
+                    if offset < 4 or size < 4:
+                        return f"{where} was not written"
+                    if offset + size + 4 > end_of_file:
+                        return f"the file ends before {where} (at byte {end_of_file:,})"
+                    leader, tail = os.pread(fd, 4, offset - 4), os.pread(fd, 8, offset + size - 4)
+                    if int.from_bytes(leader, "little") != size or tail[:4] != tail[4:]:
+                        return f"{where} is not what was written there (a hole or another tile's bytes)"
+                    if last is None or offset + size > last[0]:
+                        last = (offset + size, name, window)
+    finally:
+        os.close(fd)
+    if last is not None:
+        with no_grid_warning(), rasterio.open(last[1]) as ifd:
+            ifd.read(window=last[2])
+    return None
 
 
 def source_path(src: Source) -> str:
