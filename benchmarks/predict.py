@@ -41,10 +41,27 @@
     0.16 -> 0.13, one thread each, load ~5). Old and new run alternately on the same machine at load ~10 (the
     other sessions training; wall figures 2-3x the idle ones): COG finish 1.70 / 2.07 / 2.31 s -> 0.88 / 1.25 /
     1.24 s, eoseg CPU 3.54-4.65 -> 3.53-3.69 core-s, eoseg/bare 0.32-0.43 -> 0.29-0.49 (noise at that load);
-    an idle re-measurement of the ratio is still to do. What is left: the forward loses ~0.5 s to the
-    background threads (forward stage 1.00 s inside eoseg against the bare 0.82 s), the COG copy + DEFLATE
-    (~0.3 core-s, serial after the last window but both rasters in parallel), encode + write + pyramid
-    (~0.3 core-s), reading + band math (~0.2 core-s), blend (~0.13 core-s).
+    an idle re-measurement of the ratio is still to do.
+    Measured 2026-12-03 07:00-07:12 UTC, 4,096², 3x3-conv, this command (``--skip a b --pipeline-size 4096
+    --pipeline-models 3x3-conv --repeats 3``, OMP_NUM_THREADS=2, nice 10), the machine NOT idle (load 6-9:
+    three other sessions; wall figures are 2-5x the idle ones, so only the ratios and CPU seconds compare),
+    main before today's four changes (468cefc) and after (ab3754e) alternating: before bare 9.29 / 7.35 |
+    tiling 2.24 / 2.70 | eoseg 4.34 / 3.82 Mpx/s, eoseg/bare 0.47 / 0.52, own cost 1.47 / 1.71 core-s
+    (load 5.8 / 7.9); after bare 5.02 / 7.94 | tiling 1.91 / 3.31 | eoseg 3.47 / 4.87 Mpx/s, eoseg/bare
+    0.69 / 0.61, own cost 1.16 / 1.32 core-s (load 6.8 / 7.6). Predict's process CPU alone, min of 3 per
+    process, 3 processes each alternating (load 6.1-8.6): before 2.79 / 3.13 / 2.84, after 2.52 / 2.50 /
+    2.46 core-s (-0.33 core-s; bare forward CPU 1.22-1.35 in both). The changes: ZSTD COGs (predict.compress,
+    COG finish 0.55 -> 0.31 core-s), the probabilities quantised once per tile (0.085 -> 0.048), overview
+    pieces gathered into whole blocks (writer thread's writes 0.29 / 0.24 -> 0.19 / 0.16), check_written by
+    tile leaders and trailers (0.05 -> 0.013); the outputs are the same pixels (uint8 COGs byte for byte).
+    What bounds it now (CPU per thread of one predict, load 8.5, ``threading`` timers): forward loop (main
+    thread) 0.87 + torch's / GDAL's own threads 0.94 against a bare forward of ~1.3 core-s, i.e. ~0.5
+    core-s of blending (~0.1), forward-loop overhead and GDAL's ZSTD threads (~0.15); reader threads
+    (decode + band math + normalise) 0.32; writer thread (encode, mask, base writes ~0.15 of GDAL I/O,
+    pyramid) 0.26; COG threads (VRT copy, check) 0.16. An idle own cost is estimated at ~0.8 core-s
+    (1.12 idle before, -0.33), still above the ~0.3 the 0.8x target needs: no single stage left is larger
+    than ~0.3 core-s, so the next step is structural (a copy-free write of the tiles into the COG, reading
+    without the GDAL block cache copy), not another per-call saving.
 
 Usage: OMP_NUM_THREADS=2 uv run python benchmarks/predict.py [--size 8192 --window 512] [--skip a]
        [--memory-sizes 4096 16384] [--memory-shapes 1024x65536 65536x1024 4096x4096] [--memory-square 16384]
