@@ -15,6 +15,7 @@ submission pixels wherever they are applied.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from affine import Affine
 from eoseg.config.schema import SceneSpec
 from eoseg.errors import InputError
 from eoseg.formats.rle import rle_decode, rle_runs
-from eoseg.geo.atomic import atomic_path
+from eoseg.geo.atomic import atomic_path, write_text_atomic
 from eoseg.geo.products import IGNORE
 from eoseg.geo.raster import no_grid_warning, open_raster, resize_array, write_geotiff
 
@@ -95,6 +96,31 @@ def write_resized_image(image: str | os.PathLike[str], size: tuple[int, int], ou
     array = resize_array(read_jpeg(image), size, "average")
     with no_grid_warning():
         return write_geotiff(out, array, None, submission_grid(size), None)
+
+
+def source_key(image: str | os.PathLike[str], size: tuple[int, int]) -> dict[str, object]:
+    """What a resized copy of ``image`` depends on: the source's resolved path, byte size and modification
+    time (ns), and the training ``size``."""
+    stat = Path(image).stat()
+    return {"source": str(Path(image).resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "size": list(size)}
+
+
+def cached_resized_image(image: str | os.PathLike[str], size: tuple[int, int], folder: str | os.PathLike[str]) -> Path:
+    """:func:`write_resized_image` into ``folder/<stem>.tif``, reused while ``<stem>.tif.source.json`` holds
+    the :func:`source_key` of ``image`` now; a changed (or replaced) JPEG or another size converts it again."""
+    target = Path(folder) / f"{Path(image).stem}.tif"
+    sidecar = target.with_name(f"{target.name}.source.json")
+    key = source_key(image, size)
+    try:
+        cached = json.loads(sidecar.read_text()) if target.is_file() else None
+    except (OSError, ValueError):
+        cached = None
+    if cached == key:
+        return target
+    write_resized_image(image, size, target)
+    write_text_atomic(sidecar, json.dumps(key))
+    return target
 
 
 def clouds_scenes(

@@ -13,7 +13,8 @@ targets), and chips are kept by the rule. Layout of ``--out``::
     summary.json                       rule, per-scene and overall shares
 
 Models trained on Kaggle clouds JPEGs (``data.format.name=clouds``) get each JPEG area-averaged to the
-training size first, as ``eoseg predict --format clouds`` does (kept in ``inputs/``, the chips' source).
+training size first, as ``eoseg predict --format clouds`` does (kept in ``inputs/``, the chips' source,
+converted again when the JPEG's size or modification time or the training size changes).
 Each prediction is recorded with its key (``predictions/<scene>.key``: the models' weights, band statistics and
 configs, the ``predict`` and ``post`` settings, each image's path, size and modification time). Re-running
 skips scenes whose soft labels exist for the same key and pixel rule (resume); a run with another rule but the
@@ -49,7 +50,7 @@ from eoseg.config.loader import config_to_dict, validate_config
 from eoseg.config.schema import CloudsFormat, ExperimentConfig, PostSpec, PredictSpec, PseudoLabelSpec
 from eoseg.data.prepare import finish, plan_dataset, prepare_scene, read_part, signature
 from eoseg.errors import ConfigError, InputError
-from eoseg.formats.clouds import write_resized_image
+from eoseg.formats.clouds import cached_resized_image
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.cog import GDAL_ENV, RasterSpec, TiledRasterWriter
 from eoseg.inference.distributed import fingerprint
@@ -195,7 +196,7 @@ def pseudo_label(
     ensure_writable(out)
     if clouds:  # as predict --format clouds: each JPEG area-averaged to the training size, kept for the chips
         size = bundles[0].config.data.format.size
-        scenes = [{k: _resized(Path(v), size, out / "inputs") for k, v in s.items()} for s in scenes]
+        scenes = [{k: cached_resized_image(Path(v), size, out / "inputs") for k, v in s.items()} for s in scenes]
     restore_previous_set(out)  # a run killed while it replaced a set: back to the last finished one
     summaries_path = out / "labels" / "scenes.json"
     earlier = json.loads(summaries_path.read_text()) if summaries_path.is_file() else {}
@@ -354,11 +355,6 @@ def check_unlabelled(
         for images in scenes:
             check_scene({k: Path(v) for k, v in images.items()}, bundle, allow_dtype)
     return names
-
-
-def _resized(image: Path, size: tuple[int, int], folder: Path) -> Path:
-    target = folder / f"{image.stem}.tif"
-    return target if target.is_file() else write_resized_image(image, size, target)
 
 
 def prepare_selected(
