@@ -75,10 +75,39 @@ def mine_negatives(
                          "with --labelled / --unlabelled")
     bundles = [load_bundle(path) for path in args.checkpoints]
     config = resolve_config(config_to_dict(bundles[0].config), args.overrides)
-    result = run(bundles, labelled, unlabelled, out, config.selftrain.negatives, config.predict.device)
-    console.print(f"{result.negatives} negatives of {result.chips} chips ({result.empty} called empty, "
-                  f"{result.false_positive} confident false positives) -> {result.path}; train with "
-                  f"selftrain.negatives.manifest={result.path}", highlight=False)
+    spec = config.selftrain.negatives
+    result = run(bundles, labelled, unlabelled, out, spec, config.predict.device)
+    console.print(f"{result.negatives} negatives of {result.chips} chips examined ({result.empty} called empty, "
+                  f"{result.false_positive} confident false positives) -> {result.path}", highlight=False)
+    if result.negatives:
+        console.print(f"train with selftrain.negatives.manifest={result.path}", highlight=False)
+    else:
+        console.print(f"none kept: {why_no_negatives(bundles[0], labelled, unlabelled, spec)}", highlight=False)
+
+
+def why_no_negatives(bundle, labelled: list[Path], unlabelled: list[Path], spec) -> str:
+    """Why ``mine-negatives`` kept no chip: per kind of set, how many chips could qualify and the threshold."""
+    from eoseg.config.activation import main_head
+    from eoseg.data.dataset import read_manifest
+    from eoseg.selftrain.negatives import truth_is_empty
+
+    reasons = []
+    if unlabelled:
+        count = sum(len(read_manifest(root)) for root in unlabelled)
+        reasons.append(f"no unlabelled chip (of {count}) has its maximum pixel probability and image score both below "
+                       f"selftrain.negatives.empty_below={spec.empty_below:g}")
+    if labelled:
+        main = main_head(dict(bundle.config.model.heads))
+        target = bundle.config.model.heads[main].target or main
+        manifests = [read_manifest(root) for root in labelled]
+        empty = sum(int(truth_is_empty(m, target).sum()) for m in manifests)
+        if empty:
+            reasons.append(f"the model stays below selftrain.negatives.false_positive_above="
+                           f"{spec.false_positive_above:g} on all {empty} labelled chips without an object")
+        else:
+            reasons.append(f"none of the {sum(len(m) for m in manifests)} labelled chips is without an object "
+                           "(prepare smaller chips, data.chips.size, to get some)")
+    return "; ".join(reasons)
 
 
 def self_train(
