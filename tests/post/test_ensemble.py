@@ -29,6 +29,22 @@ def test_mean_of_uint8_probabilities_keeps_uint8_and_the_grid(tmp_path):
         assert (src.read(1) == 155).all()
 
 
+@pytest.mark.parametrize(("written", "expected"), [("zstd", "zstd"), ("deflate", "deflate"), ("lzw", "zstd"),
+                                                   ("none", "zstd")])
+def test_the_ensemble_takes_the_compression_predict_wrote_its_inputs_with(tmp_path, written, expected):
+    """``predict.compress`` (zstd or deflate, what the inputs carry) decides the ensemble's COG too; an input
+    compressed otherwise (here LZW, or not at all) gives the default, zstd."""
+    a = write_geotiff(tmp_path / "a.tif", np.full((1, 20, 30), 100, np.uint8), UTM, TRANSFORM, None, written)
+    b = write_geotiff(tmp_path / "b.tif", np.full((1, 20, 30), 210, np.uint8), UTM, TRANSFORM, None, "zstd")
+    for mode in ("mean", "vote"):
+        out = ensemble_rasters([a, b], tmp_path / f"{mode}.tif", mode)
+        with rasterio.open(a) as src:
+            assert (src.compression.name if src.compression else "none") == written
+        with rasterio.open(out) as src:
+            assert src.compression.name == expected and src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"
+            assert (src.read(1) == (155 if mode == "mean" else 1)).all()
+
+
 def test_weighted_mean_of_float_probabilities_skips_nodata_inputs(tmp_path):
     a = np.full((4, 4), 0.2, np.float32)
     b = np.full((4, 4), 0.8, np.float32)

@@ -70,6 +70,20 @@ def test_soft_rule_keeps_probabilities(tmp_path) -> None:
     assert list(scenes.columns) == ["id", "image", "mask"] and scenes.id.tolist() == ["town1"]
 
 
+@pytest.mark.parametrize("compress", ["zstd", "deflate"])
+def test_predict_compress_decides_the_predictions_and_the_soft_labels(tmp_path, compress) -> None:
+    bundle = make_bundle(IdentityModel(), chip=32, dtype="float32")
+    config = bundle.config.model_copy(deep=True)
+    config.predict = config.predict.model_copy(update={"window": 64, "compress": compress})
+    scene = quadrant_scene(tmp_path / "in" / "town1.tif")
+    result = pseudo_label([bundle], [{"image": scene}], tmp_path / "out", config, progress=False)
+    for path in (tmp_path / "out" / "predictions" / "town1.prob.tif", result.labels["town1"]):
+        with rasterio.open(path) as src:
+            assert src.compression.name == compress and src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+    with rasterio.open(result.labels["town1"]) as src:
+        assert np.nanmean(src.read(1)[:32, :32]) == pytest.approx(0.9, abs=1e-3)
+
+
 def test_hard_rule_maps_the_band_to_ignore(tmp_path) -> None:
     chips = kept_chips(run(tmp_path, "hard"))
     # 0.5 lies in the band 0.4..0.6: that chip has no label left and is dropped

@@ -435,7 +435,8 @@ class PredictSpec(Section):
     vote: int | None = Field(default=None, ge=1, description="k-of-n voting of binary masks across models")
     prob_dtype: Literal["uint8", "float16"] = "uint8"
     compress: Literal["deflate", "zstd"] = Field(
-        default="zstd", description="compression of the output COGs (level 1, with predictor; the same pixels "
+        default="zstd", description="compression of the output COGs of predict and pseudo-label (eoseg ensemble "
+        "keeps its inputs'; level 1, with predictor; the same pixels "
         "either way): zstd (eoseg.geo.cog.DEFAULT_COMPRESS) costs less CPU and is read by GDAL >= 2.3 / QGIS 3; "
         "deflate is read by every TIFF reader")
     polygons: bool = Field(default=False, description="also write <scene>.polygons.gpkg from the final mask "

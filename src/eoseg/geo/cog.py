@@ -46,6 +46,21 @@ predictor: the same pixels as DEFLATE level 1, the COG finish of a 4,096² scene
 0.55 -> 0.31 core-s and the files ~6 % smaller (2026-12-03, ``benchmarks/predict.py`` scene, 3x3-conv). GDAL
 >= 2.3 (so rasterio, QGIS 3, titiler) reads it; for a reader without ZSTD (older GDAL, libtiff built without
 it, some Java/web TIFF readers) write ``predict.compress: deflate``, the most portable."""
+
+
+def compression_of(src: Any) -> str:
+    """The compression of an open raster as :func:`to_cog` takes it (``zstd``, ``deflate``, ... or ``none``)."""
+    return src.compression.name.lower() if src.compression is not None else "none"
+
+
+def written_compression(src: Any) -> str:
+    """The compression to write a product derived from ``src`` with: ``src``'s own when it is one the COGs
+    take (:data:`COMPRESS_LEVELS`: so the ``predict.compress`` of the run that wrote it decides), else
+    :data:`DEFAULT_COMPRESS` (an uncompressed or lossy, e.g. JPEG, input is not copied)."""
+    compress = compression_of(src)
+    return compress if compress in COMPRESS_LEVELS else DEFAULT_COMPRESS
+
+
 GDAL_ENV = {"GDAL_TIFF_INTERNAL_MASK": True, "GDAL_CACHEMAX": 32 * 2**20}
 """GDAL settings while reading and writing scenes: masks inside the files, and a block cache of 32 MB
 (rasterio sets it in bytes; GDAL's default, 5 % of the machine's memory, would grow with the scene). A scene

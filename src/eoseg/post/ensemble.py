@@ -21,7 +21,7 @@ from rasterio.windows import Window
 
 from eoseg.config.schema import PostSpec
 from eoseg.errors import ConfigError
-from eoseg.geo.cog import TiledRasterWriter
+from eoseg.geo.cog import TiledRasterWriter, written_compression
 from eoseg.geo.polygonize import row_windows
 from eoseg.geo.products import (
     IGNORE,
@@ -65,6 +65,8 @@ def ensemble_rasters(
     ``mean`` writes a probability raster (:func:`eoseg.geo.products.probability_spec`): uint8 inputs give
     uint8 with an internal mask, float inputs float16 with NaN. ``vote`` writes a mask raster (uint8 0/1,
     nodata :data:`~eoseg.geo.products.IGNORE`); ``min_votes`` defaults to a majority (n // 2 + 1).
+    The COG takes the first input's compression (the ``predict.compress`` that wrote it; an input compressed
+    otherwise: :data:`~eoseg.geo.cog.DEFAULT_COMPRESS`, :func:`~eoseg.geo.cog.written_compression`).
     """
     if not paths:
         raise ConfigError("ensemble: give at least one raster")
@@ -88,7 +90,7 @@ def ensemble_rasters(
             spec = probability_spec(first, names, prob_dtype)
         else:
             spec = mask_spec(first, names)
-        writer = stack.enter_context(TiledRasterWriter(out, spec))
+        writer = stack.enter_context(TiledRasterWriter(out, spec, written_compression(sources[0])))
         for window in row_windows(first.height, first.width, band_rows):
             if mode == "mean":
                 mean, covered = _mean_block(sources, window, w)

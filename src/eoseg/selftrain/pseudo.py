@@ -52,7 +52,7 @@ from eoseg.data.prepare import finish, plan_dataset, prepare_scene, read_part, s
 from eoseg.errors import ConfigError, InputError
 from eoseg.formats.clouds import cached_resized_image
 from eoseg.geo.atomic import write_text_atomic
-from eoseg.geo.cog import GDAL_ENV, RasterSpec, TiledRasterWriter
+from eoseg.geo.cog import DEFAULT_COMPRESS, GDAL_ENV, RasterSpec, TiledRasterWriter
 from eoseg.inference.distributed import fingerprint
 from eoseg.inference.predictor import check_bundles, ensure_writable, predict_scene, scene_name
 from eoseg.inference.reader import NoCrsWarning, check_scene
@@ -124,15 +124,18 @@ def apply_rule(probs: np.ndarray, spec: PseudoLabelSpec) -> np.ndarray:
     return out
 
 
-def write_soft_labels(prob: Path, target: Path, bands: list[int], spec: PseudoLabelSpec) -> SceneConfidence:
-    """Stream a float probability raster into a soft-label COG by the rule; count what is kept."""
+def write_soft_labels(
+    prob: Path, target: Path, bands: list[int], spec: PseudoLabelSpec, compress: str = DEFAULT_COMPRESS
+) -> SceneConfidence:
+    """Stream a float probability raster into a soft-label COG by the rule; count what is kept. ``compress``:
+    the COG's compression (``predict.compress``, as the predictions themselves)."""
     stats = SceneConfidence(target.name.removesuffix(SOFT_SUFFIX))
     with rasterio.Env(**GDAL_ENV), rasterio.open(prob) as src:
         if not np.issubdtype(np.dtype(src.dtypes[0]), np.floating):
             raise InputError(f"{prob}: pseudo-labels need float probabilities; set predict.prob_dtype=float16")
         raster = RasterSpec(src.width, src.height, len(bands), "float32", src.crs, src.transform,
                             nodata=float("nan"), resampling="average")
-        with TiledRasterWriter(target, raster) as writer:
+        with TiledRasterWriter(target, raster, compress) as writer:
             for row in range(0, src.height, BLOCK_ROWS):
                 window = Window(0, row, src.width, min(BLOCK_ROWS, src.height - row))
                 probs = src.read(bands, window=window).astype(np.float32)
@@ -255,7 +258,7 @@ def _pseudo_label(
                                                                             "confidence_sum")})
         else:
             stats = write_soft_labels(predicted(bundles, images, out / "predictions", predict, config.post, name,
-                                                key, progress), path, bands, spec)
+                                                key, progress), path, bands, spec, predict.compress)
             # the chips cut from the earlier labels (same path, so the same prepare signature) are stale
             (out / "chips" / ".parts" / f"{name}.json").unlink(missing_ok=True)
             earlier[name] = {"valid": stats.valid, "kept": stats.kept, "confident": stats.confident,
