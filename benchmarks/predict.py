@@ -42,11 +42,13 @@
     uncompressed, so the finish only copies and compresses (probability raster 0.88 -> 0.35 core-s, mask
     0.16 -> 0.13, one thread each, load ~5). Old and new run alternately on the same machine at load ~10 (the
     other sessions training; wall figures 2-3x the idle ones): COG finish 1.70 / 2.07 / 2.31 s -> 0.88 / 1.25 /
-    1.24 s, eoseg CPU 3.54-4.65 -> 3.53-3.69 core-s, eoseg/bare 0.32-0.43 -> 0.29-0.49 (noise at that load);
-    an idle re-measurement of the ratio is still to do.
+    1.24 s, eoseg CPU 3.54-4.65 -> 3.53-3.69 core-s, eoseg/bare 0.32-0.43 -> 0.29-0.49 (noise at that load).
+    No idle re-measurement of the ratio exists since: the machine was never idle on 2026-12-03 (load 5.8-14
+    at every measurement from 07:00 UTC on, three other sessions working), so the figures below are all
+    under load, and the idle own cost after these changes (~0.8 core-s, below) is an estimate, not a figure.
     Measured 2026-12-03 07:00-07:12 UTC, 4,096², 3x3-conv, this command (``--skip a b --pipeline-size 4096
-    --pipeline-models 3x3-conv --repeats 3``, OMP_NUM_THREADS=2, nice 10), the machine NOT idle (load 6-9:
-    three other sessions; wall figures are 2-5x the idle ones, so only the ratios and CPU seconds compare),
+    --pipeline-models 3x3-conv --repeats 3``, OMP_NUM_THREADS=2, nice 10), load 6-9 (wall figures are 2-5x
+    the idle ones, so only the ratios and CPU seconds compare),
     main before today's four changes (468cefc) and after (ab3754e) alternating: before bare 9.29 / 7.35 |
     tiling 2.24 / 2.70 | eoseg 4.34 / 3.82 Mpx/s, eoseg/bare 0.47 / 0.52, own cost 1.47 / 1.71 core-s
     (load 5.8 / 7.9); after bare 5.02 / 7.94 | tiling 1.91 / 3.31 | eoseg 3.47 / 4.87 Mpx/s, eoseg/bare
