@@ -19,7 +19,11 @@
     1,111 MB (ratios 1.010 / 0.967), 16,384^2: 1,167 MB (1.050; before the strips and the border-label pass
     it was 1,816-1,867 MB, 1.39-1.46x); 2026-12-03 (72f04bd: ZSTD COGs, overview pieces gathered into whole
     blocks, at most 8 MB open per raster; load 6-14), ``--memory-shapes 4096x4096 --memory-square 16384``:
-    4,096^2 1,116 MB, 16,384^2 1,171 MB (1.049): unchanged;
+    4,096^2 1,116 MB, 16,384^2 1,171 MB (1.049): unchanged; the rectangles, 2026-12-03 07:32-07:42 UTC (06fae9e,
+    nice 10, load 9.9-13.3), ``--skip a --pipeline-size 0 --memory-shapes 1024x65536 65536x1024 4096x4096
+    --memory-square``: 1,024 x 65,536 1,094 MB, 65,536 x 1,024 1,092 MB, 4,096^2 1,116 MB (ratios 0.980 /
+    0.978; gate / min-area pass +37 / +36 / +60 MB over what predicting held): within 2.5 % of the
+    2026-12-02 figures, the rectangles now a little below the square;
 (c) D4 test-time augmentation against no TTA; target about 8 forwards' worth of time, not more;
 (d) pipeline cost: bare forward, a TerraTorch-style in-memory tiling baseline (whole scene as one tensor,
     no file output; re-implemented here with the work of TerraTorch's defaults: reflect padding, delta crop)
