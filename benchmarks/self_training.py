@@ -58,7 +58,7 @@ unlabelled scenes (IoU, precision, recall over the pixels that kept a label); 96
   0.694 / 0.794, gain -0.004 / -0.024. Seed 1 was started and stopped unfinished (the session's time); a
   loss on seed 0 already keeps it from being the default. Its printed summary was lost with the stop; these
   figures are the same metrics recomputed from the predictions it had saved (``eval/``).
-- ``--rounds 2`` with the defaults (hard rule, every 5, lr 3e-4), seed 0 (917 s at load 4 to 5; 128 student
+- ``--rounds 2`` with the defaults (hard rule, every 5, lr 3e-4), seed 0 (869 s at load 4 to 5; 128 student
   steps, the second round pseudo-labelled by the first student): control 0.697 / 0.817, student 0.695 / 0.804,
   gain -0.002 / -0.013; round-2 pseudo-labels IoU 0.726, P 0.87, R 0.82. Seed 1 not run (time).
 
