@@ -306,6 +306,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             results.append(run_seed(args, seed, (args.out or Path(tmp)).resolve() / f"seed{seed}"))
+            # at once, so that a run stopped in a later seed keeps the finished seeds' figures
+            print(f"seed {seed} finished: " + "; ".join(
+                f"{name} {iou:.4f} / {f1:.4f}" for name, (iou, f1) in results[-1]["scores"].items())
+                + " (pixel IoU / object F1)", flush=True)
     seconds = time.perf_counter() - started
     mix = f"every {args.every}" if not args.share else f"share {args.share:g}"
     print(f"self-training benchmark: {args.labelled} labelled town-A scenes, {args.unlabelled} unlabelled and "
