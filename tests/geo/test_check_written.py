@@ -121,3 +121,38 @@ def test_a_plain_geotiff_without_leaders_is_decoded_block_by_block(tmp_path) -> 
     path.write_bytes(data[: len(data) * 3 // 4])
     with pytest.raises(InputError, match=r"out\.tif: could not write the output \(the file read back is incomplete"):
         check_written(path, tmp_path / "out.tif")
+
+
+
+def test_silencing_the_grid_warning_is_one_thread_at_a_time() -> None:
+    """predict checks its probability and mask COGs in two writer threads, each silencing GDAL's "Dataset has
+    no geotransform" note for the COG's TIFF directories. warnings.catch_warnings is not thread-safe (its exit
+    restores the filters it saw on entry), so the first thread out unsilenced the second, and CI printed the
+    note in a 4-class predict (tests/reliability/test_unclear.py). A second thread now waits outside."""
+    import threading
+
+    from eoseg.geo.raster import no_grid_warning
+
+    inside, leave, order = threading.Event(), threading.Event(), []
+
+    def first() -> None:
+        with no_grid_warning():
+            inside.set()
+            leave.wait(5)
+            order.append("first leaves")
+
+    def second() -> None:
+        inside.wait(5)
+        with no_grid_warning():
+            order.append("second enters")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    inside.wait(5)
+    threads[1].join(0.3)  # the second thread must be waiting, not inside
+    order.append("released")
+    leave.set()
+    for thread in threads:
+        thread.join(5)
+    assert order == ["released", "first leaves", "second enters"]

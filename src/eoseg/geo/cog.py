@@ -16,7 +16,6 @@ and compresses instead of re-reading the whole raster to compute them after the 
 from __future__ import annotations
 
 import os
-import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +27,10 @@ import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import MaskFlags
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from eoseg.geo.atomic import atomic_path, temporary_beside, write_cause, write_failed
-from eoseg.geo.raster import check_written
+from eoseg.geo.raster import check_written, no_grid_warning
 
 BLOCK_SIZE = 512
 DEFLATE_LEVEL = 1
@@ -201,8 +199,7 @@ class OverviewPyramid:
                     "nodata": spec.nodata, "photometric": "minisblack", "tiled": True,
                     "blockxsize": blockxsize, "blockysize": blockysize, "bigtiff": "if_safer",
                 }
-                with rasterio.Env(**GDAL_ENV), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", NotGeoreferencedWarning)  # georeferenced by the VRT
+                with rasterio.Env(**GDAL_ENV), no_grid_warning():  # georeferenced by the VRT
                     self._datasets.append(rasterio.open(self.paths[-1], "w", **profile))
         except BaseException:
             self.abort()
@@ -375,9 +372,8 @@ class TiledRasterWriter:
         if spec.nbits is not None:
             profile["nbits"] = spec.nbits
         try:
-            with rasterio.Env(**GDAL_ENV), warnings.catch_warnings():
-                if spec.crs is None:  # the caller has already warned that the scene has no georeference
-                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            # quiet without a CRS: the caller has already warned that the scene has no georeference
+            with rasterio.Env(**GDAL_ENV), no_grid_warning(spec.crs is None):
                 self._ds = rasterio.open(self.tmp, "w", **profile)
         except BaseException:  # an interrupt or a GDAL error here must not leave the temporary behind
             self.tmp.unlink(missing_ok=True)

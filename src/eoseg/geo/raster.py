@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,9 +98,7 @@ def open_raster(path: str | os.PathLike[str]) -> DatasetReader:
     if not path.exists():
         raise InputError(f"{path}: raster file does not exist; check the path in the scene list")
     try:
-        with warnings.catch_warnings():
-            if path.suffix.lower() in UNGRIDDED_SUFFIXES:
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with no_grid_warning(path.suffix.lower() in UNGRIDDED_SUFFIXES):
             return rasterio.open(path)
     except READ_ERRORS as exc:
         raise InputError(
@@ -417,17 +416,28 @@ def resize_array(array: np.ndarray, shape: tuple[int, int], resampling: str = "n
         return array.copy()
     profile = {"driver": "GTiff", "count": count, "height": height, "width": width, "dtype": array.dtype.name,
                "interleave": "band", "photometric": "minisblack"}  # no band is read as alpha
-    with warnings.catch_warnings(), rasterio.io.MemoryFile() as memory:
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a bare pixel array has no grid
+    with no_grid_warning(), rasterio.io.MemoryFile() as memory:  # a bare pixel array has no grid
         with memory.open(**profile) as dst:
             dst.write(array)
         with memory.open() as src:
             return src.read(out_shape=(count, *shape), resampling=Resampling[resampling])
 
 
+_WARNING_FILTERS = threading.RLock()
+"""Held while the process's warning filters are changed: ``warnings.catch_warnings`` is not thread-safe (each
+one restores the filter list it saw on entry), so two writer threads silencing the warning at once could
+unsilence each other: a COG check in one printed GDAL's "Dataset has no geotransform" note for a TIFF
+directory of the other's output."""
+
+
 @contextlib.contextmanager
-def no_grid_warning() -> Iterator[None]:
-    """Silence GDAL's note that a file has no georeference, where that is expected (JPEG, J2K tiles)."""
-    with warnings.catch_warnings():
+def no_grid_warning(quiet: bool = True) -> Iterator[None]:
+    """Silence GDAL's note that a file has no georeference, where that is expected (JPEG, J2K tiles, the TIFF
+    directories of a COG, temporaries georeferenced later); thread-safe (one thread at a time inside). With
+    ``quiet=False`` it does nothing: the note reaches the user."""
+    if not quiet:
+        yield
+        return
+    with _WARNING_FILTERS, warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         yield
