@@ -19,7 +19,7 @@ from eoseg.config.schema import HeadSpec, NegativesSpec  # noqa: E402
 from eoseg.data.datamodule import ChipDataModule  # noqa: E402
 from eoseg.data.dataset import read_prepared_stats  # noqa: E402
 from eoseg.errors import InputError  # noqa: E402
-from eoseg.selftrain.negatives import mine_negatives  # noqa: E402
+from eoseg.selftrain.negatives import mine_negatives, why_none_kept  # noqa: E402
 from eoseg.tasks.kinds import build_task_kind  # noqa: E402
 
 
@@ -90,13 +90,12 @@ def test_negatives_of_other_images_are_refused(tmp_path, labelled) -> None:
 def test_mine_negatives_says_why_it_kept_no_chip(tmp_path, labelled) -> None:
     # the README's demo example found "0 negatives of 49 chips" and said nothing more: every demo chip holds
     # buildings, so the user could not tell a threshold from an input without negatives
-    from eoseg.cli.selftrain_cmd import why_no_negatives
 
     model = bundle(labelled, -5.0, 5.0)  # pixels say empty, the image head says "something": no chip qualifies
     spec = NegativesSpec()
     result = mine_negatives([model], [labelled], [labelled], tmp_path / "neg.parquet", spec)
     assert result.negatives == 0 and result.chips == 24
-    assert why_no_negatives(model, [labelled], [labelled], spec) == (
+    assert why_none_kept(model, [labelled], [labelled], spec) == (
         "no unlabelled chip (of 12) has its maximum pixel probability and image score both below "
         "selftrain.negatives.empty_below=0.2; "
         "the model stays below selftrain.negatives.false_positive_above=0.5 on all 3 labelled chips without an "
@@ -108,5 +107,5 @@ def test_mine_negatives_says_why_it_kept_no_chip(tmp_path, labelled) -> None:
     (full / "manifest.parquet").unlink()
     manifest = pd.read_parquet(labelled / "manifest.parquet")
     manifest[~manifest.chip_id.str.endswith("r96-c0")].to_parquet(full / "manifest.parquet", index=False)
-    assert why_no_negatives(model, [full], [], spec) == (
+    assert why_none_kept(model, [full], [], spec) == (
         "none of the 9 labelled chips is without an object (prepare smaller chips, data.chips.size, to get some)")

@@ -68,6 +68,7 @@ def mine_negatives(
     """
     from eoseg.models.checkpoint import load_bundle
     from eoseg.selftrain.negatives import mine_negatives as run
+    from eoseg.selftrain.negatives import why_none_kept
 
     args = split_items(items, ("selftrain", "predict"), "mine-negatives", scenes=False)
     if args.scenes:
@@ -82,32 +83,7 @@ def mine_negatives(
     if result.negatives:
         console.print(f"train with selftrain.negatives.manifest={result.path}", highlight=False)
     else:
-        console.print(f"none kept: {why_no_negatives(bundles[0], labelled, unlabelled, spec)}", highlight=False)
-
-
-def why_no_negatives(bundle, labelled: list[Path], unlabelled: list[Path], spec) -> str:
-    """Why ``mine-negatives`` kept no chip: per kind of set, how many chips could qualify and the threshold."""
-    from eoseg.config.activation import main_head
-    from eoseg.data.dataset import read_manifest
-    from eoseg.selftrain.negatives import truth_is_empty
-
-    reasons = []
-    if unlabelled:
-        count = sum(len(read_manifest(root)) for root in unlabelled)
-        reasons.append(f"no unlabelled chip (of {count}) has its maximum pixel probability and image score both below "
-                       f"selftrain.negatives.empty_below={spec.empty_below:g}")
-    if labelled:
-        main = main_head(dict(bundle.config.model.heads))
-        target = bundle.config.model.heads[main].target or main
-        manifests = [read_manifest(root) for root in labelled]
-        empty = sum(int(truth_is_empty(m, target).sum()) for m in manifests)
-        if empty:
-            reasons.append(f"the model stays below selftrain.negatives.false_positive_above="
-                           f"{spec.false_positive_above:g} on all {empty} labelled chips without an object")
-        else:
-            reasons.append(f"none of the {sum(len(m) for m in manifests)} labelled chips is without an object "
-                           "(prepare smaller chips, data.chips.size, to get some)")
-    return "; ".join(reasons)
+        console.print(f"none kept: {why_none_kept(bundles[0], labelled, unlabelled, spec)}", highlight=False)
 
 
 def self_train(

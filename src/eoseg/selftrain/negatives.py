@@ -144,3 +144,26 @@ def mine_negatives(
         result.to_parquet(tmp, index=False)
     counts = result["reason"].value_counts()
     return MiningResult(out, len(result), int(counts.get("empty", 0)), int(counts.get("false_positive", 0)), chips)
+
+
+def why_none_kept(
+    bundle: ModelBundle, labelled: Sequence[Path], unlabelled: Sequence[Path], spec: NegativesSpec
+) -> str:
+    """Why ``mine-negatives`` kept no chip: per kind of set, how many chips could qualify and the threshold."""
+    reasons = []
+    if unlabelled:
+        count = sum(len(read_manifest(root)) for root in unlabelled)
+        reasons.append(f"no unlabelled chip (of {count}) has its maximum pixel probability and image score both below "
+                       f"selftrain.negatives.empty_below={spec.empty_below:g}")
+    if labelled:
+        main = main_head(dict(bundle.config.model.heads))
+        target = bundle.config.model.heads[main].target or main
+        manifests = [read_manifest(root) for root in labelled]
+        empty = sum(int(truth_is_empty(m, target).sum()) for m in manifests)
+        if empty:
+            reasons.append(f"the model stays below selftrain.negatives.false_positive_above="
+                           f"{spec.false_positive_above:g} on all {empty} labelled chips without an object")
+        else:
+            reasons.append(f"none of the {sum(len(m) for m in manifests)} labelled chips is without an object "
+                           "(prepare smaller chips, data.chips.size, to get some)")
+    return "; ".join(reasons)
