@@ -110,3 +110,19 @@ def test_a_killed_attempts_temporaries_are_removed_but_not_those_of_a_scene_name
     assert [p.read_bytes() for p in in_flight] == [p.name.encode() for p in in_flight]
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "a.done.json", "a.mask.tif", "a.prob.tif"]
+
+
+def test_scenes_bar_stops_where_the_scenes_failed_and_says_how_many(scenes, tmp_path, capsys):
+    """A failed and a missing scene are not counted as predicted: the bar above the error line must not read
+    100 % (it did: every scene advanced it, whatever its status); a skipped (resumed) scene counts."""
+    out = tmp_path / "pred"
+    predict(scenes[:1], out)  # tile0 is complete: skipped below
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00" + b"not a tiff" * 8)
+    images = [{"image": p} for p in [scenes[0], bad, tmp_path / "nowhere.tif", scenes[1]]]
+    capsys.readouterr()
+    reports = run_scenes([bundle()], images, ["tile0", "bad", "nowhere", "tile1"], out, SPEC, POST, resume=True)
+    assert [r.status for r in reports] == ["skipped", "failed", "missing", "done"]
+    bars = [line for line in capsys.readouterr().err.splitlines() if line.startswith("scenes")]
+    assert bars[-1].startswith("scenes (2 not predicted) ")
+    assert " 2/4 " in bars[-1] and " 50%" in bars[-1]

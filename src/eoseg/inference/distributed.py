@@ -201,16 +201,30 @@ def run_scenes(
         else:
             todo.append(i)
     with make_progress(progress) as bar:
-        task = bar.add_task("scenes", total=len(scenes), completed=len(scenes) - len(todo))
+        # the bar counts the scenes that are written (done or skipped): after a failure it stops short of
+        # 100 % and says how many did not make it, so it never looks like a success above the error line
+        task = bar.add_task("scenes", total=len(scenes))
+        for report in reports:
+            if report is not None:
+                _count(bar, task, report, reports)
         if spec.ray.enabled:
             for i, report in _on_ray(bundles, scenes, names, todo, out_dir, spec, post, digest):
                 reports[i] = report
-                bar.advance(task)
+                _count(bar, task, report, reports)
         else:
             for i in todo:
                 reports[i] = predict_marked(bundles, scenes[i], out_dir, spec, post, names[i], digest, progress)
-                bar.advance(task)
+                _count(bar, task, reports[i], reports)
     return [r for r in reports if r is not None]
+
+
+def _count(bar: Any, task: Any, report: SceneReport, reports: Sequence[SceneReport | None]) -> None:
+    """Advance the scenes bar for a written scene; name the scenes not predicted so far in its label."""
+    if report.status in ("done", "skipped"):
+        bar.advance(task)
+        return
+    bad = sum(r is not None and r.status in ("missing", "failed") for r in reports)
+    bar.update(task, description=f"scenes ({bad} not predicted)")
 
 
 # ------------------------------------------------------------------------------------------------ Ray
