@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.warp
+from affine import Affine
 from fixtures.synthetic_scenes import grid, write_raster
 from rasterio.windows import Window
 
+import eoseg.geo.raster
 from eoseg.errors import InputError
+from eoseg.geo.cog import to_cog
 from eoseg.geo.raster import (
     align_to,
     check_overlap,
@@ -130,3 +133,26 @@ def test_second_image_in_another_crs_is_reprojected_onto_the_first(tmp_path):
         assert vrt.crs == reference.crs and vrt.transform == reference.transform
         out = read_window(vrt, Window(0, 0, 40, 40), (40, 40), fill=0)
     assert (out == 7).all()
+
+
+@pytest.mark.parametrize(("compress", "levels"), [("deflate", (1, 12)), ("zstd", (1, 19))])
+def test_chips_and_cogs_take_their_level_from_the_one_level_map(tmp_path, monkeypatch, compress, levels):
+    """write_geotiff (chips) and to_cog (predict's COGs) write at COMPRESS_LEVELS' level: write_geotiff had a
+    map of its own (level 1 hard-coded), so a level set in COMPRESS_LEVELS changed the COGs only."""
+    rows = np.arange(512)[:, None] // 3 + np.arange(512)[None] // 5
+    array = ((rows % 97) + np.random.default_rng(0).integers(0, 3, (512, 512)))[None].astype(np.uint8)
+    transform = Affine(0.5, 0, 500000, 0, -0.5, 4000000)
+    sizes: dict[str, list[int]] = {"chip": [], "cog": []}
+    for level in levels:
+        monkeypatch.setitem(eoseg.geo.raster.COMPRESS_LEVELS, compress, level)
+        chip = write_geotiff(tmp_path / f"chip{level}.tif", array, rasterio.crs.CRS.from_epsg(32630), transform,
+                             None, compress)
+        to_cog(chip, tmp_path / f"cog{level}.tif", compress=compress)
+        for kind in sizes:
+            path = tmp_path / f"{kind}{level}.tif"
+            with rasterio.open(path) as src:
+                assert src.compression.name.lower() == compress
+                np.testing.assert_array_equal(src.read(), array)
+            sizes[kind].append(path.stat().st_size)
+    assert sizes["chip"][1] < sizes["chip"][0]  # the higher level compresses more: it was applied
+    assert sizes["cog"][1] < sizes["cog"][0]

@@ -30,14 +30,9 @@ from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
 from eoseg.geo.atomic import atomic_path, temporary_beside, write_cause, write_failed
-from eoseg.geo.raster import check_written, no_grid_warning
+from eoseg.geo.raster import COMPRESS_LEVELS, check_written, compression_options, no_grid_warning
 
 BLOCK_SIZE = 512
-DEFLATE_LEVEL = 1
-"""DEFLATE level of the COGs (GDAL uses libdeflate): level 1 takes about 35 % less CPU than GDAL's default 6 for
-files about 5 % larger (``benchmarks/predict.py`` scene); every DEFLATE reader reads any level."""
-COMPRESS_LEVELS = {"deflate": DEFLATE_LEVEL, "zstd": 1}
-"""Level of each compression the COGs take (``predict.compress``); both with the horizontal predictor."""
 DEFAULT_COMPRESS = "zstd"
 """Compression of the COGs unless told otherwise (``predict.compress``'s default). ZSTD level 1 with
 predictor: the same pixels as DEFLATE level 1, the COG finish of a 4,096² scene's probability + mask rasters
@@ -516,15 +511,12 @@ def to_cog(
     """Copy a GeoTIFF to a Cloud-Optimized GeoTIFF with internal overviews (GDAL's COG driver), compressed
     with ``compress`` at its :data:`COMPRESS_LEVELS` level (another GDAL compression: GDAL's level)."""
     extra = {"nbits": nbits} if nbits is not None else {}
-    level = COMPRESS_LEVELS.get(compress.lower())
-    if level is not None:
-        extra["level"] = level
     with rasterio.Env(**GDAL_ENV):
         rasterio.shutil.copy(
             str(src),
             str(dst),
             driver="COG",
-            compress=compress,
+            **compression_options(compress, "COG"),
             predictor="yes",
             blocksize=BLOCK_SIZE,
             overview_resampling=resampling,
