@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import rasterio
@@ -311,6 +313,23 @@ def test_wrong_band_count_names_the_file_and_both_counts(tmp_path) -> None:
         predict_scene(
             [make_bundle(IdentityModel())], {"image": scene}, tmp_path / "o", SPEC, PostSpec(), progress=False
         )
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing the test scene
+def test_a_scene_without_crs_by_design_is_predicted_without_a_warning_or_a_filter_change(tmp_path) -> None:
+    """A competition's pictures (georeferenced=False) have no CRS by design: no NoCrsWarning, and no
+    warnings filter set around predict_scene for it (one would span the reader and writer threads, whose
+    locked filter changes it could undo: catch_warnings is not thread-safe)."""
+    scene = write_scene(tmp_path / "picture.tif", scene_array(40, 50), crs=None, transform=Affine.identity())
+    filters = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = predict_scene([make_bundle(IdentityModel(), std=255.0, chip=32)], {"image": scene}, tmp_path / "o",
+                            SPEC, PostSpec(), progress=False, georeferenced=False)
+    assert [w for w in caught if issubclass(w.category, NoCrsWarning)] == []
+    assert warnings.filters == filters
+    with rasterio.open(out.prob) as src:
+        assert src.crs is None and src.shape == (40, 50)
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # writing the test scene

@@ -446,7 +446,10 @@ _WARNING_FILTERS = threading.RLock()
 """Held while the process's warning filters are changed: ``warnings.catch_warnings`` is not thread-safe (each
 one restores the filter list it saw on entry), so two writer threads silencing the warning at once could
 unsilence each other: a COG check in one printed GDAL's "Dataset has no geotransform" note for a TIFF
-directory of the other's output."""
+directory of the other's output. :func:`no_grid_warning` is the only filter change eoseg makes where predict's
+reader and writer threads (or prepare's chip writers) may run; a ``catch_warnings`` around code that starts
+such threads (the CLI's warning printer, training's Lightning filters) must enclose them whole, and a warning
+that does not apply is not raised rather than filtered (``check_scene(georeferenced=False)``)."""
 
 
 @contextlib.contextmanager

@@ -18,7 +18,6 @@ are written; ``<id>`` comes from the file names (``test_post_00012.png`` -> ``00
 from __future__ import annotations
 
 import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar, get_args
@@ -30,7 +29,6 @@ from eoseg.formats.geopose import GSD_IMAGE, find_metadata, read_metadata, tile_
 from eoseg.formats.xbd import write_xview2_png, xview2_image_id, xview2_png_name
 from eoseg.geo.products import write_vector
 from eoseg.inference.predictor import SceneOutputs, ensure_writable, predict_scene
-from eoseg.inference.reader import NoCrsWarning
 from eoseg.models.bundle import ModelBundle
 from eoseg.post.clouds import submission_rows
 from eoseg.post.geopose import write_tile_submission
@@ -82,16 +80,6 @@ def check_submission_inputs(
     return fmt
 
 
-def _predict_without_crs(
-    bundles: Sequence[ModelBundle], images: dict[str, Path], out_dir: Path, spec: PredictSpec, post: PostSpec,
-    name: str, progress: bool,
-) -> SceneOutputs:
-    """:func:`predict_scene` on a competition's pictures, which have no CRS by design (no NoCrsWarning)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NoCrsWarning)
-        return predict_scene(bundles, images, out_dir, spec, post, name, progress)
-
-
 def predict_clouds(
     bundles: Sequence[ModelBundle], images: Sequence[Path], out_dir: Path, spec: PredictSpec, post: PostSpec,
     progress: bool = True,
@@ -105,8 +93,8 @@ def predict_clouds(
         for path in images:
             stem = Path(path).stem
             resized = write_resized_image(path, fmt.size, Path(tmp) / f"{stem}.tif")
-            result = _predict_without_crs(bundles, {bundles[0].image_names[0]: resized}, out_dir, spec, post, stem,
-                                          progress)
+            result = predict_scene(bundles, {bundles[0].image_names[0]: resized}, out_dir, spec, post, stem,
+                                   progress, georeferenced=False)
             results.append(result)
             rows[Path(path).name] = submission_rows(result.prob, result.heads, post)
     return results, write_clouds_csv(out_dir / SUBMISSION_CSV, rows)
@@ -132,7 +120,7 @@ def predict_geopose(
             inputs = {bundles[0].image_names[0]: Path(path)}
             if tile in gsd:
                 inputs[GSD_IMAGE] = write_gsd_plane(Path(tmp) / f"{tile}.{GSD_IMAGE}.tif", gsd[tile], path)
-            result = _predict_without_crs(bundles, inputs, out_dir, spec, post, tile, progress)
+            result = predict_scene(bundles, inputs, out_dir, spec, post, tile, progress, georeferenced=False)
             results.append(result)
             written += write_tile_submission(result.values, result.heads, out_dir, tile, fmt.unit)
     return results, written
@@ -162,7 +150,7 @@ def predict_xview2(
     ensure_writable(out_dir)
     results, written = [], []
     for images, image_id in zip(scenes, ids, strict=True):
-        result = _predict_without_crs(bundles, images, out_dir, spec, post, image_id, progress)
+        result = predict_scene(bundles, images, out_dir, spec, post, image_id, progress, georeferenced=False)
         localisation, damage, buildings = xview2_masks(result.mask, result.values[damage_head], post.min_area)
         write_vector(buildings, out_dir / f"{image_id}.buildings.geojson")
         written.append(write_xview2_png(out_dir / xview2_png_name("localization", image_id), localisation))

@@ -115,15 +115,17 @@ def predict_scene(
     post: PostSpec,
     name: str | None = None,
     progress: bool = True,
+    georeferenced: bool = True,
 ) -> SceneOutputs:
     """Predict one scene with one or more models (ensemble) and write its rasters into ``out_dir``.
 
-    ``images`` maps the models' image names to files (``{"image": a.tif}`` or ``{"pre": a, "post": b}``).
+    ``images`` maps the models' image names to files (``{"image": a.tif}`` or ``{"pre": a, "post": b}``);
+    ``georeferenced=False``: the scene has no CRS by design (no :class:`NoCrsWarning`, see :func:`check_scene`).
     """
     check_bundles(bundles)
     out_dir = Path(out_dir)
     ensure_writable(out_dir)
-    scene = check_scene({k: Path(v) for k, v in images.items()}, bundles[0], spec.allow_dtype)
+    scene = check_scene({k: Path(v) for k, v in images.items()}, bundles[0], spec.allow_dtype, georeferenced)
     name = name or scene_name(scene.paths)
     device = resolve_device(spec.device)
     window = spec.window or bundles[0].chip_size

@@ -66,12 +66,17 @@ class SceneImages:
         return self.reference.width
 
 
-def check_scene(images: dict[str, Path], bundle: ModelBundle, allow_dtype: bool = False) -> SceneImages:
+def check_scene(
+    images: dict[str, Path], bundle: ModelBundle, allow_dtype: bool = False, georeferenced: bool = True
+) -> SceneImages:
     """Check a scene's images against the model's image names, band counts and dtypes; find the grid.
 
     Raises :class:`InputError` for a missing image, a wrong band count, a dtype other than the training one
     (a :class:`DtypeWarning` instead with ``allow_dtype``, ``predict.allow_dtype``), or images that do not
-    overlap; warns (:class:`NoCrsWarning`) when the scene has no CRS.
+    overlap; warns (:class:`NoCrsWarning`) when the scene has no CRS, unless ``georeferenced=False`` says
+    that none is expected (a competition's pictures). A parameter, not a warnings filter around the call:
+    the caller's filter would span predict's reader and writer threads, whose own (locked) filter changes
+    it could undo or leak (``warnings.catch_warnings`` is not thread-safe, see ``no_grid_warning``).
     """
     expected = bundle.bands
     missing = [n for n in expected if n not in images]
@@ -109,7 +114,7 @@ def check_scene(images: dict[str, Path], bundle: ModelBundle, allow_dtype: bool 
                 "such scenes, or set predict.allow_dtype=true if its values are on the training scale already"
             )
     reference = infos[next(iter(expected))]
-    if reference.crs is None:
+    if reference.crs is None and georeferenced:
         warnings.warn(
             f"{reference.path}: scene has no CRS; outputs are written without a CRS (if they must be "
             f"georeferenced, assign one first: rio edit-info --crs EPSG:CODE {reference.path})",

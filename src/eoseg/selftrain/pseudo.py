@@ -34,7 +34,6 @@ import hashlib
 import io
 import json
 import shutil
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,7 +54,7 @@ from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.cog import DEFAULT_COMPRESS, GDAL_ENV, RasterSpec, TiledRasterWriter
 from eoseg.inference.distributed import fingerprint
 from eoseg.inference.predictor import check_bundles, ensure_writable, predict_scene, scene_name
-from eoseg.inference.reader import NoCrsWarning, check_scene
+from eoseg.inference.reader import check_scene
 from eoseg.models.bundle import ModelBundle
 from eoseg.progress import make_progress
 
@@ -299,7 +298,7 @@ def predicted(
     if prob.is_file() and record.is_file() and record.read_text().strip() == key:
         return prob
     record.unlink(missing_ok=True)  # a prediction interrupted from here on has no key and is redone
-    result = predict_scene(bundles, images, folder, predict, post, name, progress)
+    result = predict_scene(bundles, images, folder, predict, post, name, progress, georeferenced(bundles[0]))
     write_text_atomic(record, key + "\n")
     return result.prob
 
@@ -352,12 +351,15 @@ def check_unlabelled(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(f"scenes {duplicates}: two unlabelled scenes have the same name; rename the files")
-    with warnings.catch_warnings():
-        if isinstance(bundle.config.data.format, CloudsFormat):  # Kaggle's JPEGs have no CRS by design
-            warnings.simplefilter("ignore", NoCrsWarning)
-        for images in scenes:
-            check_scene({k: Path(v) for k, v in images.items()}, bundle, allow_dtype)
+    for images in scenes:
+        check_scene({k: Path(v) for k, v in images.items()}, bundle, allow_dtype, georeferenced(bundle))
     return names
+
+
+def georeferenced(bundle: ModelBundle) -> bool:
+    """Whether the scenes of ``bundle``'s dataset have a CRS: Kaggle's clouds JPEGs have none by design (no
+    :class:`~eoseg.inference.reader.NoCrsWarning` for them)."""
+    return not isinstance(bundle.config.data.format, CloudsFormat)
 
 
 def prepare_selected(
