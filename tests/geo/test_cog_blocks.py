@@ -12,6 +12,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from eoseg.geo.cog import RasterSpec, TiledRasterWriter
+from eoseg.geo.raster import no_grid_warning
 
 SPEC = RasterSpec(width=70, height=50, count=2, dtype="uint8", crs=CRS.from_epsg(32616),
                   transform=Affine(0.5, 0, 500000, 0, -0.5, 3700000), use_mask=True)
@@ -77,3 +78,27 @@ def test_three_or_four_uint8_bands_are_classes_not_rgb_or_alpha(tmp_path, count,
         assert [c.name for c in src.colorinterp] == ["gray"] + ["undefined"] * (count - 1)
         np.testing.assert_array_equal(src.dataset_mask() > 0, valid)
         np.testing.assert_array_equal(src.read()[:, 5:], data[:, 5:])
+
+
+@pytest.mark.parametrize("compress", ["zstd", "deflate"])
+def test_data_directories_take_compress_and_mask_directories_are_deflate_by_gdal(tmp_path, compress) -> None:
+    """Every data directory (full resolution, overview) is written with ``compress`` and the predictor; the
+    1-bit internal mask directories are DEFLATE whatever ``compress`` is: GDAL's GTiff driver creates them
+    so (GTiffDataset::CreateMaskBand, DEFLATE when built in, else PackBits) and has no option for them. If a
+    GDAL release changes that, this test says so and docs/design.md's note is to be updated."""
+    spec = RasterSpec(width=1024, height=1024, count=1, dtype="uint8", crs=CRS.from_epsg(32616),
+                      transform=Affine(0.5, 0, 500000, 0, -0.5, 3700000), use_mask=True)
+    data = np.random.default_rng(0).integers(0, 3, (1, 1024, 1024)).astype(np.uint8)
+    valid = np.ones((1024, 1024), bool)
+    valid[:100] = False
+    with TiledRasterWriter(tmp_path / "m.tif", spec, compress) as writer:
+        writer.write_rows(0, data, valid)
+        writer.finish()
+    seen = []
+    with no_grid_warning():  # the TIFF directories after the first have no georeference of their own
+        for number in range(1, 5):  # full resolution, its mask, the overview, its mask
+            with rasterio.open(f"GTIFF_DIR:{number}:{tmp_path / 'm.tif'}") as ifd:
+                structure = ifd.tags(ns="IMAGE_STRUCTURE")
+                seen.append((ifd.width, structure["COMPRESSION"], structure.get("PREDICTOR")))
+    data_ifd = (compress.upper(), "2")
+    assert seen == [(1024, *data_ifd), (1024, "DEFLATE", None), (512, *data_ifd), (512, "DEFLATE", None)]

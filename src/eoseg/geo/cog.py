@@ -38,7 +38,8 @@ DEFAULT_COMPRESS = "zstd"
 predictor: the same pixels as DEFLATE level 1, the COG finish of a 4,096² scene's probability + mask rasters
 0.55 -> 0.31 core-s and the files ~6 % smaller (2026-12-03, ``benchmarks/predict.py`` scene, 3x3-conv). GDAL
 >= 2.3 (so rasterio, QGIS 3, titiler) reads it; for a reader without ZSTD (older GDAL, libtiff built without
-it, some Java/web TIFF readers) write ``predict.compress: deflate``, the most portable."""
+it, some Java/web TIFF readers) write ``predict.compress: deflate``, the most portable. It compresses the data
+directories; GDAL writes the 1-bit internal mask directories DEFLATE whatever it is (no option: docs/design.md)."""
 
 
 def compression_of(src: Any) -> str:
