@@ -7,6 +7,8 @@ that ignores the mask turns nodata into a confident probability.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import geopandas as gpd
@@ -138,3 +140,16 @@ def test_heads_json_round_trip_and_foreign_file(tmp_path):
     (tmp_path / "x.json").write_text("[1, 2]")
     with pytest.raises(InputError, match=r"x.json: not a heads.json file"):
         read_heads(tmp_path / "x.json")
+
+
+def test_polygons_without_a_crs_are_written_without_pyogrio_s_note(tmp_path):
+    """A competition's PNG grid has no CRS by design (and a scene without one was warned about once): the
+    buildings of `predict --format xview2` printed pyogrio's "'crs' was not provided" note on every run. In a
+    fresh process: eoseg's filter is set on import, and pytest restores the filters after collecting."""
+    path = tmp_path / "00003.buildings.geojson"
+    code = ("import geopandas as gpd, shapely, sys; from eoseg.geo.products import write_vector; "
+            "write_vector(gpd.GeoDataFrame({'damage': [2]}, geometry=[shapely.box(0, 0, 4, 4)]), sys.argv[1])")
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert run.stderr == ""
+    back = gpd.read_file(path)
+    assert back["damage"].tolist() == [2] and back.geometry[0].bounds == (0, 0, 4, 4)  # pixel coordinates

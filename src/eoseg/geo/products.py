@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -38,6 +39,10 @@ IGNORE = 255
 """The one ignore / nodata value of class rasters (targets, truth, masks, votes); classes are 0..254."""
 
 ProbDtype = Literal["uint8", "float16"]
+# Polygons carry their raster's CRS; a raster without one (a competition's PNG grid, a scene eoseg has already
+# warned about: NoCrsWarning) gives polygons without one, so pyogrio's generic note on writing them is noise.
+warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning, module="pyogrio")
+
 VECTOR_SUFFIXES = {".gpkg", ".parquet", ".geoparquet", ".geojson", ".json", ".shp", ".fgb"}
 
 
