@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from eoseg.config import list_presets, load_config
+from eoseg.data.augment import build_transform
 from eoseg.losses import build_criterion
 from eoseg.models.factory import build_model
 
@@ -48,3 +49,12 @@ def test_preset_builds_and_trains_one_step(preset: str):
 
 def test_all_five_recipes_ship_as_presets():
     assert {"buildings", "sar-buildings", "damage", "geopose", "clouds", "demo"} <= set(list_presets())
+
+
+@pytest.mark.parametrize("preset", list_presets())
+def test_preset_augmentations_build_without_a_deprecation_note(preset: str, recwarn):
+    """The buildings preset's ShiftScaleRotate printed albumentations' "special case of Affine, use Affine"
+    at every train; every preset spells its transforms as albumentations 2 does."""
+    for index, spec in enumerate(load_config(preset).data.augment):
+        build_transform(spec, index)
+    assert [str(w.message) for w in recwarn] == []
