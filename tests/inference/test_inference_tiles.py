@@ -128,6 +128,34 @@ def test_reader_batches_hold_every_window_in_order_as_the_model_sees_it(tmp_path
     assert (len(set(full)) < len(full)) == reuse  # reuse: later batches fill the tensors of earlier ones
 
 
+def test_reader_threads_each_read_their_run_of_every_band(tmp_path, monkeypatch) -> None:
+    """With 2 workers each thread reads one contiguous run of every band (WindowLayout.part), not windows in
+    turn: a file block under neighbouring windows is decoded by one thread's dataset, not by both."""
+    import threading
+
+    from eoseg.inference.reader import InputRecipe, WindowReader
+
+    tiled_scene(tmp_path / "scene.tif", 150, 300)
+    bundle = make_bundle(Conv(), chip=WINDOW, mean=MEAN, std=STD)
+    scene = check_scene({"image": tmp_path / "scene.tif"}, bundle)
+    layout = WindowLayout(150, 300, WINDOW, OVERLAP, order="rows", strip=None)  # 3 bands of 6 windows
+    thread_of: dict[int, str] = {}
+    read_into = WindowReader.read_into
+
+    def recording(self, batch, j):
+        thread_of[batch.windows[j].index] = threading.current_thread().name
+        return read_into(self, batch, j)
+
+    monkeypatch.setattr(WindowReader, "read_into", recording)
+    with WindowReader(scene, [InputRecipe(bundle)], workers=2, prefetch=4) as reader:
+        assert sum(len(b.windows) for b in reader.batches(layout, 4)) == len(layout) == 18
+    names = [thread_of[w.index] for w in layout]
+    assert len(set(names)) == 2
+    assert all(names[b * 6 : b * 6 + 3] == [names[0]] * 3 and names[b * 6 + 3 : b * 6 + 6] == [names[3]] * 3
+               for b in range(3))
+    assert names[0] != names[3]
+
+
 class Heads(nn.Module):
     """Seeded 3x3 convolutions: a binary mask head, a 2-channel value head and an image-level class head.
     ``fail_after``: raise on that call (a model failing mid-scene)."""

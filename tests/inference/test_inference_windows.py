@@ -100,6 +100,20 @@ def test_window_starts_by_hand() -> None:
     assert [(w.col_off, w.band) for w in wide] == [(0, 0), (384, 1), (488, 2)]  # wide: column bands
 
 
+def test_part_splits_each_band_of_a_strip_into_contiguous_runs() -> None:
+    """WindowLayout.part: 9 windows across a 4,096-px band, 2 parts: the first 5 in part 0, the last 4 in part 1;
+    with strips of 2,048 px, each strip's band is split on its own (column bands walk the same way)."""
+    layout = WindowLayout(1024, 4096, 512, 64, order="rows", strip=None)
+    assert [layout.part(w, 2) for w in layout] == [0] * 5 + [1] * 4 + [0] * 5 + [1] * 4 + [0] * 5 + [1] * 4
+    assert [layout.part(w, 3) for w in layout][:9] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert {layout.part(w, 1) for w in layout} == {0}
+    strips = WindowLayout(512, 4096, 512, 64, order="rows", strip=2048)
+    assert [len(p) for p in strips.strips] == [5, 4]
+    assert [(w.strip, strips.part(w, 2)) for w in strips] == [(0, 0)] * 3 + [(0, 1)] * 2 + [(1, 0)] * 2 + [(1, 1)] * 2
+    columns = WindowLayout(4096, 1024, 512, 64, order="columns", strip=None)
+    assert [columns.part(w, 2) for w in columns][:9] == [0] * 5 + [1] * 4
+
+
 @pytest.mark.parametrize("kind", ["hann", "cosine", "triangular", "uniform"])
 def test_weight_window_positive_smooth_and_symmetric(kind: str) -> None:
     w = weight_window(64, kind)

@@ -2,8 +2,12 @@
 
 The first image of a sample fixes the grid; the others are aligned onto it on the fly (WarpedVRT) when
 their CRS or resolution differ. rasterio datasets are not thread-safe, so each reader thread opens its
-own handles. Windows are read ahead in layout order, at most ``prefetch`` at a time (bounded memory),
-straight into the batch tensors that the models take (one write per value, no stacking).
+own handles, and each handle has its own GDAL block cache: the threads therefore read windows of a layout
+by runs (:meth:`~eoseg.inference.windows.WindowLayout.part`: thread k the k-th run of every band), so
+that a file block under neighbouring windows is decoded by one thread, not by every thread that was dealt
+one of them in turn (2 threads dealt windows in turn decoded ~1.8x the blocks of one). Windows are read
+ahead in layout order, at most ``prefetch`` at a time (bounded memory), straight into the batch tensors
+that the models take (one write per value, no stacking).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +41,7 @@ from eoseg.geo.raster import (
     valid_mask,
 )
 from eoseg.inference.stages import StageClock
-from eoseg.inference.windows import SceneWindow
+from eoseg.inference.windows import SceneWindow, WindowLayout
 from eoseg.models.bundle import ModelBundle
 
 
@@ -249,11 +254,21 @@ class WindowReader:
         spare: list[WindowBatch] = []  # batches the caller has finished with (reuse)
         reuse = reuse and not pin_memory
         chunks = iter(windows)
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="eoseg-read") as pool:
+        parts = self.workers
+
+        def reader_of(j: int, window: SceneWindow, n: int) -> int:
+            # a layout's windows: each thread its run of every band (WindowLayout.part), so that each of the
+            # file's blocks is decoded by one thread's dataset; other windows: each thread a run of the batch
+            return windows.part(window, parts) if isinstance(windows, WindowLayout) else j * parts // n
+
+        with ExitStack() as threads:
+            pools = [threads.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"eoseg-read{k}"))
+                     for k in range(parts)]
             try:
                 while chunk := list(itertools.islice(chunks, size)):
                     batch = self._allocate(chunk, pin_memory, spare)
-                    pending.append((batch, [pool.submit(self.read_into, batch, j) for j in range(len(chunk))]))
+                    pending.append((batch, [pools[reader_of(j, w, len(chunk))].submit(self.read_into, batch, j)
+                                            for j, w in enumerate(chunk)]))
                     if len(pending) > ahead:
                         done = _done(*pending.popleft())
                         yield done

@@ -118,6 +118,14 @@ class WindowLayout:
         per = -(-len(starts) // count)
         return [list(range(i, min(i + per, len(starts)))) for i in range(0, len(starts), per)]
 
+    def part(self, window: SceneWindow, parts: int) -> int:
+        """Which of ``parts`` contiguous runs of its band (inside its strip) ``window`` falls in, ``0 .. parts - 1``:
+        the pieces of the scene that :class:`~eoseg.inference.reader.WindowReader`'s threads each read, so that
+        a file block under two neighbouring windows is mostly read by one thread (each thread's dataset has its
+        own block cache: windows dealt out in turn made every thread decode most blocks)."""
+        positions = self.strips[window.strip]
+        return (window.index % len(self.across_starts) - positions[0]) * parts // len(positions)
+
     def __iter__(self) -> Iterator[SceneWindow]:
         """Windows strip by strip, band by band inside a strip (row bands, or column bands when
         :attr:`by_columns`); with one strip, exactly the band walk (``index`` in order)."""
