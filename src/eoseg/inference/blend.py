@@ -191,6 +191,8 @@ class BlendAccumulator:
         self.last_strip = self._last_strips()  # per tile across the walk: the last strip covering it
         self._spill = _Spill(None if spill_dir is None else Path(spill_dir))
         self._spilled: dict[tuple[int, int], list[tuple[int, int, tuple[int, ...], tuple[slice, slice]]]] = {}
+        self._weighted: dict[str, np.ndarray] = {}  # CPU: see _scratch
+        self._spare: dict[tuple[int, int], list[_Tile]] = {}  # CPU: finished tiles' arrays, by shape, for reuse
 
     def _last_strips(self) -> np.ndarray:
         layout, t = self.layout, self.tile
@@ -221,9 +223,13 @@ class BlendAccumulator:
     ) -> list[BlendedTile]:
         """Add a batch: ``values[name]`` is ``(B, C, size, size)``, ``valid`` ``(B, size, size)`` bool
         (tensors on any device, or numpy arrays)."""
-        if self.on_cpu:
-            weight = self.weight * _host(valid)  # (B, size, size)
-            weighted = {n: _host(values[n]).astype(np.float32, copy=False) * weight[:, None] for n in self.channels}
+        if self.on_cpu:  # no fresh arrays per batch: on the CPU their page faults cost about as much as the products
+            valid = _host(valid)
+            # (B, size, size); all valid (the common case): the window's weights themselves, not a product
+            weight = np.broadcast_to(self.weight, valid.shape) if valid.all() else self.weight * valid
+            weighted = {n: np.multiply(_host(values[n]), weight[:, None], dtype=np.float32,
+                                       out=self._scratch(n, (len(windows), self.channels[n], *valid.shape[1:])))
+                        for n in self.channels}
         else:
             weight = self.weight * torch.as_tensor(valid).to(self.device, non_blocking=True)
             weighted = {
@@ -285,12 +291,28 @@ class BlendAccumulator:
         if entries is not None and not entries:
             del self._spilled[tr, tc]
 
+    def _scratch(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The float32 array of ``shape`` that a batch's weighted values of ``name`` go into (one per name,
+        filled again by every batch: nothing keeps a view of it once :meth:`add_batch` returns)."""
+        array = self._weighted.get(name)
+        if array is None or array.shape != shape:
+            array = self._weighted[name] = np.empty(shape, np.float32)
+        return array
+
     def _tile(self, tr: int, tc: int) -> _Tile:
         acc = self.open.get((tr, tc))
         if acc is None:
             t = self.tile
             shape = (min(t, self.layout.height - tr * t), min(t, self.layout.width - tc * t))
-            acc = self.open[tr, tc] = _Tile(self.channels, shape, self.device)
+            spare = self._spare.get(shape)
+            if spare:  # a finished tile's arrays, zeroed (CPU): no fresh pages
+                acc = spare.pop()
+                acc.weights.fill(0)
+                for total in acc.sums.values():
+                    total.fill(0)
+            else:
+                acc = _Tile(self.channels, shape, self.device)
+            self.open[tr, tc] = acc
             self.peak_open = max(self.peak_open, len(self.open))
         return acc
 
@@ -301,8 +323,12 @@ class BlendAccumulator:
             valid = acc.weights > 0
             values = {}
             for name, total in acc.sums.items():
-                out = np.full(total.shape, np.nan, np.float32)
-                values[name] = np.divide(total, acc.weights, out=out, where=valid)
+                if valid.all():
+                    values[name] = np.divide(total, acc.weights)
+                else:
+                    out = np.full(total.shape, np.nan, np.float32)
+                    values[name] = np.divide(total, acc.weights, out=out, where=valid)
+            self._spare.setdefault(acc.weights.shape, []).append(acc)  # the values above are new arrays
             return BlendedTile(tr * self.tile, tc * self.tile, values, valid)
         invalid = acc.weights <= 0
         values = {n: t.div_(acc.weights).masked_fill_(invalid, float("nan")).cpu().numpy() for n, t in acc.sums.items()}
