@@ -95,7 +95,7 @@ def reference_inputs(bandmath, images, valid, stats):
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "float32"])
 def test_model_inputs_equal_band_math_then_normalize_bit_for_bit(dtype):
-    """The fused pass (a lookup table for uint8 bands) gives exactly the values of band math followed by
+    """The fused pass (cast and shift in one call) gives exactly the values of band math followed by
     normalisation, for plain bands, an expression, a zero std and invalid pixels; training and prediction
     both see these values, so a 1-ulp difference would change predictions."""
     from eoseg.data.bandmath import BandMath

@@ -321,24 +321,17 @@ def model_inputs(
 
     ``out``: a float32 ``(N, H, W)`` array to fill and return (e.g. one window's slot of a batch).
 
-    Equal to ``normalize(bandmath.apply(images), stats)`` with invalid pixels 0, in one pass per channel: a band
-    taken as is from a uint8 image goes through a 256-entry lookup table of its normalised values (computed
-    with the same float32 arithmetic), any other channel is cast, shifted and scaled in place.
+    Equal to ``normalize(bandmath.apply(images), stats)`` with invalid pixels 0, in two passes per channel: cast
+    to float32 and shift in one ufunc call, then scale in place (the same float32 arithmetic; half the CPU of
+    a 256-entry lookup table for uint8 bands, whose numpy gather first widens every index to 64 bits).
     """
     mean, std = _moments(stats, bandmath.channels)
     if out is None:
         out = np.empty((bandmath.channels, *valid.shape), dtype=np.float32)
     for c in range(bandmath.channels):
         plain = bandmath.plain_band(c)
-        band = images[plain[0]][plain[1]] if plain is not None else None
-        if band is not None and band.dtype == np.uint8:
-            table = np.arange(256, dtype=np.float32)
-            table -= mean[c]
-            table /= std[c]
-            np.take(table, band, out=out[c], mode="clip")  # clip: no bounds check (uint8 is always in range)
-            continue
-        out[c] = band if band is not None else bandmath.evaluate(images, c)
-        out[c] -= mean[c]
+        band = images[plain[0]][plain[1]] if plain is not None else bandmath.evaluate(images, c)
+        np.subtract(band, mean[c], out=out[c], dtype=np.float32)
         out[c] /= std[c]
     if not valid.all():
         out[:, ~valid] = 0.0
