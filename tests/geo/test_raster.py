@@ -156,3 +156,17 @@ def test_chips_and_cogs_take_their_level_from_the_one_level_map(tmp_path, monkey
             sizes[kind].append(path.stat().st_size)
     assert sizes["chip"][1] < sizes["chip"][0]  # the higher level compresses more: it was applied
     assert sizes["cog"][1] < sizes["cog"][0]
+
+
+def test_a_failed_window_read_names_gdal_s_error_not_a_hidden_exception(tmp_path):
+    """rasterio says "Read failed. See previous exception for details." and chains GDAL's error: the user's
+    line gave the former (no exception to see); it gives GDAL's cause (a truncated strip: where and how much)."""
+    rows = np.arange(600)[:, None] * 7 + np.arange(600)[None]
+    path = write_raster(tmp_path / "cut.tif", (rows % 251).astype("uint8")[None])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with open_raster(path) as src, pytest.raises(InputError) as error:
+        read_window(src, Window(0, 480, 64, 64), (64, 64))
+    message = str(error.value)
+    assert message.startswith(f"{path}: reading window ") and "previous exception" not in message
+    assert "Read error at scanline" in message and message.endswith("re-download or re-export it")

@@ -425,6 +425,12 @@ def window_repr(window: Window) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message; for rasterio's "Read failed. See previous exception for details."
+    (a user never sees that exception) the first line of GDAL's error at the end of the chain instead, e.g.
+    "TIFFFillStrip:Read error at scanline 288; got 4772 bytes, expected 5412"."""
+    if "previous exception" in str(exc):
+        while exc.__cause__ is not None:
+            exc = exc.__cause__
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
