@@ -76,7 +76,12 @@ Usage: OMP_NUM_THREADS=2 uv run python benchmarks/predict.py [--size 8192 --wind
        [--pipeline-size 4096] [--pipeline-models 3x3-conv]
 """
 
+# ruff: noqa: E402  (the OpenMP policy is set before torch is imported)
 from __future__ import annotations
+
+from eoseg.openmp import sleep_while_waiting
+
+sleep_while_waiting()  # as eoseg predict does (before torch loads), for the bare forward and eoseg alike
 
 import argparse
 import json

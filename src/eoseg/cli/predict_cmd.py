@@ -13,6 +13,7 @@ from eoseg.config.loader import apply_overrides, config_to_dict, read_source, sa
 from eoseg.config.schema import ExperimentConfig
 from eoseg.errors import ConfigError, InputError
 from eoseg.geo.atomic import check_not_inputs
+from eoseg.openmp import sleep_while_waiting
 from eoseg.progress import console
 
 CHECKPOINT_SUFFIXES = (".ckpt", ".safetensors", ".onnx")
@@ -169,6 +170,7 @@ def predict(
     Example: eoseg predict runs/a/best.ckpt runs/b/best.ckpt city.tif --out pred predict.tta=d4
     post.threshold=0.4   (or --post post.yaml, the overlay `eoseg thresholds` writes)
     """
+    sleep_while_waiting()  # before torch loads: OpenMP threads that spin between batches take the pipeline's cores
     from eoseg.inference.distributed import report_of, run_scenes
     from eoseg.inference.predictor import check_names, check_outputs_not_inputs, scene_name
 

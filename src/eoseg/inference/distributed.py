@@ -35,6 +35,7 @@ from eoseg.errors import EosegError, InputError
 from eoseg.geo.atomic import check_not_inputs, leftover_temporaries, write_text_atomic
 from eoseg.inference.predictor import ensure_writable, output_names, predict_scene
 from eoseg.models.bundle import ModelBundle
+from eoseg.openmp import wait_policy
 from eoseg.progress import make_progress
 
 DEFAULT_GCS_PORT = 6379
@@ -357,11 +358,11 @@ def _on_ray(
 
 def worker_env(threads: int) -> dict[str, str]:
     """Environment of the scene workers, set before their OpenMP starts: ``threads`` OpenMP threads (the
-    task's CPU share) that sleep rather than spin while they wait (``OMP_WAIT_POLICY=PASSIVE`` unless
-    the driver sets a policy). Spinning threads of a task that shares its cores with Ray's own processes,
-    the reader and writer threads or other tasks made a scene about ten times slower with 2 threads than
-    with 1 (benchmarks/ray_predict.py)."""
-    return {"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    task's CPU share) that sleep rather than spin while they wait (:func:`eoseg.openmp.wait_policy`:
+    ``PASSIVE`` unless the driver sets a policy). Spinning threads of a task that shares its cores with Ray's
+    own processes, the reader and writer threads or other tasks made a scene about ten times slower with 2
+    threads than with 1 (benchmarks/ray_predict.py)."""
+    return {"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": wait_policy()}
 
 
 def _worker_device(spec: PredictSpec) -> str:
