@@ -68,7 +68,9 @@ def tune_command(
                   f"with optim.lr={result.lr:.4g} optim.weight_decay={result.weight_decay:.4g}", highlight=False)
     again = shlex.join(["eoseg", "train", source, *(overrides or []), f"optim.lr={result.lr:.6g}",
                         f"optim.weight_decay={result.weight_decay:.6g}"])
-    console.print(f"overlay: {result.overlay}\ntrials: {result.table}\ntrain with: {again}", highlight=False)
+    # soft_wrap: the command stays one line to copy, however narrow the terminal
+    console.print(f"overlay: {result.overlay}\ntrials: {result.table}\ntrain with: {again}", highlight=False,
+                  soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
