@@ -107,6 +107,12 @@ def test_valid_mask_integer_and_float():
     np.testing.assert_array_equal(valid_mask(floats, np.nan), [[True, False], [False, True]])
     np.testing.assert_array_equal(valid_mask(floats, -9999.0), [[True, False], [False, False]])
     assert valid_mask(ints, None).all()
+    np.testing.assert_array_equal(valid_mask(ints, 4.0), [[True, True], [True, False]])  # a float nodata
+    assert valid_mask(ints, -9999.0).all() and valid_mask(ints, 256).all()  # outside uint8: never equal
+    assert valid_mask(ints, 0.5).all()  # not an integer: never equal
+    int16 = np.array([[[-32768, 5], [7, -1]]], dtype="int16")
+    np.testing.assert_array_equal(valid_mask(int16, -32768), [[False, True], [True, True]])
+    np.testing.assert_array_equal(valid_mask(int16, -1.0), [[True, True], [True, False]])
 
 
 def test_write_geotiff_keeps_georeference_and_nodata(tmp_path):

@@ -248,7 +248,11 @@ def valid_mask(array: np.ndarray, nodata: float | None) -> np.ndarray:
     if np.issubdtype(array.dtype, np.integer):
         if nodata is None or not np.isfinite(nodata):
             return np.ones(array.shape[1:], dtype=bool)
-        return ~np.any(array == nodata, axis=0)
+        limits = np.iinfo(array.dtype)
+        if nodata != int(nodata) or not limits.min <= nodata <= limits.max:
+            return np.ones(array.shape[1:], dtype=bool)  # no value of the dtype equals it
+        # compared in the array's own dtype: against a Python float numpy would widen every value to float64
+        return ~np.any(array == array.dtype.type(int(nodata)), axis=0)
     valid = np.all(np.isfinite(array), axis=0)
     if nodata is not None and np.isfinite(nodata):
         valid &= ~np.any(array == nodata, axis=0)
