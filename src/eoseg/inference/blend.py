@@ -340,9 +340,12 @@ class BlendAccumulator:
         return not self.open and not self.remaining.any() and not self._spilled
 
     def close(self) -> None:
-        """Remove the temporary file of kept contributions (after success or failure)."""
+        """Remove the temporary file of kept contributions and drop the reused arrays (after success or
+        failure: the gate / min-area pass after the blend must not find them still held)."""
         self._spill.close()
         self._spilled.clear()
+        self._spare.clear()
+        self._weighted.clear()
 
     def __enter__(self) -> BlendAccumulator:
         return self
