@@ -23,7 +23,11 @@
     nice 10, load 9.9-13.3), ``--skip a --pipeline-size 0 --memory-shapes 1024x65536 65536x1024 4096x4096
     --memory-square``: 1,024 x 65,536 1,094 MB, 65,536 x 1,024 1,092 MB, 4,096^2 1,116 MB (ratios 0.980 /
     0.978; gate / min-area pass +37 / +36 / +60 MB over what predicting held): within 2.5 % of the
-    2026-12-02 figures, the rectangles now a little below the square;
+    2026-12-02 figures, the rectangles now a little below the square; 2026-12-03 12:49-12:52 UTC (load 5.3-5.9),
+    ``--skip a --pipeline-size 0 --memory-shapes 1024x65536 4096x4096 --memory-square``, main before today's
+    pipeline changes (183252d) and after (readers by runs, reused blend arrays, dropped when the blend ends):
+    1,024 x 65,536 1,188 -> 1,184 MB, 4,096^2 1,212 -> 1,213 MB (both ~95 MB above the 07:32 figures in either
+    version: the imports alone now hold 954 MB before predicting);
 (c) D4 test-time augmentation against no TTA; target about 8 forwards' worth of time, not more;
 (d) pipeline cost: bare forward, a TerraTorch-style in-memory tiling baseline (whole scene as one tensor,
     no file output; re-implemented here with the work of TerraTorch's defaults: reflect padding, delta crop)
@@ -70,6 +74,39 @@
     (1.12 idle before, -0.33), still above the ~0.3 the 0.8x target needs: no single stage left is larger
     than ~0.3 core-s, so the next step is structural (a copy-free write of the tiles into the COG, reading
     without the GDAL block cache copy), not another per-call saving.
+    Profiled 2026-12-03 11:35-12:46 UTC (py-spy, per-thread CPU from /proc/self/task, perf; load 2-7, the
+    other sessions working), then measured with this command, main before (183252d) and after (9e7d0cc)
+    alternating, load 5.2-5.5: before bare 10.86 / 9.77 / 10.09 | eoseg 5.12 / 5.10 / 4.70 Mpx/s, eoseg/bare
+    0.47 / 0.52 / 0.47, CPU bare 1.13 / 1.18 / 1.17, eoseg 2.24 / 2.32 / 2.31, own cost 1.11 / 1.14 / 1.14
+    core-s; after bare 10.94 / 11.28 / 11.53 | eoseg 6.15 / 5.93 / 6.73 Mpx/s, eoseg/bare 0.56 / 0.53 / 0.58,
+    CPU bare 1.04 / 0.97 / 0.95, eoseg 1.80 / 1.75 / 1.70, own cost 0.76 / 0.78 / 0.75 core-s (the same COGs,
+    md5 for md5). The changes, each measured alternating (CPU of its own thread, ``thread_time``): the reader
+    threads read windows by runs of each band (``WindowLayout.part``; each thread's dataset has its own GDAL
+    block cache, and two handles dealt windows in turn decode ~1.8x the blocks of one: read 0.23 -> 0.17
+    core-s); ``model_inputs`` casts and shifts in one ufunc instead of a uint8 lookup table (numpy's take
+    widens every index to 64 bits; band math+normalise 0.12-0.15 -> 0.08); the blend reuses its arrays (0.12
+    -> 0.09); ``valid_mask`` compares in the image's dtype (no float64 widening; read 0.17 -> 0.15); and
+    ``OMP_WAIT_POLICY=PASSIVE`` (``eoseg.openmp``: eoseg predict sets it before torch loads, and so does this
+    script, for the bare forward too): libgomp's threads spun through every gap between forwards and every
+    slice a reader or writer thread took from them (alone, load 5-7: eoseg CPU 2.15 / 2.05 -> 1.83 / 1.79,
+    bare 1.07 / 1.09 -> 0.99 / 0.97 core-s). Tried and dropped, measured: one GDAL read per band of windows,
+    cut into views (read 0.21 -> 0.19 in the pipeline; alone 81 window reads 0.066 vs 9 band reads 0.062
+    core-s: the block cache already serves the overlaps); blending in the writer thread so that the forward
+    loop only runs the model (eoseg CPU +0.1-0.2 core-s: the blend then preempts one of torch's two threads
+    and the other waits at the barrier); glibc malloc thresholds (``GLIBC_TUNABLES``, no change). What is left
+    (perf, eoseg minus the bare forward, per scene, ~0.8 core-s): numpy arithmetic ~0.26 (float32 divide and
+    subtract of normalise, blend and decode 0.07), Python per window / tile / overview piece ~0.13, the
+    kernel ~0.11 (page faults of fresh arrays, writing and re-reading the raw temporaries), libc copies and
+    malloc ~0.11, ZSTD of the COGs ~0.09 (+ DEFLATE ~0.02), GDAL + libtiff ~0.07, PROJ / sqlite ~0.02; each
+    stage costs about twice in the pipeline what it costs alone on an idle core (caches and the two cores
+    shared with the forward). The work itself, alone on one core: decode + window copies 0.07, normalise
+    0.024, blend 0.075, the two COG copies 0.115 (probability 0.09, mask 0.025) core-s, ~0.3 before any tile
+    is encoded or written: ">= 0.8x the bare forward" (own cost <= ~0.23 core-s beside the idle 0.93) cannot
+    be met on this 2-core machine with these outputs whatever the structure; it is a target for a machine
+    where the forward runs on a GPU and the pipeline has cores of its own.
+
+The script sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads, as eoseg predict does, unless the environment sets a
+policy; the figures above measured before 2026-12-03 12:25 UTC ran with libgomp's default (no policy set).
 
 Usage: OMP_NUM_THREADS=2 uv run python benchmarks/predict.py [--size 8192 --window 512] [--skip a]
        [--memory-sizes 4096 16384] [--memory-shapes 1024x65536 65536x1024 4096x4096] [--memory-square 16384]
