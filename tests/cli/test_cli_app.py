@@ -60,3 +60,30 @@ def test_user_error_is_one_line_without_traceback_unless_debug(debug: bool):
         lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1, result.stderr
         assert "unknown key model.encodr (did you mean 'encoder'?)" in lines[0]
+
+
+def test_progress_bars_are_turned_off_by_one_quiet_option():
+    # tune's bars are off by default, so it alone has --progress to turn them on
+    spelled = {}
+    for path, cmd in _leaf_commands(typer.main.get_command(app)):
+        for param in cmd.params:
+            if param.name in ("quiet", "progress"):
+                spelled[" ".join(path)] = (param.name, (*param.opts, *param.secondary_opts))
+    assert spelled.pop("tune") == ("progress", ("--progress", "--no-progress"))
+    assert {"train", "prepare", "predict", "demo", "pseudo-label", "self-train"} <= set(spelled)
+    assert set(spelled.values()) == {("quiet", ("--quiet", "-q"))}, spelled
+
+
+def test_train_quiet_turns_its_progress_bar_off(monkeypatch, tmp_path):
+    import eoseg.training.train as training
+
+    seen = {}
+
+    def fake_train(config, resume, progress, overwrite):
+        seen["progress"] = progress
+        raise SystemExit(0)
+
+    monkeypatch.setattr(training, "train", fake_train)
+    for flags, progress in (([], True), (["--quiet"], False), (["-q"], False)):
+        assert runner.invoke(app, ["train", "demo", f"train.out={tmp_path}", *flags]).exit_code == 0
+        assert seen.pop("progress") is progress

@@ -143,7 +143,7 @@ def test_train_refuses_to_replace_a_finished_run(tmp_path, capsys):
     run_dir = earlier_run(tmp_path)
     before = hashes(tmp_path)
     code, line = run(capsys, "train", "demo", f"train.out={tmp_path / 'runs'}", "name=town",
-                     f"data.root={tmp_path / 'chips'}", "--no-progress")
+                     f"data.root={tmp_path / 'chips'}", "--quiet")
     assert code == 2
     assert line == (f"error: {run_dir}: holds an earlier run (checkpoints/best.ckpt, checkpoints/last.ckpt, "
                     "metrics.csv); continue it with --resume, replace it with --overwrite, or give another name=...")
@@ -154,14 +154,14 @@ def test_train_overwrite_removes_the_earlier_run_first(tmp_path, capsys):
     run_dir = earlier_run(tmp_path)
     (run_dir / "notes.txt").write_text("mine")
     code, line = run(capsys, "train", "demo", f"train.out={tmp_path / 'runs'}", "name=town",
-                     f"data.root={tmp_path / 'chips'}", "--no-progress", "--overwrite")
+                     f"data.root={tmp_path / 'chips'}", "--quiet", "--overwrite")
     assert code == 2 and "manifest" in line  # no dataset there: the run itself fails, after the clean-up
     assert sorted(p.name for p in run_dir.iterdir()) == ["notes.txt"]
 
 
 @pytest.mark.parametrize("name", ["/abs/run", "../../escaped", "a/../../b"])
 def test_run_name_must_stay_inside_train_out(tmp_path, capsys, name):
-    code, line = run(capsys, "train", "demo", f"train.out={tmp_path / 'runs'}", f"name={name}", "--no-progress")
+    code, line = run(capsys, "train", "demo", f"train.out={tmp_path / 'runs'}", f"name={name}", "--quiet")
     assert code == 2
     assert f"name: {name!r} is not a run name inside train.out" in line
     assert not (tmp_path / "runs").exists() and not Path("/abs").exists()

@@ -147,7 +147,7 @@ def test_an_all_nodata_scene_is_reported_and_training_says_why(tmp_path, capsys,
     assert "RuntimeWarning" not in captured.err
     assert "0 chips from 1 scenes; 1 scene(s) without valid pixels: dark in" in captured.out
     code, line = run(capsys, "train", "demo", f"data.root={tmp_path / 'chips'}", f"train.out={tmp_path / 'runs'}",
-                     "--no-progress")
+                     "--quiet")
     assert code == 2
     assert line == (f"error: {tmp_path / 'chips' / 'manifest.parquet'}: the dataset has no chips (every scene was "
                     "empty or all nodata: see the warnings of eoseg prepare); nothing to train on: prepare scenes "

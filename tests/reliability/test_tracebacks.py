@@ -18,7 +18,7 @@ from test_data_loss import noisy_scene
 
 EDITED = "the file was edited or mixed from different runs: use a .ckpt as `eoseg train` wrote it"
 CHIPS = ["data.chips.size=64", "data.chips.overlap=0", "data.folds=2"]
-TRAIN = ["data.chips.size=64", "data.chips.overlap=0", "train.epochs=1", "train.batch_size=1", "--no-progress"]
+TRAIN = ["data.chips.size=64", "data.chips.overlap=0", "train.epochs=1", "train.batch_size=1", "--quiet"]
 
 
 @pytest.fixture(scope="module")

@@ -120,7 +120,7 @@ def test_mixing_ratio_out_of_range_is_one_line_error(tmp_path, capsys, override,
     path = save_config(tiny_config(labelled, "binary", tmp_path / "runs", {"data.folds": 2}), tmp_path / "c.yaml")
     before = digest(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", str(path), f"selftrain.mix.root={pseudo}", override, "--no-progress"])
+        main(["train", str(path), f"selftrain.mix.root={pseudo}", override, "--quiet"])
     assert exit_info.value.code == 2
     raw = capsys.readouterr().err
     assert raw.count("\n") == 1 and raw.startswith("error: ") and "Traceback" not in raw, raw  # one line

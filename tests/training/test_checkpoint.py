@@ -107,10 +107,10 @@ def test_cli_prints_one_line_errors(chips, tmp_path, capsys):
 
     save_config(config, path)
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", str(path), "data.folds=6", "data.fold=5", "--no-progress"])
+        main(["train", str(path), "data.folds=6", "data.fold=5", "--quiet"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "error: data.fold=5 is out of range:" in err and "has folds [0, 1, 2]" in err and "Traceback" not in err
     with pytest.raises(SystemExit):
-        main(["train", str(path), "--resume", "--no-progress"])
+        main(["train", str(path), "--resume", "--quiet"])
     assert "nothing to resume (no last checkpoint in this run folder)" in capsys.readouterr().err

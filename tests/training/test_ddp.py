@@ -23,7 +23,7 @@ def test_ddp_with_two_cpu_processes_runs_an_epoch(chips, tmp_path, tmp_path_fact
     env = {**os.environ, "PYTHONPYCACHEPREFIX": str(tmp_path_factory.getbasetemp() / "pycache")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # rank 1 starts after rank 0 compiled the imports
     command = [str(Path(sys.executable).with_name("eoseg")), "train", str(path), "train.strategy=ddp",
-               "train.devices=2", "train.accelerator=cpu", "--no-progress"]
+               "train.devices=2", "train.accelerator=cpu", "--quiet"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=280)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "trained 1 epoch(s), 2 steps" in done.stderr  # 8 training chips, 2 processes x batch 2

@@ -86,7 +86,7 @@ def test_cli_says_where_training_stopped(chips, tmp_path, monkeypatch, capsys, s
     monkeypatch.setattr("eoseg.training.train.train", stopped)
     path = save_config(tiny_config(chips("binary"), "binary", tmp_path), tmp_path / "tiny.yaml")
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", str(path), "--no-progress"])
+        main(["train", str(path), "--quiet"])
     captured = capsys.readouterr()
     assert exit_info.value.code == code, captured
     assert captured.err.strip().splitlines()[-2:] == [

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from eoseg.cli.options import OVERRIDES_ARG
+from eoseg.cli.options import OVERRIDES_ARG, QUIET_OPTION
 from eoseg.progress import console
 
 stdout = Console()
@@ -21,7 +21,7 @@ def demo(
                              "earlier demo's)."),
     quick: bool = typer.Option(False, "--quick", help="A smaller town and shorter training (about a minute; for CI)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic town."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Generate a synthetic town, then prepare, train, predict the held-out scene with TTA, vectorize, evaluate.
 

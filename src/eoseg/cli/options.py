@@ -1,4 +1,4 @@
-"""Arguments shared by the commands: a preset or config file plus dotted overrides."""
+"""Arguments shared by the commands: a preset or config file, dotted overrides, --quiet."""
 
 from __future__ import annotations
 
@@ -8,3 +8,5 @@ CONFIG_ARG = typer.Argument(..., metavar="PRESET_OR_FILE", help="A preset name (
 OVERRIDES_ARG = typer.Argument(
     None, metavar="[KEY=VALUE]...", help="Dotted overrides, e.g. model.encoder=efficientnet-b2 train.epochs=30."
 )
+# every command that draws progress bars turns them off the same way (tune, whose bars are off, has --progress)
+QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bars.")

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from eoseg.cli.options import QUIET_OPTION
 from eoseg.config.loader import apply_overrides, config_to_dict, read_source, save_config, validate_config
 from eoseg.config.schema import ExperimentConfig
 from eoseg.errors import ConfigError, InputError
@@ -132,7 +133,7 @@ def predict(
     quicklook: bool = typer.Option(
         False, "--quicklook", help="Also write <scene>.quicklook.png (image + mask)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = QUIET_OPTION,
     fmt: str | None = typer.Option(
         None,
         "--format",

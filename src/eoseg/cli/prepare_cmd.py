@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from eoseg.cli.options import CONFIG_ARG, OVERRIDES_ARG
+from eoseg.cli.options import CONFIG_ARG, OVERRIDES_ARG, QUIET_OPTION
 from eoseg.cli.runtime import missing_folders, remove_if_empty, warning_printer
 from eoseg.config import load_config
 
@@ -20,7 +20,7 @@ def prepare_command(
     ),
     out: Path | None = typer.Option(None, "--out", help="Output folder (data.root)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo every scene instead of resuming."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Cut scenes and labels into georeferenced chips with a manifest, band statistics and folds.
 

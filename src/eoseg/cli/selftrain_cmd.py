@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from eoseg.cli.options import CONFIG_ARG
+from eoseg.cli.options import CONFIG_ARG, QUIET_OPTION
 from eoseg.cli.predict_cmd import OVERRIDE_KEY, load_models, parse_scene, resolve_config, split_items
 from eoseg.config.loader import config_to_dict, save_config
 from eoseg.errors import InputError
@@ -24,7 +24,7 @@ def pseudo_label(
         help="Checkpoints (.ckpt, several = an ensemble), unlabelled scenes, predict.*/post.*/selftrain.* overrides.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: labels/, chips/, confidence.csv, summary.json."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Pseudo-label unlabelled scenes: predict with TTA/ensemble, select by rule, cut chips for training.
 
@@ -96,7 +96,7 @@ def self_train(
     ),
     rounds: int = typer.Option(1, "--rounds", "-n", min=1, max=100, help="Student rounds after the teacher."),
     from_teacher: bool = typer.Option(False, "--from-teacher", help="Start each student from its teacher's weights."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Self-train: teacher on the labelled chips, then N rounds of pseudo-labels -> student; resumable.
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from eoseg.cli.options import CONFIG_ARG, OVERRIDES_ARG
+from eoseg.cli.options import CONFIG_ARG, OVERRIDES_ARG, QUIET_OPTION
 from eoseg.config import load_config
 from eoseg.progress import console
 
@@ -19,7 +19,7 @@ def train_command(
     overrides: list[str] = OVERRIDES_ARG,
     resume: bool = typer.Option(False, "--resume", help="Continue the run's last checkpoint exactly."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier run of the same name."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Train a model on a prepared chip dataset; writes train.out/<name>/ (checkpoints, metrics, report).
 
@@ -32,7 +32,7 @@ def train_command(
 
     config = load_config(source, overrides or [])
     try:
-        result = train(config, resume=resume, progress=progress, overwrite=overwrite)
+        result = train(config, resume=resume, progress=not quiet, overwrite=overwrite)
     except TrainingInterrupted as exc:
         # stopped at a clean point on SIGINT/SIGTERM: say where, then hand the signal to the command's handler
         console.print(Text(" ".join(str(exc).split())), highlight=False, soft_wrap=True)
