@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
 
 from eoseg.errors import ConfigError, InputError
+from eoseg.geo.products import mask_classes
 from eoseg.geo.raster import write_geotiff
 from eoseg.post.ensemble import ensemble_rasters
 
@@ -71,6 +74,21 @@ def test_k_of_n_vote_of_masks(tmp_path):
     with rasterio.open(ensemble_rasters(paths, tmp_path / "v1.tif", "vote", min_votes=1)) as src:
         assert src.read(1).tolist() == [[1, 1, 1, 0]]
         assert src.nodata == 255
+
+
+@pytest.mark.parametrize(("classes", "kept"), [(["background", "building"], ["background", "building"]),
+                                                ("background,road,building", [])])
+def test_a_vote_of_class_masks_keeps_their_class_names_while_they_still_hold(tmp_path, classes, kept):
+    """A vote is 0/1: the binary masks' names still say what 1 is, a multiclass mask's (given here as another
+    tool writes the tag, comma-separated) would call every 1 'road'."""
+    paths = []
+    for i in range(2):
+        paths.append(write(tmp_path, f"m{i}.tif", np.array([[1, 0], [0, 1]], np.uint8), 255))
+        with rasterio.open(paths[-1], "r+") as dst:
+            dst.update_tags(classes=classes if isinstance(classes, str) else json.dumps(classes))
+    with rasterio.open(ensemble_rasters(paths, tmp_path / "v.tif", "vote")) as src:
+        assert mask_classes(src) == kept
+        assert src.read(1).tolist() == [[1, 0], [0, 1]]
 
 
 def test_vote_of_probabilities_with_a_threshold(tmp_path):

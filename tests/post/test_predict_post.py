@@ -17,7 +17,7 @@ import yaml
 
 from eoseg.cli.app import main
 from eoseg.config import load_config
-from eoseg.geo.products import IGNORE, read_probabilities
+from eoseg.geo.products import IGNORE, mask_classes, read_probabilities
 from eoseg.geo.raster import open_raster, write_geotiff
 from eoseg.models.factory import build_model
 from eoseg.post.search import search_thresholds
@@ -103,6 +103,23 @@ def test_softmax_threshold_and_overlay_reproduce_the_searched_score(setup):
     fp = int(((mask == 1) & (truth == 0) & scored).sum())
     fn = int(((mask == 0) & (truth == 1) & scored).sum())
     assert tp / (tp + fp + fn) == pytest.approx(choice.score, abs=1e-9)
+
+
+@pytest.mark.parametrize("min_area", [0, 2])  # 2: the mask is rewritten by the minimum-area pass
+def test_evaluate_names_a_predicted_binary_mask_by_the_models_classes(setup, min_area):
+    root, scene = setup
+    ckpt = preset_checkpoint(root / "buildings.ckpt", "buildings")
+    out = root / f"named{min_area}"
+    assert run("predict", ckpt, scene, "--out", out, "-q", "post.threshold=0.5", f"post.min_area={min_area}") == 0
+    with open_raster(out / "city.mask.tif") as src:
+        assert mask_classes(src) == ["background", "building"]
+    mask = mask_of(out)
+    truth = write_scene(root / f"truth{min_area}.tif", mask, nodata=IGNORE)
+    assert run("evaluate", out / "city.mask.tif", "--truth", truth, "--out", out / "metrics.json") == 0
+    pixel = json.loads((out / "metrics.json").read_text())["pixel"]
+    assert list(pixel["per_class"]) == ["background", "building"]
+    building = pixel["per_class"]["building"]
+    assert (building["tp"], building["fp"], building["fn"]) == (int((mask == 1).sum()), 0, 0)
 
 
 def test_gate_empties_channels_whose_image_probability_is_below_the_threshold(setup):

@@ -77,6 +77,7 @@ class RasterSpec:
     resampling: str = "average"  # overview resampling: average for probabilities, nearest for classes
     band_names: tuple[str, ...] = ()
     nbits: int | None = None  # 16 with dtype float32: stored as IEEE half floats (GDAL < 3.11 has no Float16)
+    tags: tuple[tuple[str, str], ...] = ()  # dataset metadata, e.g. a class mask's ``classes``
 
 
 def write_mask(dataset: Any, valid: np.ndarray, window: Window) -> None:
@@ -379,6 +380,8 @@ class TiledRasterWriter:
         try:
             for i, name in enumerate(spec.band_names[: spec.count], start=1):
                 self._ds.set_band_description(i, name)
+            if spec.tags:
+                self._ds.update_tags(**dict(spec.tags))
             if OverviewPyramid.supports(spec, self.block):
                 self._pyramid = OverviewPyramid(self.target, spec, self.block)
         except BaseException:

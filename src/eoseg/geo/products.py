@@ -3,7 +3,8 @@
 - probability raster ``<name>.prob.tif``: one band per channel, band descriptions = class names;
   ``uint8`` (p x 255, rounded) with validity in an internal mask band (every byte is a probability, so
   no nodata value fits), or ``float16`` (stored as float32 with NBITS=16) with nodata NaN;
-- mask raster ``<name>.mask.tif``: ``uint8`` class index (one band) or 0/1 per channel, nodata :data:`IGNORE`;
+- mask raster ``<name>.mask.tif``: ``uint8`` class index (one band, the ``classes`` tag names its values) or
+  0/1 per channel (band descriptions = class names), nodata :data:`IGNORE`;
 - value raster ``<name>.<head>.tif``: ``float32``, nodata NaN (regression heads);
 - image-level heads ``<name>.heads.json``: ``{head: {"kind": ..., "mean": [...], ...}}``, scene means.
 
@@ -56,9 +57,10 @@ class Grid(Protocol):
 
 
 def _spec(grid: Grid, count: int, dtype: str, nodata: float | None, resampling: str,
-          band_names: Sequence[str], use_mask: bool = False, nbits: int | None = None) -> RasterSpec:
+          band_names: Sequence[str], use_mask: bool = False, nbits: int | None = None,
+          tags: dict[str, str] | None = None) -> RasterSpec:
     return RasterSpec(grid.width, grid.height, count, dtype, grid.crs, grid.transform, nodata, use_mask,
-                      resampling, tuple(band_names), nbits)
+                      resampling, tuple(band_names), nbits, tuple((tags or {}).items()))
 
 
 def probability_spec(grid: Grid, band_names: Sequence[str], dtype: ProbDtype = "uint8") -> RasterSpec:
@@ -132,9 +134,22 @@ def read_probabilities(src: Source, window: Window | None = None) -> np.ndarray:
     return out
 
 
-def mask_spec(grid: Grid, band_names: Sequence[str]) -> RasterSpec:
-    """The mask raster: uint8, nodata :data:`IGNORE` (one ``class`` band, or one 0/1 band per channel)."""
-    return _spec(grid, len(band_names), "uint8", IGNORE, "nearest", band_names)
+def mask_spec(grid: Grid, band_names: Sequence[str], classes: Sequence[str] = ()) -> RasterSpec:
+    """The mask raster: uint8, nodata :data:`IGNORE` (one ``class`` band, or one 0/1 band per channel).
+
+    ``classes``: the names of a class band's values 0..K-1, kept in the ``classes`` tag (:func:`mask_classes`).
+    """
+    tags = {"classes": json.dumps(list(classes))} if classes else None
+    return _spec(grid, len(band_names), "uint8", IGNORE, "nearest", band_names, tags=tags)
+
+
+def mask_classes(src: Source) -> list[str]:
+    """The class names of a mask raster's values from its ``classes`` tag (a JSON list, or comma-separated
+    names as another tool may write them); empty when it has none."""
+    tagged = src.tags().get("classes", "").strip()
+    if not tagged:
+        return []
+    return [str(c).strip() for c in (json.loads(tagged) if tagged.startswith("[") else tagged.split(","))]
 
 
 def encode_mask(mask: np.ndarray, valid: np.ndarray) -> np.ndarray:

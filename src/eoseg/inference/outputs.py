@@ -56,6 +56,7 @@ class OutputPlan:
     value_heads: tuple[str, ...]
     band_names: tuple[str, ...]
     prob_dtype: str
+    mask_classes: tuple[str, ...] = ()  # names of a class mask's values 0..K-1 (empty: the classes don't say)
 
     @property
     def accumulated(self) -> list[str]:
@@ -111,8 +112,12 @@ def plan_outputs(
         names = (classes[1],)
     else:
         names = tuple(f"{main}_{i}" for i in range(head.channels))
+    # a class mask's values 0..K-1 are the model's classes when it has one per value (binary: 0/1)
+    values = 2 if processor.kind == "binary" else head.channels
+    mask_classes = tuple(classes) if processor.kind != "multilabel" and len(classes) == values else ()
     others = tuple(n for n in dense if n != main)
-    return OutputPlan(main, processor, head.channels, spec.vote, members, others, names, spec.prob_dtype)
+    return OutputPlan(main, processor, head.channels, spec.vote, members, others, names, spec.prob_dtype,
+                      mask_classes)
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ def scene_rasters(
         encoded = _EncodedProbabilities(plan)
         outputs.append(OutputRaster("prob", out_dir / f"{name}.prob.tif", prob, encoded))
         bands = plan.band_names if plan.post.kind == "multilabel" else ("class",)
-        mask = mask_spec(ref, bands)
+        mask = mask_spec(ref, bands, plan.mask_classes)
         outputs.append(OutputRaster("mask", out_dir / f"{name}.mask.tif", mask, _mask_encoder(plan, encoded)))
     for head in plan.value_heads:
         spec = value_spec(ref, [f"{head}_{i}" if head_channels[head] > 1 else head

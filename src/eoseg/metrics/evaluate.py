@@ -22,7 +22,7 @@ from eoseg.errors import ConfigError, InputError
 from eoseg.formats.spacenet import read_spacenet_csv
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.polygonize import band_rows_for, polygonize, row_windows, valid_footprint
-from eoseg.geo.products import IGNORE, check_writable, scene_name
+from eoseg.geo.products import IGNORE, check_writable, mask_classes, scene_name
 from eoseg.geo.raster import open_raster, raster_info, valid_mask
 from eoseg.geo.vector import read_vector, repair_polygons
 from eoseg.metrics.objects import AOI_PATTERN, ImagePolygons, SpaceNetRules, object_metrics
@@ -37,12 +37,13 @@ def _is_csv(path: PathLike) -> bool:
 
 
 def _class_names(path: PathLike, count: int) -> list[str]:
-    """Class names from the raster's ``classes`` tag or band descriptions, else background/foreground."""
+    """Class names from the raster's ``classes`` tag (a class mask eoseg predicted: the model's classes) or
+    band descriptions (a multilabel stack), else class_<i>, or background/foreground for a 0/1 mask."""
     with open_raster(path) as src:
-        tagged = src.tags().get("classes")
+        tagged = mask_classes(src)
         descriptions = [d for d in src.descriptions if d]
     if tagged:
-        return [c.strip() for c in (json.loads(tagged) if tagged.startswith("[") else tagged.split(","))]
+        return tagged
     if count > 1 and len(descriptions) == count:
         return descriptions
     return [f"class_{i}" for i in range(count)] if count > 1 else ["background", "foreground"]

@@ -28,6 +28,7 @@ from eoseg.geo.products import (
     check_same_grid,
     check_writable,
     encode_probabilities,
+    mask_classes,
     mask_spec,
     probability_spec,
     read_mask,
@@ -89,7 +90,9 @@ def ensemble_rasters(
         if mode == "mean":
             spec = probability_spec(first, names, prob_dtype)
         else:
-            spec = mask_spec(first, names)
+            # a vote is 0/1: the inputs' class names still hold for binary masks, not for a multiclass one's
+            classes = mask_classes(sources[0])
+            spec = mask_spec(first, names, classes if len(classes) == 2 else ())
         writer = stack.enter_context(TiledRasterWriter(out, spec, written_compression(sources[0])))
         for window in row_windows(first.height, first.width, band_rows):
             if mode == "mean":

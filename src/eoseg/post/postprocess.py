@@ -55,7 +55,7 @@ from eoseg.config.schema import HeadSpec, PostSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import GDAL_ENV, TiledRasterWriter, written_compression
 from eoseg.geo.polygonize import block_windows, pixel_area_m2
-from eoseg.geo.products import IGNORE, mask_spec, read_heads, read_mask
+from eoseg.geo.products import IGNORE, mask_classes, mask_spec, read_heads, read_mask
 from eoseg.geo.raster import open_raster, raster_info
 from eoseg.post.zonal import zonal_means
 
@@ -273,7 +273,8 @@ class Postprocessor:
             small = _small_components(path, layers, measure, limits, windows) if measure else {}
             with open_raster(path) as src:
                 names = tuple(d or f"band_{i + 1}" for i, d in enumerate(src.descriptions))
-                writer = TiledRasterWriter(path, mask_spec(info, names), written_compression(src))  # predict.compress
+                writer = TiledRasterWriter(path, mask_spec(info, names, mask_classes(src)),
+                                            written_compression(src))  # predict.compress
                 try:
                     for index, window in enumerate(windows):
                         data, valid = read_mask(src, window)
