@@ -16,6 +16,7 @@ from eoseg.config.schema import (
     ExperimentConfig,
     HeadSpec,
     ModelSpec,
+    TargetSpec,
     TaskSpec,
 )
 from eoseg.geo.raster import write_geotiff
@@ -85,7 +86,9 @@ def make_bundle(
     bands = bands or ["image"]
     heads = heads or {"mask": HeadSpec(activation="identity")}
     config = ExperimentConfig(
-        data=DataSpec(chips=ChipSpec(size=chip, overlap=0), classes=classes or ["background", "building"]),
+        # a target per head, as every trained config has (predict names a value head's bands by its target)
+        data=DataSpec(chips=ChipSpec(size=chip, overlap=0), classes=classes or ["background", "building"],
+                      targets={h.target or n: TargetSpec() for n, h in heads.items()}),
         model=ModelSpec(heads=heads),
         task=TaskSpec(kind=task),
         loss={},

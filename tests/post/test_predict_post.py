@@ -22,6 +22,7 @@ from eoseg.geo.raster import open_raster, write_geotiff
 from eoseg.models.factory import build_model
 from eoseg.post.search import search_thresholds
 from eoseg.post.vectorize import scene_polygons, vectorize
+from eoseg.tasks.kinds import build_task_kind
 from eoseg.training.checkpoint import describe
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "inference"))
@@ -36,9 +37,9 @@ def run(*argv: object) -> int:
     return exit_info.value.code
 
 
-def preset_checkpoint(path: Path, preset: str, seed: int = 0) -> Path:
-    """A checkpoint of ``preset`` (shrunk) with random weights, as `eoseg train` writes it."""
-    config = load_config(preset, SHRINK)
+def preset_checkpoint(path: Path, preset: str, seed: int = 0, overrides: tuple[str, ...] = ()) -> Path:
+    """A checkpoint of ``preset`` (shrunk, then ``overrides``) with random weights, as `eoseg train` writes it."""
+    config = load_config(preset, [*SHRINK, *overrides])
     torch.manual_seed(seed)
     model = build_model(config.model, config.task, 3)
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -120,6 +121,33 @@ def test_evaluate_names_a_predicted_binary_mask_by_the_models_classes(setup, min
     assert list(pixel["per_class"]) == ["background", "building"]
     building = pixel["per_class"]["building"]
     assert (building["tp"], building["fp"], building["fn"]) == (int((mask == 1).sum()), 0, 0)
+
+
+FBC = ("data.targets.mask.extra_channels=[boundary, contact]", "model.heads.dice.channels=3")
+
+
+@pytest.mark.parametrize(("preset", "overrides", "head", "names"), [
+    ("buildings", (), "dice", ["building"]),
+    ("buildings", FBC, "dice", ["building", "boundary", "contact"]),  # the recipe's footprint/boundary/contact
+    ("buildings", ("model.heads.dice.channels=3",), "dice", ["dice_0", "dice_1", "dice_2"]),  # no extras named
+    ("buildings", (), "mask", ["background", "building"]),
+    ("damage", (), "damage", ["no-damage", "minor-damage", "major-damage", "destroyed"]),
+    ("damage", (), "mask", ["mask"]),  # any of four damage classes is a building: no one class names it
+    ("clouds", (), "mask", ["fish", "flower", "gravel", "sugar"]),
+    ("geopose", (), "height", ["height"]),
+])
+def test_channel_names_say_what_each_channel_of_a_head_learns(preset, overrides, head, names):
+    assert build_task_kind(load_config(preset, [*SHRINK, *overrides])).channel_names(head) == names
+
+
+def test_a_value_heads_raster_bands_are_named_by_its_channels(setup):
+    root, scene = setup
+    ckpt = preset_checkpoint(root / "fbc.ckpt", "buildings", overrides=FBC)
+    out = root / "fbc"
+    assert run("predict", ckpt, scene, "--out", out, "-q") == 0
+    with open_raster(out / "city.dice.tif") as src:
+        assert src.descriptions == ("building", "boundary", "contact")
+        assert src.count == 3
 
 
 def test_gate_empties_channels_whose_image_probability_is_below_the_threshold(setup):

@@ -8,7 +8,7 @@
   per channel), or the k-of-n vote of the models' masks; gate and minimum area are applied in a second
   pass over the written mask; nodata :data:`~eoseg.geo.products.IGNORE`.
 - ``<name>.<head>.tif``: float32 values of every other dense head (all dense heads for regression),
-  nodata NaN.
+  nodata NaN; band descriptions = what the head learns in each channel (e.g. building, boundary, contact).
 All have the scene's CRS and transform; nodata pixels of the input are nodata in every output.
 """
 
@@ -131,9 +131,10 @@ class OutputRaster:
 
 
 def scene_rasters(
-    plan: OutputPlan, scene: SceneImages, out_dir: Path, name: str, head_channels: dict[str, int]
+    plan: OutputPlan, scene: SceneImages, out_dir: Path, name: str, head_bands: dict[str, list[str]]
 ) -> list[OutputRaster]:
-    """The output rasters of one scene, on the scene's grid."""
+    """The output rasters of one scene, on the scene's grid; ``head_bands``: the channel names of each value
+    head (:meth:`~eoseg.tasks.kinds.TaskKind.channel_names`), its raster's band descriptions."""
     ref = scene.reference
     outputs = []
     if plan.post is not None:
@@ -144,8 +145,7 @@ def scene_rasters(
         mask = mask_spec(ref, bands, plan.mask_classes)
         outputs.append(OutputRaster("mask", out_dir / f"{name}.mask.tif", mask, _mask_encoder(plan, encoded)))
     for head in plan.value_heads:
-        spec = value_spec(ref, [f"{head}_{i}" if head_channels[head] > 1 else head
-                                for i in range(head_channels[head])])
+        spec = value_spec(ref, head_bands[head])
         outputs.append(OutputRaster(head, out_dir / f"{name}.{head}.tif", spec, _value_encoder(head)))
     return outputs
 

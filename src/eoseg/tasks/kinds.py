@@ -131,6 +131,25 @@ class TaskKind:
             return T.largest_class(index, self.ignore_index)
         return T.soft_presence(probs)
 
+    def channel_names(self, name: str) -> list[str]:
+        """Names of a dense head's channels, what it learns in each (the band descriptions predict writes).
+
+        Softmax heads: their classes. Sigmoid heads of object classes: the object (the one foreground class),
+        then the target's extra channels (e.g. building, boundary, contact); of other tasks: the labels.
+        A channel nothing names is ``<head>_<i>`` (a one-channel head: the head's name).
+        """
+        channels = self.heads[name].channels
+        default = [name] if channels == 1 else [f"{name}_{i}" for i in range(channels)]
+        classes = list(self.config.data.classes)
+        if self.activation(name) == "softmax":
+            named = classes
+        elif self.object_classes:  # T.binary_channels: class > 0, then the chip's extra bands
+            extras = self.config.data.targets[self.target_of(name)].extra_channels
+            named = [classes[1], *extras][:channels] if len(classes) == 2 else []
+        else:  # T.multilabel_channels: one channel per label (a first background class has none)
+            named = classes[-channels:] if len(classes) in (channels, channels + 1) else []
+        return named if len(named) == channels else default
+
     # ------------------------------------------------------------------------- post-processing
     def postprocessor(self, name: str) -> Postprocessor:
         """The :class:`~eoseg.post.postprocess.Postprocessor` of a dense head (``post`` section, head layout)."""
@@ -288,6 +307,12 @@ class ChangeTask(TaskKind):
             return T.damage_index(chip, head.channels, self.ignore_index, what)
         return super().dense_target(name, head, chip, what)
 
+    def channel_names(self, name: str) -> list[str]:
+        """The damage head's channels are the damage classes (as its metrics name them)."""
+        if name != self.damage:
+            return super().channel_names(name)
+        return class_names(self.config.data.classes, self.heads[name].channels, "damage")
+
     def build_metrics(self) -> nn.ModuleDict:
         metrics = super().build_metrics()
         k = self.heads[self.damage].channels
@@ -325,6 +350,11 @@ class RegressionTask(TaskKind):
 
     def dense_target(self, name: str, head: HeadSpec, chip: np.ndarray, what: str) -> np.ndarray:
         return T.regression_channels(chip, head.channels, what)
+
+    def channel_names(self, name: str) -> list[str]:
+        """Values have no class names: ``<head>_<i>`` (a one-channel head: the head's name)."""
+        channels = self.heads[name].channels
+        return [name] if channels == 1 else [f"{name}_{i}" for i in range(channels)]
 
     def build_metrics(self) -> nn.ModuleDict:
         return nn.ModuleDict({"main": RegressionMetrics()})
