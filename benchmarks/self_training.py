@@ -14,6 +14,9 @@ steps as the student took. Every model then predicts town B's held-out scenes, s
 average, the teacher, the control and the student, and the student's difference to the control (the gain
 that the unlabelled scenes bring, the extra training steps taken out).
 
+``--student-init scratch`` is the noisy student proper: the students and the control start from the teacher's own
+init (``model.init_checkpoint``, ``train.seed``) instead of its weights (``self_train(from_teacher=False)``).
+
 Every model is scored at its LAST checkpoint (``--checkpoint last``, ``selftrain.checkpoint``: the end of its
 one-cycle schedule; the teacher's last checkpoint also makes the pseudo-labels), so the teacher, the
 students and the control are selected the same way and never on town B. The students and the control
@@ -21,16 +24,19 @@ fine-tune the teacher at ``--student-lr`` (``selftrain.student_lr``).
 
 Usage: uv run python benchmarks/self_training.py [--out DIR] [--size 384] [--labelled 3] [--unlabelled 8]
        [--test 4] [--epochs 24] [--student-epochs 4] [--student-lr 3e-4] [--augment colour]
-       [--student-augment same] [--rule hard] [--every 5 | --share 0.5] [--kl] [--rounds 1]
+       [--student-augment same] [--student-init teacher|scratch] [--rule hard] [--low 0.4] [--high 0.6]
+       [--every 5 | --share 0.5] [--kl] [--rounds 1]
        [--checkpoint last] [--seeds 0 1] [--shift partial|full] [--reuse DIR] [--set KEY=VALUE ...]
 
 No configuration measured gives a gain; the defaults are the one that lost least on both seeds (hard rule,
 one pseudo-labelled batch every 5, students and control at lr 3e-4, last checkpoints, 24-epoch teachers,
 partial shift). :data:`SMALL` (64 px chips, overlap 32, a 3-stage Unet-resnet18) always applies, ``--set``
 overrides it. Each seed also prints the pseudo-labels of the last round against the unlabelled scenes'
-true footprints and the teacher's mean probability per roof colour. Training both seeds' teachers (24
-epochs) and their students takes 24 minutes on the 2 shared cores at load 7 to 9; ``--reuse`` of such a run
-(students, control and scoring only) takes 15 to 20 minutes per seed at load 5 to 9.
+true footprints, the teacher's mean probability per roof colour on them, and each scored model's mean
+probability per roof colour on the held-out scenes with its background pixels called building (p > 0.5).
+Training both seeds' teachers (24 epochs) and their students takes 12 minutes on the 2 shared cores at load 3
+(24 at load 7 to 9); ``--reuse`` of such a run (students, control and scoring only) takes 6 to 7 minutes per
+seed at load 3 to 4.5 (15 to 20 at load 5 to 9).
 
 Measured 2026-12-03 (2 shared CPU cores, 2 threads, other agents' jobs running: load average 5 to 9),
 partial shift with the dark-brown roof (see :data:`~eoseg.demo.town.PARTIAL_STYLE`), ``--augment colour``,
@@ -110,6 +116,7 @@ from eoseg.config.schema import ExperimentConfig
 from eoseg.data.prepare import prepare
 from eoseg.demo.town import PARTIAL_STYLE, SHIFTED_STYLE, TRAIN_CSV, TownScene, make_town
 from eoseg.geo.atomic import write_text_atomic
+from eoseg.geo.products import read_probabilities
 from eoseg.geo.raster import raster_info
 from eoseg.inference.predictor import predict_scene
 from eoseg.metrics.evaluate import evaluate, object_scores
@@ -174,12 +181,15 @@ def pseudo_quality(labels: Path, scenes: list[TownScene]) -> dict[str, float]:
 
 
 def roof_confidence(predictions: Path, scenes: list[TownScene]) -> dict[str, tuple[int, float, int]]:
-    """Per roof colour of the unlabelled scenes: buildings, the teacher's mean probability on their roofs (the
-    TTA-averaged predictions that the pseudo-labels came from) and how many it misses (mean p < 0.5)."""
+    """Per roof colour of ``scenes``: buildings, the mean probability on their roofs of the predictions in
+    ``predictions`` (``<scene>.prob.tif``: the teacher's TTA-averaged ones that the pseudo-labels came from, or a
+    scored model's on the held-out scenes) and how many it misses (mean p < 0.5); ``"background"``: (pixels
+    outside every footprint, their mean p, how many are called building at p > 0.5)."""
     per_roof: dict[str, list[float]] = {}
+    background = [0, 0.0, 0]
     for scene in scenes:
         with rasterio.open(predictions / f"{scene.id}.prob.tif") as src:
-            prob, transform = src.read(1).astype(np.float32), src.transform
+            prob, transform = read_probabilities(src)[-1], src.transform
         footprints = gpd.read_file(scene.footprints)
         ids = rasterize(((g, i + 1) for i, g in enumerate(footprints.geometry)), out_shape=prob.shape,
                         transform=transform, dtype="int32")
@@ -187,7 +197,18 @@ def roof_confidence(predictions: Path, scenes: list[TownScene]) -> dict[str, tup
             inside = prob[(ids == i + 1) & np.isfinite(prob)]
             if inside.size:
                 per_roof.setdefault(str(roof), []).append(float(inside.mean()))
-    return {roof: (len(v), float(np.mean(v)), sum(p < 0.5 for p in v)) for roof, v in sorted(per_roof.items())}
+        outside = prob[(ids == 0) & np.isfinite(prob)]
+        background = [background[0] + outside.size, background[1] + float(outside.sum()),
+                      background[2] + int((outside > 0.5).sum())]
+    roofs = {roof: (len(v), float(np.mean(v)), sum(p < 0.5 for p in v)) for roof, v in sorted(per_roof.items())}
+    return {**roofs, "background": (background[0], background[1] / max(background[0], 1), background[2])}
+
+
+def confidence_line(roofs: dict[str, tuple[int, float, int]]) -> str:
+    """:func:`roof_confidence` as one line."""
+    n, p, called = roofs["background"]
+    return "; ".join(f"{roof} {k}, {q:.2f}, {m}" for roof, (k, q, m) in roofs.items() if roof != "background") + (
+        f"; background {n} px, {p:.3f}, {called} px at p > 0.5")
 
 
 TEACHER_ARGS = ("size", "labelled", "epochs", "augment", "set", "checkpoint")
@@ -217,9 +238,13 @@ def reuse_teacher(earlier: Path, folder: Path, record: dict[str, Any]) -> None:
     write_text_atomic(folder / STATE, json.dumps(teacher, indent=2))
 
 
-def control_config(config: ExperimentConfig, teacher: str, steps: int, batches_per_epoch: int) -> ExperimentConfig:
-    """Labelled-only training from the teacher for ``steps`` optimizer steps (the students' budget), configured
-    as a student round (``selftrain.student_augment`` too), without the pseudo-labelled set."""
+def control_config(
+    config: ExperimentConfig, teacher: str | None, steps: int, batches_per_epoch: int
+) -> ExperimentConfig:
+    """Labelled-only training for ``steps`` optimizer steps (the students' budget), configured as a student
+    round (``selftrain.student_augment``, ``student_lr`` too), without the pseudo-labelled set: from the
+    checkpoint ``teacher``, or (None) from ``model.init_checkpoint`` and ``train.seed`` as the teacher and a
+    student of ``--student-init scratch`` start."""
     raw = config_to_dict(round_config(config, selftrain_folder(config), 1, None, init=teacher))
     raw["name"] = "control"
     raw["train"]["epochs"] = math.ceil(steps / batches_per_epoch)
@@ -238,7 +263,8 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     overrides = [
         f"data.scenes_file={out / 'town-a' / TRAIN_CSV}", f"data.root={out / 'chips'}", f"data.folds={args.labelled}",
         f"train.out={out / 'runs'}", f"train.epochs={args.epochs}", f"train.seed={seed}", "train.tensorboard=false",
-        f"selftrain.pseudo.rule={args.rule}", mix, f"selftrain.student_epochs={args.student_epochs}",
+        f"selftrain.pseudo.rule={args.rule}", f"selftrain.pseudo.low={args.low:g}",
+        f"selftrain.pseudo.high={args.high:g}", mix, f"selftrain.student_epochs={args.student_epochs}",
         f"selftrain.checkpoint={args.checkpoint}", *SMALL, *args.set,
         *([f"selftrain.student_lr={args.student_lr:g}"] if args.student_lr else []),
     ]
@@ -253,22 +279,24 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     prepare(config, overwrite=True, progress=False)
     if args.reuse:
         reuse_teacher(args.reuse.resolve() / f"seed{seed}", selftrain_folder(config), teacher_record(args, seed))
-    rounds = self_train(config, unlabelled, args.rounds, progress=False, from_teacher=True)
+    from_teacher = args.student_init == "teacher"
+    rounds = self_train(config, unlabelled, args.rounds, progress=False, from_teacher=from_teacher)
     write_text_atomic(out / TEACHER, json.dumps(teacher_record(args, seed)))
     teacher, student = Path(rounds[0]["checkpoint"]), Path(rounds[-1]["checkpoint"])
     student_steps = sum(read_checkpoint(Path(r["checkpoint"]).parent / "last.ckpt")["global_step"] for r in rounds[1:])
     teacher_steps = read_checkpoint(teacher.parent / "last.ckpt")["global_step"]
-    control = train(control_config(config, str(teacher), student_steps, teacher_steps // args.epochs),
-                    progress=False, report=False)
+    control = train(control_config(config, str(teacher) if from_teacher else None, student_steps,
+                                   teacher_steps // args.epochs), progress=False, report=False)
     checkpoints = {"teacher": teacher, "control": round_checkpoint(control, config), "self-trained": student}
     steps = {"teacher": teacher_steps, "control": teacher_steps + control.steps,
              "self-trained": teacher_steps + student_steps}
     scores = {name: score(Path(path), test, out / "eval" / name, config) for name, path in checkpoints.items()}
+    held_out = {name: roof_confidence(out / "eval" / name, test) for name in checkpoints}
     pseudo = selftrain_folder(config) / "pseudo"
     unlabelled_scenes = [s for s in town_b if s.split == "train"]
     return {"seed": seed, "steps": steps, "scores": scores, "pseudo_chips": rounds[-1]["pseudo_chips"],
             "pseudo": pseudo_quality(pseudo / f"round{args.rounds}" / "labels", unlabelled_scenes),
-            "roofs": roof_confidence(pseudo / "round1" / "predictions", unlabelled_scenes),
+            "roofs": roof_confidence(pseudo / "round1" / "predictions", unlabelled_scenes), "held_out": held_out,
             "test": [s.id for s in test]}
 
 
@@ -282,12 +310,19 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=4, help="held-out labelled town-B scenes")
     parser.add_argument("--epochs", type=int, default=24, help="epochs of the teacher")
     parser.add_argument("--rule", default="hard", choices=["soft", "hard", "image"])
+    parser.add_argument("--low", type=float, default=0.4, help="selftrain.pseudo.low (hard rule: p < low -> 0)")
+    parser.add_argument("--high", type=float, default=0.6,
+                        help="selftrain.pseudo.high (hard rule: p > high -> 1, the band between ignored)")
     parser.add_argument("--every", type=int, default=5, help="selftrain.mix.every (one pseudo batch every k)")
     parser.add_argument("--share", type=float, default=0.0, help="selftrain.mix.share (0: use --every)")
     parser.add_argument("--kl", action="store_true", help="KL loss on the soft labels (selftrain.mix.loss)")
     parser.add_argument("--student-epochs", type=int, default=4, help="selftrain.student_epochs")
     parser.add_argument("--student-lr", type=float, default=3e-4,
                         help="selftrain.student_lr of the students and the control (0: optim.lr, the teacher's)")
+    parser.add_argument("--student-init", default="teacher", choices=["teacher", "scratch"],
+                        help="teacher: students and control fine-tune the teacher (self-train --from-teacher); "
+                             "scratch: they start from the teacher's own init (model.init_checkpoint, train.seed), "
+                             "the noisy student proper (give --student-epochs as the teacher's, --student-lr 0)")
     parser.add_argument("--augment", default="colour", choices=list(AUGMENTS), help="data.augment (teacher, control)")
     parser.add_argument("--student-augment", default="same", choices=["same", *AUGMENTS],
                         help="selftrain.student_augment (the student and the control; same: data.augment)")
@@ -312,12 +347,13 @@ def main() -> None:
                 + " (pixel IoU / object F1)", flush=True)
     seconds = time.perf_counter() - started
     mix = f"every {args.every}" if not args.share else f"share {args.share:g}"
+    band = f" {args.low:g}..{args.high:g}" if args.rule == "hard" else ""
     print(f"self-training benchmark: {args.labelled} labelled town-A scenes, {args.unlabelled} unlabelled and "
           f"{args.test} held-out town-B scenes ({args.shift} shift) of {args.size} px; {args.epochs} teacher "
           f"epochs, {args.student_epochs} student epochs x {args.rounds} round(s) at lr "
           f"{args.student_lr or 'of the teacher'}, augment {args.augment} (student "
-          f"{args.student_augment}), rule {args.rule}, mix {mix}{', KL' if args.kl else ''}, {args.checkpoint} "
-          f"checkpoints; seeds {args.seeds}; "
+          f"{args.student_augment}) from {args.student_init}, rule {args.rule}{band}, mix {mix}"
+          f"{', KL' if args.kl else ''}, {args.checkpoint} checkpoints; seeds {args.seeds}; "
           f"overrides {SMALL + args.set}; "
           f"{torch.get_num_threads()} threads, {seconds:.0f} s")
     print(f"{'seed':>4} {'model':>12} {'steps':>6} {'pixel IoU':>10} {'object F1':>10}")
@@ -336,7 +372,9 @@ def main() -> None:
               f"{q['labelled']:.1%} of pixels labelled)")
     for r in results:
         print(f"seed {r['seed']}: the teacher on town B's unlabelled roofs (buildings, mean p, missed at p < 0.5): "
-              + "; ".join(f"{roof} {n}, {p:.2f}, {m}" for roof, (n, p, m) in r["roofs"].items()))
+              + confidence_line(r["roofs"]))
+        for name, roofs in r["held_out"].items():
+            print(f"seed {r['seed']}: {name} on the held-out roofs: {confidence_line(roofs)}")
     (ci, cf), (si, sf) = mean["control"], mean["self-trained"]
     print(f"mean: self-trained - labelled-only (same budget): IoU {si - ci:+.4f} (ratio {si / max(ci, 1e-9):.3f}), "
           f"object F1 {sf - cf:+.4f}")
