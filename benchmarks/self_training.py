@@ -82,12 +82,13 @@ object F1 on the 4 held-out scenes; "pseudo" as below; "FP" = held-out backgroun
   weathered tile 0.15, none found; 77 % of the unlabelled dark-brown pixels were labelled background even at
   low 0.1) and only cuts false positives (11,495 vs 18,676). This is the mechanism by which self-training
   loses here: where the teacher is undertrained, more labelled steps fix what pseudo-labels freeze.
-- 12:58 -> (seed 0 at 13:06), load 0.9 -> 2.7, ``--student-init scratch --student-epochs 24 --student-lr 0
+- 12:58 -> 13:37, load 0.9 -> 3.8, ``--student-init scratch --student-epochs 24 --student-lr 0
   --low 0.1 --high 0.9`` (the noisy student proper: student and control from the teacher's own init, 24
   epochs at the teacher's lr 3e-3, 384 steps each, every 5): seed 0 control 0.6795 / 0.7692, student 0.6935
   / 0.7958, gain +0.0140 / +0.0266; the student finds more roofs (held-out dark brown mean p 0.62 vs 0.52,
   weathered tile 0.87 vs 0.73 and 0/16 missed vs 3/16) and calls a little more background building (FP
-  16,951 vs 15,195). Seed 1 had not finished at the last push of the session (13:45 UTC).
+  16,951 vs 15,195). Seed 1 (done 13:37): control 0.5972 / 0.7110, student 0.5559 / 0.6837, gain
+  -0.0413 / -0.0273.
 
 Measured 2026-12-03 morning (2 shared CPU cores, 2 threads, other agents' jobs running: load average 5 to 9),
 partial shift with the dark-brown roof (see :data:`~eoseg.demo.town.PARTIAL_STYLE`), ``--augment colour``,
