@@ -82,12 +82,12 @@ object F1 on the 4 held-out scenes; "pseudo" as below; "FP" = held-out backgroun
   weathered tile 0.15, none found; 77 % of the unlabelled dark-brown pixels were labelled background even at
   low 0.1) and only cuts false positives (11,495 vs 18,676). This is the mechanism by which self-training
   loses here: where the teacher is undertrained, more labelled steps fix what pseudo-labels freeze.
-- 12:58 -> 13:37, load 0.9 -> 3.8, ``--student-init scratch --student-epochs 24 --student-lr 0
+- 12:58 -> 13:32, load 0.8 -> 1.8, ``--student-init scratch --student-epochs 24 --student-lr 0
   --low 0.1 --high 0.9`` (the noisy student proper: student and control from the teacher's own init, 24
   epochs at the teacher's lr 3e-3, 384 steps each, every 5): seed 0 control 0.6795 / 0.7692, student 0.6935
   / 0.7958, gain +0.0140 / +0.0266; the student finds more roofs (held-out dark brown mean p 0.62 vs 0.52,
   weathered tile 0.87 vs 0.73 and 0/16 missed vs 3/16) and calls a little more background building (FP
-  16,951 vs 15,195). Seed 1 (done 13:37): control 0.5972 / 0.7110, student 0.5559 / 0.6837, gain
+  16,951 vs 15,195). Seed 1 (done 13:32): control 0.5972 / 0.7110, student 0.5559 / 0.6837, gain
   -0.0413 / -0.0273: this student does find more of the missed roofs (held-out weathered tile 6/12 missed
   vs the control's 11/12, dark brown mean p 0.30 vs 0.12) but calls far more background building (FP 30,965
   vs 18,974). 2,021 s for both seeds.
