@@ -64,14 +64,15 @@ def _wait_for_temporaries(out: Path, alive: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 240
     while not list(out.glob(".city.*")) and alive() and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)  # inside the scene: the temporaries are being filled (the scene takes seconds)
+    # no sleep after they appear: the faster pipeline (9c22a7e..414e3aa) finished a 1,536² scene within the
+    # 0.3 s once slept here, so the interrupt landed after its outputs were in place (CI, 2026-12-03)
 
 
 @pytest.fixture
 def busy(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     """A scene that takes several seconds even on an idle machine, and an output folder holding an earlier
     finished output."""
-    scene = write_scene(tmp_path / "city.tif", np.full((1, 1536, 1536), 7, np.uint8))
+    scene = write_scene(tmp_path / "city.tif", np.full((1, 3072, 3072), 7, np.uint8))
     out = tmp_path / "pred"
     out.mkdir()
     (out / "earlier.mask.tif").write_bytes(b"finished output of an earlier run")
