@@ -267,12 +267,27 @@ def confidence_line(roofs: dict[str, tuple[int, float, int]]) -> str:
 
 TEACHER_ARGS = ("size", "labelled", "epochs", "augment", "set", "checkpoint")
 """The options that make a seed's teacher (town A, its training, which of its checkpoints): what ``--reuse`` must
-find unchanged."""
+find unchanged (``set``: only its teacher keys, :func:`teacher_overrides`)."""
 TEACHER = "teacher.json"
+STUDENT_ONLY = ("predict", "post", "selftrain.pseudo", "selftrain.mix", "selftrain.student_epochs",
+                "selftrain.student_augment", "selftrain.student_lr")
+"""``--set`` keys (and the keys under them) that leave round 0 alone: the pseudo-labelling (``predict.*`` TTA,
+``selftrain.pseudo``), the scoring (``predict.*``, ``post.*``) and the student rounds and the control
+(``selftrain.mix``, ``selftrain.student_*``). Every other key makes another teacher: ``data.*``, ``model.*``,
+``train.*``, ``optim.*``, ``selftrain.negatives`` (mined negatives join round 0's chips too) and
+``selftrain.checkpoint`` (which checkpoint stands for the teacher)."""
+
+
+def teacher_overrides(overrides: list[str]) -> list[str]:
+    """The ``KEY=VALUE`` overrides of ``overrides`` that change the teacher: all but the :data:`STUDENT_ONLY` ones."""
+    def student_only(override: str) -> bool:
+        key = override.split("=", 1)[0].strip()
+        return any(key == k or key.startswith(f"{k}.") for k in STUDENT_ONLY)
+    return [o for o in overrides if not student_only(o)]
 
 
 def teacher_record(args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    return {"seed": seed, **{key: getattr(args, key) for key in TEACHER_ARGS}}
+    return {"seed": seed, **{key: getattr(args, key) for key in TEACHER_ARGS}, "set": teacher_overrides(args.set)}
 
 
 def reuse_teacher(earlier: Path, folder: Path, record: dict[str, Any]) -> None:
@@ -281,7 +296,8 @@ def reuse_teacher(earlier: Path, folder: Path, record: dict[str, Any]) -> None:
     found = json.loads((earlier / TEACHER).read_text()) if (earlier / TEACHER).is_file() else None
     if found != record:
         raise SystemExit(f"--reuse {earlier.parent}: {earlier / TEACHER} " + (
-            f"records another teacher ({found}, this run: {record}); give the same {', '.join(TEACHER_ARGS)}"
+            f"records another teacher ({found}, this run: {record}); give the same {', '.join(TEACHER_ARGS)} "
+            "(of --set, the keys that change the teacher)"
             if found else "is missing; give the --out folder of a finished run of this benchmark"))
     teacher = [r for r in read_state(earlier / "runs" / folder.name) if r["round"] == 0]
     if not teacher or not Path(teacher[0]["checkpoint"]).is_file():
@@ -304,6 +320,15 @@ def control_config(
     raw["train"]["epochs"] = math.ceil(steps / batches_per_epoch)
     raw["train"]["max_steps"] = steps
     return validate_config(raw, "self-training benchmark control")
+
+
+def gain_line(name: str, gains: list[float]) -> str:
+    """``gains`` (self-trained minus control, one per seed) as their mean, its standard error (the sample
+    standard deviation over sqrt(n); none for one seed) and how many seeds gained: is the gain larger than the
+    seed-to-seed noise?"""
+    n, mean = len(gains), float(np.mean(gains))
+    se = f" +- {float(np.std(gains, ddof=1)) / math.sqrt(n):.4f} (se)" if n > 1 else " (1 seed: no se)"
+    return f"gain {name} {mean:+.4f}{se}, {sum(g > 0 for g in gains)}/{n} seeds > 0"
 
 
 def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
@@ -348,7 +373,9 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     held_out = {name: roof_confidence(out / "eval" / name, test) for name in checkpoints}
     pseudo = selftrain_folder(config) / "pseudo"
     unlabelled_scenes = [s for s in town_b if s.split == "train"]
-    return {"seed": seed, "steps": steps, "scores": scores, "pseudo_chips": rounds[-1]["pseudo_chips"],
+    band = config.selftrain.pseudo  # --low/--high, or --set selftrain.pseudo.* after them
+    return {"seed": seed, "band": f"{band.rule} {band.low:g}..{band.high:g}" if band.rule == "hard" else band.rule,
+            "steps": steps, "scores": scores, "pseudo_chips": rounds[-1]["pseudo_chips"],
             "pseudo": pseudo_quality(pseudo / f"round{args.rounds}" / "labels", unlabelled_scenes),
             "roofs": roof_confidence(pseudo / "round1" / "predictions", unlabelled_scenes), "held_out": held_out,
             "test": [s.id for s in test]}
@@ -364,7 +391,8 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=4, help="held-out labelled town-B scenes")
     parser.add_argument("--epochs", type=int, default=24, help="epochs of the teacher")
     parser.add_argument("--rule", default="hard", choices=["soft", "hard", "image"])
-    parser.add_argument("--low", type=float, default=0.4, help="selftrain.pseudo.low (hard rule: p < low -> 0)")
+    parser.add_argument("--low", type=float, default=0.4,
+                        help="selftrain.pseudo.low (hard rule: p < low -> 0); --set selftrain.pseudo.low= overrides it")
     parser.add_argument("--high", type=float, default=0.6,
                         help="selftrain.pseudo.high (hard rule: p > high -> 1, the band between ignored)")
     parser.add_argument("--every", type=int, default=5, help="selftrain.mix.every (one pseudo batch every k)")
@@ -385,10 +413,12 @@ def main() -> None:
                              "is scored (best on town A's validation scene, or the last)")
     parser.add_argument("--rounds", type=int, default=1, help="student rounds (each pseudo-labels with the last)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more config overrides")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="more config overrides; selftrain.pseudo/mix/student_*, predict and post keys leave the "
+                             "teacher alone (STUDENT_ONLY) and so work with --reuse")
     parser.add_argument("--reuse", type=Path, default=None, metavar="DIR",
-                        help="the --out of an earlier run: take its teachers (same teacher options) instead of "
-                             "training them again, to compare student settings faster")
+                        help="the --out of an earlier run: take its teachers (same teacher options and teacher "
+                             "--set keys) instead of training them again, to compare student settings faster")
     args = parser.parse_args()
     started = time.perf_counter()
     results = []
@@ -401,12 +431,11 @@ def main() -> None:
                 + " (pixel IoU / object F1)", flush=True)
     seconds = time.perf_counter() - started
     mix = f"every {args.every}" if not args.share else f"share {args.share:g}"
-    band = f" {args.low:g}..{args.high:g}" if args.rule == "hard" else ""
     print(f"self-training benchmark: {args.labelled} labelled town-A scenes, {args.unlabelled} unlabelled and "
           f"{args.test} held-out town-B scenes ({args.shift} shift) of {args.size} px; {args.epochs} teacher "
           f"epochs, {args.student_epochs} student epochs x {args.rounds} round(s) at lr "
           f"{args.student_lr or 'of the teacher'}, augment {args.augment} (student "
-          f"{args.student_augment}) from {args.student_init}, rule {args.rule}{band}, mix {mix}"
+          f"{args.student_augment}) from {args.student_init}, rule {results[0]['band']}, mix {mix}"
           f"{', KL' if args.kl else ''}, {args.checkpoint} checkpoints; seeds {args.seeds}; "
           f"overrides {SMALL + args.set}; "
           f"{torch.get_num_threads()} threads, {seconds:.0f} s")
@@ -432,6 +461,8 @@ def main() -> None:
     (ci, cf), (si, sf) = mean["control"], mean["self-trained"]
     print(f"mean: self-trained - labelled-only (same budget): IoU {si - ci:+.4f} (ratio {si / max(ci, 1e-9):.3f}), "
           f"object F1 {sf - cf:+.4f}")
+    gains = [[r["scores"]["self-trained"][i] - r["scores"]["control"][i] for r in results] for i in (0, 1)]
+    print(f"over seeds {args.seeds}: {gain_line('IoU', gains[0])}; {gain_line('object F1', gains[1])}")
 
 
 if __name__ == "__main__":
