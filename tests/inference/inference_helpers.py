@@ -86,7 +86,7 @@ def make_bundle(
     bands = bands or ["image"]
     heads = heads or {"mask": HeadSpec(activation="identity")}
     config = ExperimentConfig(
-        # a target per head, as every trained config has (predict names a value head's bands by its target)
+        # a target per head, as every trained config has (test_predict_post covers a checkpoint without)
         data=DataSpec(chips=ChipSpec(size=chip, overlap=0), classes=classes or ["background", "building"],
                       targets={h.target or n: TargetSpec() for n, h in heads.items()}),
         model=ModelSpec(heads=heads),

@@ -13,7 +13,7 @@ import torch
 from inference_helpers import image_stats, write_scene
 
 from eoseg.cli.app import main
-from eoseg.config.schema import ChipSpec, DataSpec, ExperimentConfig, HeadSpec, ModelSpec, PredictSpec, TargetSpec
+from eoseg.config.schema import ChipSpec, DataSpec, ExperimentConfig, HeadSpec, ModelSpec, PredictSpec
 from eoseg.inference.engine import EnsembleRunner
 from eoseg.models.checkpoint import load_bundle
 from eoseg.models.factory import build_model
@@ -42,8 +42,7 @@ def models(tmp_path_factory):
         "image_class": HeadSpec(kind="image_class", channels=2),
     }
     config = ExperimentConfig(
-        # a target per head, as every config eoseg train accepts has (predict names the value heads' bands by it)
-        data=DataSpec(chips=ChipSpec(size=64, overlap=0), targets={name: TargetSpec() for name in heads}),
+        data=DataSpec(chips=ChipSpec(size=64, overlap=0)),
         model=ModelSpec(
             arch="Unet",
             encoder="resnet18",

@@ -17,12 +17,13 @@ import yaml
 
 from eoseg.cli.app import main
 from eoseg.config import load_config
+from eoseg.errors import ConfigError
 from eoseg.geo.products import IGNORE, mask_classes, read_probabilities
 from eoseg.geo.raster import open_raster, write_geotiff
 from eoseg.models.factory import build_model
 from eoseg.post.search import search_thresholds
 from eoseg.post.vectorize import scene_polygons, vectorize
-from eoseg.tasks.kinds import build_task_kind
+from eoseg.tasks.kinds import build_task_kind, channel_names
 from eoseg.training.checkpoint import describe
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "inference"))
@@ -37,9 +38,13 @@ def run(*argv: object) -> int:
     return exit_info.value.code
 
 
-def preset_checkpoint(path: Path, preset: str, seed: int = 0, overrides: tuple[str, ...] = ()) -> Path:
-    """A checkpoint of ``preset`` (shrunk, then ``overrides``) with random weights, as `eoseg train` writes it."""
+def preset_checkpoint(path: Path, preset: str, seed: int = 0, overrides: tuple[str, ...] = (),
+                      targets: bool = True) -> Path:
+    """A checkpoint of ``preset`` (shrunk, then ``overrides``) with random weights, as `eoseg train` writes it
+    (``targets=False``: without ``data.targets``, as a hand-made or imported checkpoint may be)."""
     config = load_config(preset, [*SHRINK, *overrides])
+    if not targets:
+        config.data.targets = {}
     torch.manual_seed(seed)
     model = build_model(config.model, config.task, 3)
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -137,7 +142,22 @@ FBC = ("data.targets.mask.extra_channels=[boundary, contact]", "model.heads.dice
     ("geopose", (), "height", ["height"]),
 ])
 def test_channel_names_say_what_each_channel_of_a_head_learns(preset, overrides, head, names):
-    assert build_task_kind(load_config(preset, [*SHRINK, *overrides])).channel_names(head) == names
+    config = load_config(preset, [*SHRINK, *overrides])
+    assert channel_names(config, head) == names
+    assert build_task_kind(config).channel_names(config, head) == names  # training's task kind: the same rule
+
+
+@pytest.mark.parametrize(("preset", "overrides", "head", "names"), [
+    ("buildings", (), "dice", ["building"]),
+    ("buildings", FBC, "dice", ["dice_0", "dice_1", "dice_2"]),  # the extras' names lived in the target
+    ("damage", (), "damage", ["no-damage", "minor-damage", "major-damage", "destroyed"]),
+])
+def test_channel_names_need_no_targets(preset, overrides, head, names):
+    config = load_config(preset, [*SHRINK, *overrides])
+    config.data.targets = {}  # a hand-made or imported checkpoint's config
+    with pytest.raises(ConfigError, match="is not a target of data.targets"):
+        build_task_kind(config)  # the training-time check predict must not run
+    assert channel_names(config, head) == names
 
 
 def test_a_value_heads_raster_bands_are_named_by_its_channels(setup):
@@ -148,6 +168,18 @@ def test_a_value_heads_raster_bands_are_named_by_its_channels(setup):
     with open_raster(out / "city.dice.tif") as src:
         assert src.descriptions == ("building", "boundary", "contact")
         assert src.count == 3
+
+
+def test_a_checkpoint_without_targets_predicts_and_names_its_bands(setup):
+    root, scene = setup
+    ckpt = preset_checkpoint(root / "untargeted.ckpt", "buildings", targets=False)
+    assert torch.load(ckpt, weights_only=True)["eoseg"]["config"]["data"]["targets"] == {}
+    out = root / "untargeted"
+    assert run("predict", ckpt, scene, "--out", out, "-q") == 0
+    with open_raster(out / "city.dice.tif") as src:
+        assert src.descriptions == ("building",)
+    with open_raster(out / "city.prob.tif") as src:
+        assert src.descriptions == ("background", "building")
 
 
 def test_gate_empties_channels_whose_image_probability_is_below_the_threshold(setup):

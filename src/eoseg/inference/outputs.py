@@ -134,7 +134,7 @@ def scene_rasters(
     plan: OutputPlan, scene: SceneImages, out_dir: Path, name: str, head_bands: dict[str, list[str]]
 ) -> list[OutputRaster]:
     """The output rasters of one scene, on the scene's grid; ``head_bands``: the channel names of each value
-    head (:meth:`~eoseg.tasks.kinds.TaskKind.channel_names`), its raster's band descriptions."""
+    head (:func:`~eoseg.tasks.kinds.channel_names`), its raster's band descriptions."""
     ref = scene.reference
     outputs = []
     if plan.post is not None:

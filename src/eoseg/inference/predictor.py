@@ -35,7 +35,7 @@ from eoseg.inference.writer import SceneWriter
 from eoseg.models.bundle import ModelBundle
 from eoseg.post.vectorize import scene_polygons
 from eoseg.progress import make_progress
-from eoseg.tasks.kinds import build_task_kind
+from eoseg.tasks.kinds import channel_names
 
 
 @dataclass
@@ -157,8 +157,7 @@ def predict_scene(
     runner = EnsembleRunner(bundles, spec, device, recipe_of, vote_head=plan.main if plan.vote else None)
     channels = {n: h.channels for n, h in runner.dense_heads.items()}
     acc_channels = {n: channels[n.split("@")[0]] for n in plan.accumulated}
-    task = build_task_kind(first) if plan.value_heads else None  # names the value heads' bands
-    rasters = scene_rasters(plan, scene, out_dir, name, {h: task.channel_names(h) for h in plan.value_heads})
+    rasters = scene_rasters(plan, scene, out_dir, name, {h: channel_names(first, h) for h in plan.value_heads})
     check_not_inputs(scene.paths.values(), files=[r.path for r in rasters]
                      + [out_dir / f"{name}.heads.json", out_dir / f"{name}.polygons.gpkg"])
     image_heads = SceneMeans(len(layout))

@@ -131,24 +131,29 @@ class TaskKind:
             return T.largest_class(index, self.ignore_index)
         return T.soft_presence(probs)
 
-    def channel_names(self, name: str) -> list[str]:
+    @classmethod
+    def channel_names(cls, config: ExperimentConfig, name: str) -> list[str]:
         """Names of a dense head's channels, what it learns in each (the band descriptions predict writes).
 
         Softmax heads: their classes. Sigmoid heads of object classes: the object (the one foreground class),
         then the target's extra channels (e.g. building, boundary, contact); of other tasks: the labels.
         A channel nothing names is ``<head>_<i>`` (a one-channel head: the head's name).
+        Reads only the head, ``task``, ``data.classes`` and, where the config has it, the head's target's
+        ``extra_channels``: a class method, so predict names bands without building (and checking) the
+        task kind; a checkpoint without ``data.targets`` (hand-made, imported) names no extra channels.
         """
-        channels = self.heads[name].channels
-        default = [name] if channels == 1 else [f"{name}_{i}" for i in range(channels)]
-        classes = list(self.config.data.classes)
-        if self.activation(name) == "softmax":
+        head = config.model.heads[name]
+        default = [name] if head.channels == 1 else [f"{name}_{i}" for i in range(head.channels)]
+        classes = list(config.data.classes)
+        if activation_of(head, config.task) == "softmax":
             named = classes
-        elif self.object_classes:  # T.binary_channels: class > 0, then the chip's extra bands
-            extras = self.config.data.targets[self.target_of(name)].extra_channels
-            named = [classes[1], *extras][:channels] if len(classes) == 2 else []
+        elif cls.object_classes:  # T.binary_channels: class > 0, then the chip's extra bands
+            target = config.data.targets.get(head.target or name)
+            extras = target.extra_channels if target is not None else []
+            named = [classes[1], *extras][:head.channels] if len(classes) == 2 else []
         else:  # T.multilabel_channels: one channel per label (a first background class has none)
-            named = classes[-channels:] if len(classes) in (channels, channels + 1) else []
-        return named if len(named) == channels else default
+            named = classes[-head.channels:] if len(classes) in (head.channels, head.channels + 1) else []
+        return named if len(named) == head.channels else default
 
     # ------------------------------------------------------------------------- post-processing
     def postprocessor(self, name: str) -> Postprocessor:
@@ -307,11 +312,16 @@ class ChangeTask(TaskKind):
             return T.damage_index(chip, head.channels, self.ignore_index, what)
         return super().dense_target(name, head, chip, what)
 
-    def channel_names(self, name: str) -> list[str]:
-        """The damage head's channels are the damage classes (as its metrics name them)."""
-        if name != self.damage:
-            return super().channel_names(name)
-        return class_names(self.config.data.classes, self.heads[name].channels, "damage")
+    @classmethod
+    def channel_names(cls, config: ExperimentConfig, name: str) -> list[str]:
+        """The damage head's channels are the damage classes (as its metrics name them); the damage head is
+        the first dense head learning ``task.damage_target``, as :meth:`__init__` finds it."""
+        heads = config.model.heads
+        damage = next((n for n, h in heads.items()
+                       if h.kind == "dense" and (h.target or n) == config.task.damage_target), None)
+        if name != damage:
+            return super().channel_names(config, name)
+        return class_names(config.data.classes, heads[name].channels, "damage")
 
     def build_metrics(self) -> nn.ModuleDict:
         metrics = super().build_metrics()
@@ -351,9 +361,10 @@ class RegressionTask(TaskKind):
     def dense_target(self, name: str, head: HeadSpec, chip: np.ndarray, what: str) -> np.ndarray:
         return T.regression_channels(chip, head.channels, what)
 
-    def channel_names(self, name: str) -> list[str]:
+    @classmethod
+    def channel_names(cls, config: ExperimentConfig, name: str) -> list[str]:
         """Values have no class names: ``<head>_<i>`` (a one-channel head: the head's name)."""
-        channels = self.heads[name].channels
+        channels = config.model.heads[name].channels
         return [name] if channels == 1 else [f"{name}_{i}" for i in range(channels)]
 
     def build_metrics(self) -> nn.ModuleDict:
@@ -388,6 +399,17 @@ TASKS: dict[str, type[TaskKind]] = {
 }
 
 
+def task_kind_class(config: ExperimentConfig) -> type[TaskKind]:
+    """The class of ``config.task.kind``'s task kind (not built: nothing checks the heads against the targets)."""
+    return lookup(TASKS, config.task.kind, option="task.kind", what="task kind")
+
+
 def build_task_kind(config: ExperimentConfig) -> TaskKind:
     """The task kind of ``config.task.kind``."""
-    return lookup(TASKS, config.task.kind, option="task.kind", what="task kind")(config)
+    return task_kind_class(config)(config)
+
+
+def channel_names(config: ExperimentConfig, head: str) -> list[str]:
+    """What each channel of the dense ``head`` learns (:meth:`TaskKind.channel_names`), from the config alone:
+    predict's band descriptions of a value head, for any checkpoint (with or without ``data.targets``)."""
+    return task_kind_class(config).channel_names(config, head)
