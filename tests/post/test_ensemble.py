@@ -98,6 +98,58 @@ def test_vote_of_probabilities_with_a_threshold(tmp_path):
         assert src.read(1).tolist() == [[1, 1, 0]]  # default majority: 2 of 3
 
 
+def named(path, descriptions=None, classes=None):
+    with rasterio.open(path, "r+") as dst:
+        if descriptions:
+            dst.descriptions = descriptions
+        if classes:
+            dst.update_tags(classes=json.dumps(classes))
+    return path
+
+
+def test_a_threshold_vote_of_probabilities_keeps_their_class_names(tmp_path):
+    """predict's 1-band (sigmoid) prob.tif names the mask it gives in its classes tag, as its mask.tif does:
+    the vote's mask keeps it (an input naming nothing takes the others' names), so evaluate reports 'building'."""
+    probs = [np.array([[0.9, 0.6, 0.1]]), np.array([[0.7, 0.4, 0.2]]), np.array([[0.8, 0.7, 0.9]])]
+    paths = [write(tmp_path, f"p{i}.tif", p.astype(np.float32)) for i, p in enumerate(probs)]
+    for path in paths[1:]:
+        named(path, ("building",), ["background", "building"])
+    with rasterio.open(ensemble_rasters(paths, tmp_path / "v.tif", "vote", threshold=0.5)) as src:
+        assert mask_classes(src) == ["background", "building"]
+        assert src.descriptions == ("building",)
+        assert src.read(1).tolist() == [[1, 1, 0]]
+    with rasterio.open(ensemble_rasters(paths, tmp_path / "m.tif", "mean")) as src:
+        assert mask_classes(src) == ["background", "building"]  # a mean is still those probabilities
+
+
+def test_a_several_band_threshold_vote_names_its_bands_not_classes(tmp_path):
+    """Each band of a 2-band (softmax) probability raster is voted on its own: a 0/1 stack whose bands the
+    descriptions name; the classes tag (values of one class band) would not hold."""
+    prob = np.stack([np.full((2, 3), 0.3), np.full((2, 3), 0.7)]).astype(np.float32)
+    paths = [named(write_geotiff(tmp_path / f"p{i}.tif", prob, UTM, TRANSFORM, None), ("background", "building"),
+                   ["background", "building"]) for i in range(2)]
+    with rasterio.open(ensemble_rasters(paths, tmp_path / "v.tif", "vote", threshold=0.5)) as src:
+        assert mask_classes(src) == []
+        assert src.descriptions == ("background", "building")
+        assert src.read().tolist() == [[[0] * 3] * 2, [[1] * 3] * 2]
+
+
+@pytest.mark.parametrize(("mode", "first", "second", "what"), [
+    ("vote", (None, ["background", "building"]), (None, ["background", "road"]), "classes tag"),
+    ("vote", (("building",), None), (("road",), None), "band descriptions"),
+    ("mean", (("background", "building"), None), (("building", "background"), None), "band descriptions"),
+])
+def test_inputs_naming_different_classes_are_refused(tmp_path, mode, first, second, what):
+    bands = np.ones((len(first[0] or [None]), 4, 4), np.uint8)
+    a = named(write_geotiff(tmp_path / "a.tif", bands, UTM, TRANSFORM, None), *first)
+    b = named(write_geotiff(tmp_path / "b.tif", bands, UTM, TRANSFORM, None), *second)
+    (tmp_path / "out.tif").write_bytes(b"earlier")
+    with pytest.raises(InputError, match=rf"b\.tif: its {what} \[.*\] differ from a\.tif's \[.*\]; combine "
+                                         "rasters of models with the same classes, in the same order"):
+        ensemble_rasters([a, b], tmp_path / "out.tif", mode)
+    assert (tmp_path / "out.tif").read_bytes() == b"earlier"
+
+
 def test_rasters_on_different_grids_are_refused(tmp_path):
     a = write(tmp_path, "a.tif", np.zeros((4, 4), np.uint8))
     b = write(tmp_path, "b.tif", np.zeros((4, 4), np.uint8), transform=TRANSFORM @ Affine.translation(1, 0))

@@ -128,6 +128,35 @@ def test_evaluate_names_a_predicted_binary_mask_by_the_models_classes(setup, min
     assert (building["tp"], building["fp"], building["fn"]) == (int((mask == 1).sum()), 0, 0)
 
 
+SIGMOID = ("model.heads.mask.channels=1", "model.heads.mask.activation=sigmoid", "loss.mask={dice: 1.0}")
+
+
+def test_evaluate_names_a_threshold_vote_of_predicted_probabilities_by_the_models_classes(setup):
+    """A 1-band (sigmoid) prob.tif names the mask it gives as mask.tif does, so `ensemble --mode vote
+    --threshold` of two models' probabilities writes a mask evaluate reports as 'building'."""
+    root, scene = setup
+    probs, on = [], []
+    for seed in (0, 1):
+        ckpt = preset_checkpoint(root / f"sigmoid{seed}.ckpt", "buildings", seed, SIGMOID)
+        out = root / f"sigmoid{seed}"
+        assert run("predict", ckpt, scene, "--out", out, "-q", "post.min_area=0") == 0
+        probs.append(out / "city.prob.tif")
+        with open_raster(probs[-1]) as src:
+            assert (src.count, src.descriptions, mask_classes(src)) == (1, ("building",), ["background", "building"])
+            on.append(read_probabilities(src)[0][8:] > 0.5)
+    vote = root / "sigmoid-vote.tif"
+    assert run("ensemble", *probs, "--mode", "vote", "--min-votes", "1", "--threshold", "0.5", "--out", vote) == 0
+    with open_raster(vote) as src:
+        assert mask_classes(src) == ["background", "building"]
+        voted = src.read(1)
+    assert (voted[8:] == (on[0] | on[1])).all() and (voted[:8] == IGNORE).all()  # 1 of 2; nodata rows
+    assert run("evaluate", vote, "--truth", write_scene(root / "vote-truth.tif", voted[None], nodata=IGNORE),
+               "--out", root / "vote-metrics.json") == 0
+    pixel = json.loads((root / "vote-metrics.json").read_text())["pixel"]
+    assert list(pixel["per_class"]) == ["background", "building"]
+    assert pixel["per_class"]["building"]["tp"] == int((voted == 1).sum())
+
+
 FBC = ("data.targets.mask.extra_channels=[boundary, contact]", "model.heads.dice.channels=3")
 
 

@@ -1,6 +1,7 @@
 """The prediction products eoseg writes and reads back, with one writer and one reader each.
 
-- probability raster ``<name>.prob.tif``: one band per channel, band descriptions = class names;
+- probability raster ``<name>.prob.tif``: one band per channel, band descriptions = class names (its
+  ``classes`` tag, as a mask's, names the values of the class mask it gives);
   ``uint8`` (p x 255, rounded) with validity in an internal mask band (every byte is a probability, so
   no nodata value fits), or ``float16`` (stored as float32 with NBITS=16) with nodata NaN;
 - mask raster ``<name>.mask.tif``: ``uint8`` class index (one band, the ``classes`` tag names its values) or
@@ -63,11 +64,17 @@ def _spec(grid: Grid, count: int, dtype: str, nodata: float | None, resampling: 
                       resampling, tuple(band_names), nbits, tuple((tags or {}).items()))
 
 
-def probability_spec(grid: Grid, band_names: Sequence[str], dtype: ProbDtype = "uint8") -> RasterSpec:
-    """The probability raster: uint8 with an internal validity mask, or float16 with nodata NaN."""
+def probability_spec(grid: Grid, band_names: Sequence[str], dtype: ProbDtype = "uint8",
+                     classes: Sequence[str] = ()) -> RasterSpec:
+    """The probability raster: uint8 with an internal validity mask, or float16 with nodata NaN.
+
+    ``classes``: the names of the values 0..K-1 of the class mask these probabilities give (as
+    :func:`mask_spec`'s, the ``classes`` tag :func:`mask_classes` reads), so a mask voted from them keeps them.
+    """
+    tags = {"classes": json.dumps(list(classes))} if classes else None
     if dtype == "uint8":
-        return _spec(grid, len(band_names), "uint8", None, "average", band_names, use_mask=True)
-    return _spec(grid, len(band_names), "float32", float("nan"), "average", band_names, nbits=16)
+        return _spec(grid, len(band_names), "uint8", None, "average", band_names, use_mask=True, tags=tags)
+    return _spec(grid, len(band_names), "float32", float("nan"), "average", band_names, nbits=16, tags=tags)
 
 
 def encode_probabilities(
@@ -144,8 +151,8 @@ def mask_spec(grid: Grid, band_names: Sequence[str], classes: Sequence[str] = ()
 
 
 def mask_classes(src: Source) -> list[str]:
-    """The class names of a mask raster's values from its ``classes`` tag (a JSON list, or comma-separated
-    names as another tool may write them); empty when it has none."""
+    """The class names of a mask raster's values (a probability raster's: of the mask it gives) from its
+    ``classes`` tag (a JSON list, or comma-separated names as another tool may write them); empty when none."""
     tagged = src.tags().get("classes", "").strip()
     if not tagged:
         return []

@@ -138,7 +138,7 @@ def scene_rasters(
     ref = scene.reference
     outputs = []
     if plan.post is not None:
-        prob = probability_spec(ref, plan.band_names, plan.prob_dtype)
+        prob = probability_spec(ref, plan.band_names, plan.prob_dtype, plan.mask_classes)
         encoded = _EncodedProbabilities(plan)
         outputs.append(OutputRaster("prob", out_dir / f"{name}.prob.tif", prob, encoded))
         bands = plan.band_names if plan.post.kind == "multilabel" else ("class",)

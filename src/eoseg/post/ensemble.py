@@ -4,6 +4,8 @@
 ``vote``: k-of-n vote of binary masks (a pixel is on when at least ``min_votes`` inputs say so), as
 the UNOSAT ("all but one") and clouds (3 of 5) recipes did. Inputs are masks (on where > 0) or, with
 a ``threshold``, probability rasters thresholded first. A pixel that no input covers is nodata.
+The output keeps the inputs' band descriptions and ``classes`` tag (a vote: for one binary band), which
+``eoseg evaluate`` reports; inputs that name them differently are refused.
 Streams by row bands into a tiled writer that finishes as a COG (atomic): memory is one band of rows
 per input, never the scene.
 """
@@ -20,7 +22,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from eoseg.config.schema import PostSpec
-from eoseg.errors import ConfigError
+from eoseg.errors import ConfigError, InputError
 from eoseg.geo.cog import TiledRasterWriter, written_compression
 from eoseg.geo.polygonize import row_windows
 from eoseg.geo.products import (
@@ -86,13 +88,13 @@ def ensemble_rasters(
     prob_dtype = "uint8" if first.dtype == "uint8" else "float16"
     with contextlib.ExitStack() as stack:
         sources = [stack.enter_context(open_raster(p)) for p in paths]
-        names = tuple(d or f"band_{i + 1}" for i, d in enumerate(sources[0].descriptions))
+        names, classes = _common_names(paths, sources)
         if mode == "mean":
-            spec = probability_spec(first, names, prob_dtype)
+            spec = probability_spec(first, names, prob_dtype, classes)
         else:
-            # a vote is 0/1: the inputs' class names still hold for binary masks, not for a multiclass one's
-            classes = mask_classes(sources[0])
-            spec = mask_spec(first, names, classes if len(classes) == 2 else ())
+            # a vote is 0/1 per band: the inputs' class names still hold for one binary band, not for a
+            # multiclass mask's values or a probability raster's several bands (each voted on its own)
+            spec = mask_spec(first, names, classes if len(classes) == 2 and len(names) == 1 else ())
         writer = stack.enter_context(TiledRasterWriter(out, spec, written_compression(sources[0])))
         for window in row_windows(first.height, first.width, band_rows):
             if mode == "mean":
@@ -101,6 +103,28 @@ def ensemble_rasters(
             else:
                 writer.write_rows(int(window.row_off), _vote_block(sources, window, threshold, k))
         return writer.finish()
+
+
+def _common_names(paths: Sequence[str | os.PathLike[str]], sources: list[Source]) -> tuple[tuple[str, ...], list[str]]:
+    """The inputs' band descriptions and class names (``classes`` tag), which the output carries; inputs that
+    name them must agree (a combination of different classes or band orders means nothing), those that do
+    not (e.g. an external 0/1 mask) take the others' names."""
+    descriptions, tagged = {}, {}
+    for path, src in zip(paths, sources, strict=True):
+        if any(src.descriptions):
+            descriptions[path] = tuple(src.descriptions)
+        if classes := mask_classes(src):
+            tagged[path] = classes
+    for what, named in (("band descriptions", descriptions), ("classes tag", tagged)):
+        (path, value), *others = named.items() or [(None, None)]
+        for other, different in others:
+            if different != value:
+                raise InputError(
+                    f"{other}: its {what} {list(different)} differ from {Path(path).name}'s {list(value)}; "
+                    "combine rasters of models with the same classes, in the same order"
+                )
+    names = next(iter(descriptions.values()), (None,) * sources[0].count)
+    return tuple(d or f"band_{i + 1}" for i, d in enumerate(names)), next(iter(tagged.values()), [])
 
 
 def _mean_block(sources: list[Source], window: Window, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
