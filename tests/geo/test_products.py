@@ -7,6 +7,7 @@ that ignores the mask turns nodata into a confident probability.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -29,6 +30,7 @@ from eoseg.geo.products import (
     read_probabilities,
     stored_probabilities,
     write_heads,
+    write_vector,
 )
 from eoseg.geo.raster import open_raster, write_geotiff
 from eoseg.post.ensemble import ensemble_rasters
@@ -142,14 +144,33 @@ def test_heads_json_round_trip_and_foreign_file(tmp_path):
         read_heads(tmp_path / "x.json")
 
 
-def test_polygons_without_a_crs_are_written_without_pyogrio_s_note(tmp_path):
+@pytest.mark.parametrize("suffix", [".gpkg", ".fgb"])
+def test_polygons_without_a_crs_are_written_without_pyogrio_s_note(tmp_path, suffix):
     """A competition's PNG grid has no CRS by design (and a scene without one was warned about once): the
     buildings of `predict --format xview2` printed pyogrio's "'crs' was not provided" note on every run. In a
-    fresh process: eoseg's filter is set on import, and pytest restores the filters after collecting."""
-    path = tmp_path / "00003.buildings.geojson"
+    fresh process: eoseg's filter is set on import, and pytest restores the filters after collecting. They
+    read back without a CRS, in the same pixel coordinates."""
+    path = tmp_path / f"00003.buildings{suffix}"
     code = ("import geopandas as gpd, shapely, sys; from eoseg.geo.products import write_vector; "
-            "write_vector(gpd.GeoDataFrame({'damage': [2]}, geometry=[shapely.box(0, 0, 4, 4)]), sys.argv[1])")
+            "write_vector(gpd.GeoDataFrame({'damage': [2]}, geometry=[shapely.box(0.5, 0, 4, 7.25)]), sys.argv[1])")
     run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert run.stderr == ""
     back = gpd.read_file(path)
-    assert back["damage"].tolist() == [2] and back.geometry[0].bounds == (0, 0, 4, 4)  # pixel coordinates
+    assert back.crs is None
+    assert back["damage"].tolist() == [2] and back.geometry[0].bounds == (0.5, 0, 4, 7.25)  # pixel coordinates
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".json"])
+def test_polygons_without_a_crs_are_not_written_as_geojson(tmp_path, suffix):
+    """GDAL reads a GeoJSON without a crs member as EPSG:4326 (RFC 7946), so pixel polygons would open near
+    0°, 0° in QGIS: refused in one line, an earlier file left as it was. With a CRS, GeoJSON is fine."""
+    frame = gpd.GeoDataFrame({"damage": [2]}, geometry=[shapely.box(0, 0, 4, 4)])
+    path = tmp_path / f"b{suffix}"
+    path.write_text("earlier")
+    with pytest.raises(InputError, match=re.escape(
+            f"b{suffix}: these polygons have no CRS (pixel coordinates), but GeoJSON readers take coordinates as "
+            "WGS84 longitude/latitude; write .gpkg or .fgb instead")):
+        write_vector(frame, path)
+    assert path.read_text() == "earlier"
+    write_vector(frame.set_crs("EPSG:32616"), tmp_path / "utm.geojson")
+    assert gpd.read_file(tmp_path / "utm.geojson").crs == "EPSG:32616"

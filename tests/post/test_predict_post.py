@@ -14,6 +14,7 @@ import rasterio
 import shapely
 import torch
 import yaml
+from PIL import Image
 
 from eoseg.cli.app import main
 from eoseg.config import load_config
@@ -155,6 +156,32 @@ def test_evaluate_names_a_threshold_vote_of_predicted_probabilities_by_the_model
     pixel = json.loads((root / "vote-metrics.json").read_text())["pixel"]
     assert list(pixel["per_class"]) == ["background", "building"]
     assert pixel["per_class"]["building"]["tp"] == int((voted == 1).sum())
+
+
+def test_xview2_buildings_are_written_in_pixel_coordinates_without_a_crs(tmp_path):
+    """--format xview2 on PNG pairs: the buildings are pixels, so they go to a GeoPackage that says no CRS
+    (a GeoJSON was read back as EPSG:4326, the pixel polygons near 0°, 0°). post.threshold=0: every pixel is
+    a building, so the one building is the whole 40 x 48 image, in pixels."""
+    config = load_config("damage", [*SHRINK, "post.threshold=0", "post.min_area=0"])
+    torch.manual_seed(0)
+    model = build_model(config.model, config.task, 6)
+    bands = {"pre": ["pre_red", "pre_green", "pre_blue"], "post": ["post_red", "post_green", "post_blue"]}
+    stats = {**image_stats([*bands["pre"], *bands["post"]], mean=120.0, std=60.0), "bands": bands,
+             "nodata": {"pre": None, "post": None}, "dtypes": {"pre": "uint8", "post": "uint8"}}
+    ckpt = tmp_path / "damage.ckpt"
+    torch.save({"eoseg": describe(config, stats, []), "epoch": 0, "global_step": 0,
+                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, ckpt)
+    rng = np.random.default_rng(0)
+    for when in ("pre", "post"):
+        Image.fromarray(rng.integers(1, 255, (40, 48, 3)).astype(np.uint8)).save(tmp_path / f"test_{when}_00007.png")
+    pair = f"pre={tmp_path / 'test_pre_00007.png'},post={tmp_path / 'test_post_00007.png'}"
+    out = tmp_path / "pred"
+    assert run("predict", ckpt, pair, "--out", out, "--format", "xview2", "-q") == 0
+    assert not (out / "00007.buildings.geojson").exists()
+    buildings = gpd.read_file(out / "00007.buildings.gpkg")
+    assert buildings.crs is None
+    assert len(buildings) == 1 and buildings.geometry[0].bounds == (0.0, 0.0, 48.0, 40.0)
+    assert buildings["damage"].iloc[0] in (1, 2, 3, 4)
 
 
 FBC = ("data.targets.mask.extra_channels=[boundary, contact]", "model.heads.dice.channels=3")

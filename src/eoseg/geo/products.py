@@ -46,6 +46,7 @@ ProbDtype = Literal["uint8", "float16"]
 warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning, module="pyogrio")
 
 VECTOR_SUFFIXES = {".gpkg", ".parquet", ".geoparquet", ".geojson", ".json", ".shp", ".fgb"}
+GEOJSON_SUFFIXES = {".geojson", ".json"}
 
 
 class Grid(Protocol):
@@ -258,11 +259,21 @@ def write_vector(frame: gpd.GeoDataFrame, path: str | os.PathLike[str]) -> Path:
     """Write polygons atomically; the format follows the suffix (.gpkg, .parquet, .geojson, .shp, .fgb).
 
     A Shapefile is several files: they are written into a temporary folder and moved beside each other.
+    Polygons without a CRS (pixel coordinates of an image that has none, e.g. an xView2 PNG) are refused as
+    GeoJSON: RFC 7946 GeoJSON is WGS84 longitude/latitude only, and GDAL (so QGIS, geopandas) reads a file
+    without a ``crs`` member as EPSG:4326 (a ``"crs": null`` too; its RFC7946 option only reprojects to
+    CRS84), which would put pixel polygons near (0°, 0°). GeoPackage, FlatGeobuf, GeoParquet and
+    Shapefile store "no CRS" (GeoPackage: GDAL's undefined SRS) and read back without one.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in VECTOR_SUFFIXES:
         raise InputError(f"{path}: unknown vector format {suffix!r}; use one of {', '.join(sorted(VECTOR_SUFFIXES))}")
+    if frame.crs is None and suffix in GEOJSON_SUFFIXES:
+        raise InputError(
+            f"{path}: these polygons have no CRS (pixel coordinates), but GeoJSON readers take coordinates as "
+            "WGS84 longitude/latitude; write .gpkg or .fgb instead"
+        )
     check_writable(path)
     if suffix in {".parquet", ".geoparquet"}:
         with atomic_path(path) as tmp:

@@ -10,7 +10,8 @@ A model with the ground-sample-distance input gets each tile's ``gsd`` plane fro
 ``metadata.csv`` beside ``test/`` (a temporary raster).
 
 ``xview2``: each pre/post pair is predicted (``<id>.prob.tif``, ``<id>.mask.tif``, ``<id>.damage.tif``), its
-buildings get one damage class each (:mod:`eoseg.post.xview2`, written as ``<id>.buildings.geojson``) and
+buildings get one damage class each (:mod:`eoseg.post.xview2`, written as ``<id>.buildings.gpkg``: a PNG's
+pixel coordinates without a CRS, which GeoJSON cannot say, see :func:`~eoseg.geo.products.write_vector`) and
 the two submission PNGs ``test_localization_<id>_prediction.png`` / ``test_damage_<id>_prediction.png``
 are written; ``<id>`` comes from the file names (``test_post_00012.png`` -> ``00012``).
 """
@@ -152,7 +153,7 @@ def predict_xview2(
     for images, image_id in zip(scenes, ids, strict=True):
         result = predict_scene(bundles, images, out_dir, spec, post, image_id, progress, georeferenced=False)
         localisation, damage, buildings = xview2_masks(result.mask, result.values[damage_head], post.min_area)
-        write_vector(buildings, out_dir / f"{image_id}.buildings.geojson")
+        write_vector(buildings, out_dir / f"{image_id}.buildings.gpkg")
         written.append(write_xview2_png(out_dir / xview2_png_name("localization", image_id), localisation))
         written.append(write_xview2_png(out_dir / xview2_png_name("damage", image_id), damage))
         results.append(result)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -49,8 +50,8 @@ def test_damage_recipe_from_xbd_folder_to_official_score(tmp_path, capsys):
     assert loc.shape == damage.shape == (128, 128) and loc.dtype == damage.dtype == np.uint8
     assert set(np.unique(loc)) <= {0, 1} and set(np.unique(damage)) <= {0, 1, 2, 3, 4}
     assert ((damage > 0) == (loc > 0)).all()  # every localised building has one damage class, nothing else does
-    buildings = json.loads((pred / f"{image_id}.buildings.geojson").read_text())["features"]
-    assert all(f["properties"]["damage"] in (1, 2, 3, 4) for f in buildings)
+    buildings = gpd.read_file(pred / f"{image_id}.buildings.gpkg")  # pixel coordinates: no CRS, not GeoJSON
+    assert buildings.crs is None and buildings["damage"].isin([1, 2, 3, 4]).all()
 
     capsys.readouterr()
     metrics = tmp_path / "metrics.json"
