@@ -93,6 +93,26 @@ def test_errors_are_one_line(tmp_path, scene, capsys):
     assert "missing.tif: file does not exist" in capsys.readouterr().err
 
 
+def test_vectorize_refuses_geojson_of_a_mask_without_a_crs_before_tracing(tmp_path, capsys, monkeypatch):
+    """Pixel polygons cannot go to GeoJSON (read as WGS84): the mask's CRS is checked against the format
+    before its polygons are traced (slow on a large mask), by write_vector's rule; exit 2, nothing written."""
+    import eoseg.post.vectorize as vectorize_module
+
+    mask = np.zeros((16, 16), np.uint8)
+    mask[2:7, 2:9] = 1
+    path = write_geotiff(tmp_path / "png.mask.tif", mask[None], None, Affine.identity(), 255)
+    traced, polygonize = [], vectorize_module.polygonize
+    monkeypatch.setattr(vectorize_module, "polygonize", lambda *a, **k: traced.append(a) or polygonize(*a, **k))
+    out = tmp_path / "x.geojson"
+    assert run("vectorize", path, "--out", out) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {out}: these polygons have no CRS (pixel coordinates), but GeoJSON readers take coordinates "
+        "as WGS84 longitude/latitude; write .gpkg or .fgb instead")
+    assert traced == [] and sorted(p.name for p in tmp_path.iterdir()) == ["png.mask.tif"]
+    assert run("vectorize", path, "--out", tmp_path / "x.gpkg") == 0  # the format that says "no CRS"
+    assert len(traced) == 1 and gpd.read_file(tmp_path / "x.gpkg").crs is None
+
+
 def test_evaluate_writes_an_error_map_per_raster_prediction(tmp_path, scene):
     from PIL import Image
 

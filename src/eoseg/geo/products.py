@@ -255,6 +255,23 @@ def check_writable(path: str | os.PathLike[str], inputs: Sequence[str | os.PathL
     return path
 
 
+def check_vector_path(path: str | os.PathLike[str], crs: CRS | None,
+                      inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
+    """Raise an :class:`InputError` when polygons in ``crs`` cannot be written to ``path`` (the rule of
+    :func:`write_vector`): an unknown format, GeoJSON for polygons without a CRS, or a path
+    :func:`check_writable` refuses. Commands call it before tracing a mask, so a refusal costs nothing."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in VECTOR_SUFFIXES:
+        raise InputError(f"{path}: unknown vector format {suffix!r}; use one of {', '.join(sorted(VECTOR_SUFFIXES))}")
+    if crs is None and suffix in GEOJSON_SUFFIXES:
+        raise InputError(
+            f"{path}: these polygons have no CRS (pixel coordinates), but GeoJSON readers take coordinates as "
+            "WGS84 longitude/latitude; write .gpkg or .fgb instead"
+        )
+    return check_writable(path, inputs)
+
+
 def write_vector(frame: gpd.GeoDataFrame, path: str | os.PathLike[str]) -> Path:
     """Write polygons atomically; the format follows the suffix (.gpkg, .parquet, .geojson, .shp, .fgb).
 
@@ -265,16 +282,8 @@ def write_vector(frame: gpd.GeoDataFrame, path: str | os.PathLike[str]) -> Path:
     CRS84), which would put pixel polygons near (0°, 0°). GeoPackage, FlatGeobuf, GeoParquet and
     Shapefile store "no CRS" (GeoPackage: GDAL's undefined SRS) and read back without one.
     """
-    path = Path(path)
+    path = check_vector_path(path, frame.crs)
     suffix = path.suffix.lower()
-    if suffix not in VECTOR_SUFFIXES:
-        raise InputError(f"{path}: unknown vector format {suffix!r}; use one of {', '.join(sorted(VECTOR_SUFFIXES))}")
-    if frame.crs is None and suffix in GEOJSON_SUFFIXES:
-        raise InputError(
-            f"{path}: these polygons have no CRS (pixel coordinates), but GeoJSON readers take coordinates as "
-            "WGS84 longitude/latitude; write .gpkg or .fgb instead"
-        )
-    check_writable(path)
     if suffix in {".parquet", ".geoparquet"}:
         with atomic_path(path) as tmp:
             frame.to_parquet(tmp)

@@ -22,7 +22,7 @@ from eoseg.errors import ConfigError, InputError
 from eoseg.formats.spacenet import spacenet_image_id, write_spacenet_csv
 from eoseg.geo.cog import GDAL_ENV
 from eoseg.geo.polygonize import polygon_areas_m2, polygonize
-from eoseg.geo.products import check_same_grid, check_writable, scene_name, write_vector
+from eoseg.geo.products import check_same_grid, check_vector_path, check_writable, scene_name, write_vector
 from eoseg.geo.raster import raster_info
 from eoseg.post.zonal import zonal_means
 
@@ -48,8 +48,8 @@ def vectorize(
     rows traced at a time (default :func:`~eoseg.geo.polygonize.band_rows_for` the mask's width; the polygons do not
     depend on it).
     """
-    if out is not None:
-        check_writable(out, inputs=[mask] if prob is None else [mask, prob])
+    if out is not None:  # before tracing: a format the polygons cannot go to is refused at once
+        check_vector_path(out, raster_info(mask).crs, inputs=[mask] if prob is None else [mask, prob])
     if prob is not None:
         check_same_grid([mask, prob], "mask and probability rasters", same_bands=False)
     if simplify < 0:
@@ -99,7 +99,7 @@ def scene_polygons(
     if not multilabel:
         vectorize(mask, out, prob=prob, simplify=simplify)
         return Path(out)
-    check_writable(out, inputs=[mask] if prob is None else [mask, prob])
+    check_vector_path(out, raster_info(mask).crs, inputs=[mask] if prob is None else [mask, prob])
     frames = []
     for band in range(1, raster_info(mask).count + 1):
         frame = vectorize(mask, prob=prob, simplify=simplify, band=band, prob_band=band if prob else None)
