@@ -216,6 +216,45 @@ def test_channel_names_need_no_targets(preset, overrides, head, names):
     assert channel_names(config, head) == names
 
 
+LABELLED_BACKGROUND = ("data.classes=[background, fish, flower, gravel, sugar]",)  # multilabel, a background class
+SIGMOID_FBC = ("model.heads.mask.channels=3", "model.heads.mask.activation=sigmoid",
+               "data.targets.mask.extra_channels=[boundary, contact]")  # the main head: footprint/boundary/contact
+
+
+@pytest.mark.parametrize(("preset", "overrides", "prob", "mask"), [
+    ("buildings", (), ("background", "building"), ("class",)),
+    ("damage", (), ("mask",), ("class",)),  # one channel, five classes: the head's name (was mask_0)
+    ("clouds", (), ("fish", "flower", "gravel", "sugar"), ("fish", "flower", "gravel", "sugar")),
+    ("clouds", LABELLED_BACKGROUND, ("fish", "flower", "gravel", "sugar"),  # the labels (was mask_0..3)
+     ("fish", "flower", "gravel", "sugar")),
+    ("buildings", SIGMOID_FBC, ("building", "boundary", "contact"),  # the target's channels (was mask_0..2)
+     ("building", "boundary", "contact")),
+])
+def test_probability_bands_are_named_like_every_heads_channels(preset, overrides, prob, mask):
+    """prob.tif's (and a multilabel mask's) band descriptions come from channel_names, the rule of every
+    value head's raster, so QGIS and `eoseg evaluate` show what each band holds, not <head>_<i>."""
+    from types import SimpleNamespace
+
+    from eoseg.inference.outputs import plan_outputs, scene_rasters
+
+    config = load_config(preset, [*SHRINK, *overrides])
+    plan = plan_outputs(config.model.heads, config, config.predict, config.post, 1)
+    scene = SimpleNamespace(reference=SimpleNamespace(width=8, height=8, crs=None, transform=TRANSFORM))
+    bands = {r.kind: r.spec.band_names for r in scene_rasters(plan, scene, Path("out"), "s")}
+    assert (bands["prob"], bands["mask"]) == (prob, mask)
+    assert bands["prob"] == tuple(channel_names(config, plan.main))
+
+
+def test_a_multilabel_prediction_with_a_background_class_names_its_bands_by_label(setup):
+    root, scene = setup
+    ckpt = preset_checkpoint(root / "clouds-bg.ckpt", "clouds", overrides=LABELLED_BACKGROUND)
+    out = root / "clouds-bg"
+    assert run("predict", ckpt, scene, "--out", out, "-q", "post.gate=null") == 0
+    for product in ("prob", "mask"):
+        with open_raster(out / f"city.{product}.tif") as src:
+            assert src.descriptions == ("fish", "flower", "gravel", "sugar")
+
+
 def test_a_value_heads_raster_bands_are_named_by_its_channels(setup):
     root, scene = setup
     ckpt = preset_checkpoint(root / "fbc.ckpt", "buildings", overrides=FBC)

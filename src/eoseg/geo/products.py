@@ -1,6 +1,7 @@
 """The prediction products eoseg writes and reads back, with one writer and one reader each.
 
-- probability raster ``<name>.prob.tif``: one band per channel, band descriptions = class names (its
+- probability raster ``<name>.prob.tif``: one band per channel, band descriptions = what each channel learns
+  (class, label or extra-channel names: ``eoseg.tasks.kinds.channel_names``) (its
   ``classes`` tag, as a mask's, names the values of the class mask it gives);
   ``uint8`` (p x 255, rounded) with validity in an internal mask band (every byte is a probability, so
   no nodata value fits), or ``float16`` (stored as float32 with NBITS=16) with nodata NaN;

@@ -1,6 +1,7 @@
 """What a scene prediction writes, and how blended values become raster bands.
 
-- ``<name>.prob.tif``: the main dense head's probabilities, one band per channel; uint8 (p x 255, validity
+- ``<name>.prob.tif``: the main dense head's probabilities, one band per channel (band descriptions = what
+  the channel learns, :func:`~eoseg.tasks.kinds.channel_names`, as every head's raster); uint8 (p x 255, validity
   in an internal mask band, since every byte value is a probability) or float16 (IEEE half floats, read
   as float32 by GDAL < 3.11; nodata NaN).
 - ``<name>.mask.tif``: uint8, made by :class:`eoseg.post.postprocess.Postprocessor` from the ``post``
@@ -9,19 +10,21 @@
   pass over the written mask; nodata :data:`~eoseg.geo.products.IGNORE`.
 - ``<name>.<head>.tif``: float32 values of every other dense head (all dense heads for regression),
   nodata NaN; band descriptions = what the head learns in each channel (e.g. building, boundary, contact).
+Band descriptions have one rule, :func:`~eoseg.tasks.kinds.channel_names`: the probability raster's and
+a multilabel mask's bands are named like every value head's.
 All have the scene's CRS and transform; nodata pixels of the input are nodata in every output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from eoseg.config.activation import main_head
-from eoseg.config.schema import HeadSpec, PostSpec, PredictSpec, TaskSpec
+from eoseg.config.schema import ExperimentConfig, HeadSpec, PostSpec, PredictSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import RasterSpec
 from eoseg.geo.products import (
@@ -35,6 +38,7 @@ from eoseg.geo.products import (
 from eoseg.inference.blend import BlendedTile
 from eoseg.inference.reader import SceneImages
 from eoseg.post.postprocess import Postprocessor
+from eoseg.tasks.kinds import channel_names
 
 Encoder = Callable[[BlendedTile], tuple[np.ndarray, np.ndarray | None]]
 
@@ -54,9 +58,10 @@ class OutputPlan:
     vote: int | None
     members: int
     value_heads: tuple[str, ...]
-    band_names: tuple[str, ...]
+    band_names: tuple[str, ...]  # the main head's channels (:func:`channel_names`): prob.tif's bands
     prob_dtype: str
     mask_classes: tuple[str, ...] = ()  # names of a class mask's values 0..K-1 (empty: the classes don't say)
+    head_bands: dict[str, tuple[str, ...]] = field(default_factory=dict)  # each value head's channel names
 
     @property
     def accumulated(self) -> list[str]:
@@ -71,13 +76,14 @@ class OutputPlan:
 
 def plan_outputs(
     heads: dict[str, HeadSpec],
-    task: TaskSpec,
-    classes: list[str],
+    config: ExperimentConfig,
     spec: PredictSpec,
     post: PostSpec,
     members: int,
 ) -> OutputPlan:
-    """Decide the output rasters from the heads the models share, the task and the predict/post config."""
+    """Decide the output rasters from the heads the models share, the (first) model's config (task, classes,
+    what each channel learns: band descriptions) and the predict/post config."""
+    task, classes = config.task, list(config.data.classes)
     main = main_head(heads)
     dense = [n for n, h in heads.items() if h.kind == "dense"]
     if task.kind == "regression" or main is None:
@@ -85,7 +91,8 @@ def plan_outputs(
             raise ConfigError(
                 "predict.vote: voting needs a segmentation head; unset it for regression models"
             )
-        return OutputPlan(main, None, 0, None, members, tuple(dense), (), spec.prob_dtype)
+        return OutputPlan(main, None, 0, None, members, tuple(dense), (), spec.prob_dtype,
+                          head_bands=_bands(config, dense))
     head = heads[main]
     processor = Postprocessor.for_head(post, head, task)
     if post.gate is not None:
@@ -106,18 +113,17 @@ def plan_outputs(
             raise ConfigError(
                 f"predict.vote={spec.vote}: must be between 1 and the number of checkpoints ({members})"
             )
-    if head.channels == len(classes):
-        names = tuple(classes)
-    elif head.channels == 1 and len(classes) == 2:
-        names = (classes[1],)
-    else:
-        names = tuple(f"{main}_{i}" for i in range(head.channels))
+    names = tuple(channel_names(config, main))
     # a class mask's values 0..K-1 are the model's classes when it has one per value (binary: 0/1)
     values = 2 if processor.kind == "binary" else head.channels
     mask_classes = tuple(classes) if processor.kind != "multilabel" and len(classes) == values else ()
     others = tuple(n for n in dense if n != main)
     return OutputPlan(main, processor, head.channels, spec.vote, members, others, names, spec.prob_dtype,
-                      mask_classes)
+                      mask_classes, _bands(config, others))
+
+
+def _bands(config: ExperimentConfig, heads: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    return {h: tuple(channel_names(config, h)) for h in heads}
 
 
 @dataclass(frozen=True)
@@ -130,11 +136,8 @@ class OutputRaster:
     encode: Encoder
 
 
-def scene_rasters(
-    plan: OutputPlan, scene: SceneImages, out_dir: Path, name: str, head_bands: dict[str, list[str]]
-) -> list[OutputRaster]:
-    """The output rasters of one scene, on the scene's grid; ``head_bands``: the channel names of each value
-    head (:func:`~eoseg.tasks.kinds.channel_names`), its raster's band descriptions."""
+def scene_rasters(plan: OutputPlan, scene: SceneImages, out_dir: Path, name: str) -> list[OutputRaster]:
+    """The output rasters of one scene, on the scene's grid, with the plan's band descriptions."""
     ref = scene.reference
     outputs = []
     if plan.post is not None:
@@ -145,7 +148,7 @@ def scene_rasters(
         mask = mask_spec(ref, bands, plan.mask_classes)
         outputs.append(OutputRaster("mask", out_dir / f"{name}.mask.tif", mask, _mask_encoder(plan, encoded)))
     for head in plan.value_heads:
-        spec = value_spec(ref, head_bands[head])
+        spec = value_spec(ref, plan.head_bands[head])
         outputs.append(OutputRaster(head, out_dir / f"{name}.{head}.tif", spec, _value_encoder(head)))
     return outputs
 

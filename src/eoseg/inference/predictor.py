@@ -35,7 +35,6 @@ from eoseg.inference.writer import SceneWriter
 from eoseg.models.bundle import ModelBundle
 from eoseg.post.vectorize import scene_polygons
 from eoseg.progress import make_progress
-from eoseg.tasks.kinds import channel_names
 
 
 @dataclass
@@ -153,11 +152,11 @@ def predict_scene(
         recipe_of.append(index)
 
     first = bundles[0].config
-    plan = plan_outputs(common_heads(bundles), first.task, bundles[0].classes, spec, post, len(bundles))
+    plan = plan_outputs(common_heads(bundles), first, spec, post, len(bundles))
     runner = EnsembleRunner(bundles, spec, device, recipe_of, vote_head=plan.main if plan.vote else None)
     channels = {n: h.channels for n, h in runner.dense_heads.items()}
     acc_channels = {n: channels[n.split("@")[0]] for n in plan.accumulated}
-    rasters = scene_rasters(plan, scene, out_dir, name, {h: channel_names(first, h) for h in plan.value_heads})
+    rasters = scene_rasters(plan, scene, out_dir, name)
     check_not_inputs(scene.paths.values(), files=[r.path for r in rasters]
                      + [out_dir / f"{name}.heads.json", out_dir / f"{name}.polygons.gpkg"])
     image_heads = SceneMeans(len(layout))
@@ -250,7 +249,7 @@ def output_names(
 ) -> list[str]:
     """File names ``predict_scene`` writes for scene ``name`` (heads.json: when a head is image-level)."""
     heads = common_heads(bundles)
-    plan = plan_outputs(heads, bundles[0].config.task, bundles[0].classes, spec, post, len(bundles))
+    plan = plan_outputs(heads, bundles[0].config, spec, post, len(bundles))
     names = [f"{name}.prob.tif", f"{name}.mask.tif"] if plan.post is not None else []
     names += [f"{name}.{head}.tif" for head in plan.value_heads]
     if any(h.kind != "dense" for h in heads.values()):
