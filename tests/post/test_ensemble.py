@@ -98,12 +98,14 @@ def test_vote_of_probabilities_with_a_threshold(tmp_path):
         assert src.read(1).tolist() == [[1, 1, 0]]  # default majority: 2 of 3
 
 
-def named(path, descriptions=None, classes=None):
+def named(path, descriptions=None, classes=None, mask_kind=None):
     with rasterio.open(path, "r+") as dst:
         if descriptions:
             dst.descriptions = descriptions
         if classes:
             dst.update_tags(classes=json.dumps(classes))
+        if mask_kind:
+            dst.update_tags(mask_kind=mask_kind)
     return path
 
 
@@ -123,8 +125,9 @@ def test_a_threshold_vote_of_probabilities_keeps_their_class_names(tmp_path):
 
 
 def test_a_several_band_threshold_vote_names_its_bands_not_classes(tmp_path):
-    """Each band of a 2-band (softmax) probability raster is voted on its own: a 0/1 stack whose bands the
-    descriptions name; the classes tag (values of one class band) would not hold."""
+    """Each band of a 2-band probability raster that does not say its mask layout (no mask_kind tag: another
+    tool's) is voted on its own: a 0/1 stack whose bands the descriptions name; the classes tag (values of
+    one class band) would not hold."""
     prob = np.stack([np.full((2, 3), 0.3), np.full((2, 3), 0.7)]).astype(np.float32)
     paths = [named(write_geotiff(tmp_path / f"p{i}.tif", prob, UTM, TRANSFORM, None), ("background", "building"),
                    ["background", "building"]) for i in range(2)]
@@ -132,6 +135,49 @@ def test_a_several_band_threshold_vote_names_its_bands_not_classes(tmp_path):
         assert mask_classes(src) == []
         assert src.descriptions == ("background", "building")
         assert src.read().tolist() == [[[0] * 3] * 2, [[1] * 3] * 2]
+
+
+def test_a_threshold_vote_of_softmax_probabilities_is_predicts_class_mask(tmp_path):
+    """predict's 2-band softmax prob.tif says its mask is binary (mask_kind tag): the vote thresholds the
+    building band as predict does and gives its 1-band class mask, named by the classes, not a 0/1 stack."""
+    building = [np.array([[0.9, 0.6, 0.1, 0.5]]), np.array([[0.7, 0.4, 0.2, 0.55]]), np.array([[0.8, 0.7, 0.9, 0.2]])]
+    paths = [named(write_geotiff(tmp_path / f"p{i}.tif", np.stack([1 - b, b]).astype(np.float32), UTM, TRANSFORM,
+                                 None), ("background", "building"), ["background", "building"], "binary")
+             for i, b in enumerate(building)]
+    with rasterio.open(ensemble_rasters(paths, tmp_path / "v.tif", "vote", threshold=0.5)) as src:
+        assert (src.count, src.descriptions, mask_classes(src)) == (1, ("class",), ["background", "building"])
+        assert src.read(1).tolist() == [[1, 1, 0, 0]]  # 2 of 3 with p > 0.5 (0.5 itself is not above it)
+    with rasterio.open(ensemble_rasters(paths, tmp_path / "any.tif", "vote", threshold=0.5, min_votes=1)) as src:
+        assert src.read(1).tolist() == [[1, 1, 1, 1]]
+    with rasterio.open(ensemble_rasters(paths, tmp_path / "m.tif", "mean")) as src:
+        assert src.tags()["mask_kind"] == "binary"  # a mean gives the same mask layout
+
+
+def test_a_threshold_vote_of_multilabel_probabilities_stays_band_by_band(tmp_path):
+    prob = np.stack([np.full((2, 3), 0.3), np.full((2, 3), 0.7)]).astype(np.float32)
+    paths = [named(write_geotiff(tmp_path / f"p{i}.tif", prob, UTM, TRANSFORM, None), ("fish", "sugar"), None,
+                   "multilabel") for i in range(2)]
+    with rasterio.open(ensemble_rasters(paths, tmp_path / "v.tif", "vote", threshold=0.5)) as src:
+        assert src.descriptions == ("fish", "sugar")
+        assert src.read().tolist() == [[[0] * 3] * 2, [[1] * 3] * 2]
+
+
+@pytest.mark.parametrize(("kinds", "message"), [
+    (("multiclass", "multiclass"), r"a\.tif: multiclass probabilities \(3 classes\): a k-of-n vote needs binary "
+                                   r"or multilabel masks \(as predict\.vote\); average them with --mode mean instead"),
+    (("binary", "multilabel"), r"b\.tif: its mask_kind tag 'multilabel' differ from a\.tif's 'binary'; "
+                               r"combine probabilities of models with the same head layout \(softmax or sigmoid\)"),
+    (("binary", "softmax"), r"b\.tif: its mask_kind tag 'softmax' is not one of binary, multiclass, multilabel; "
+                            r"fix or remove the tag"),
+])
+def test_threshold_votes_the_mask_rule_cannot_give_are_refused(tmp_path, kinds, message):
+    prob = np.full((3, 4, 4), 1 / 3, np.float32)
+    paths = [named(write_geotiff(tmp_path / f"{n}.tif", prob, UTM, TRANSFORM, None), mask_kind=kind)
+             for n, kind in zip("ab", kinds, strict=True)]
+    (tmp_path / "out.tif").write_bytes(b"earlier")
+    with pytest.raises(InputError, match=message):
+        ensemble_rasters(paths, tmp_path / "out.tif", "vote", threshold=0.5)
+    assert (tmp_path / "out.tif").read_bytes() == b"earlier"
 
 
 @pytest.mark.parametrize(("mode", "first", "second", "what"), [

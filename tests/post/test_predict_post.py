@@ -158,6 +158,33 @@ def test_evaluate_names_a_threshold_vote_of_predicted_probabilities_by_the_model
     assert pixel["per_class"]["building"]["tp"] == int((voted == 1).sum())
 
 
+def test_a_threshold_vote_of_two_softmax_predictions_is_evaluated_as_predicts_mask(tmp_path):
+    """Two softmax predicts (background, building), voted with --threshold: predict's one class band, named
+    by the classes (mask_kind tag), not a 2-band 0/1 stack that evaluate would score as multilabel against a
+    2-band truth. Against the demo footprints: the building class, and the same IoU as predict's own mask."""
+    from eoseg.demo.town import make_town
+
+    town = make_town(tmp_path / "town", seed=2, n_scenes=2, size=128)[-1]
+    ckpt = preset_checkpoint(tmp_path / "b.ckpt", "buildings")
+    outs = [tmp_path / f"p{i}" for i in range(2)]
+    for out in outs:
+        assert run("predict", ckpt, town.image, "--out", out, "-q", "post.threshold=0.5", "post.min_area=0") == 0
+    probs = [out / f"{town.id}.prob.tif" for out in outs]
+    vote = tmp_path / "vote.tif"
+    assert run("ensemble", *probs, "--mode", "vote", "--threshold", "0.5", "--out", vote) == 0
+    with open_raster(vote) as src, open_raster(outs[0] / f"{town.id}.mask.tif") as single:
+        assert (src.count, mask_classes(src)) == (1, ["background", "building"])
+        assert np.array_equal(src.read(), single.read())
+    scores = []
+    for pred in (vote, outs[0] / f"{town.id}.mask.tif"):
+        metrics = tmp_path / f"{pred.stem}.json"
+        assert run("evaluate", pred, "--truth", town.footprints, "--out", metrics) == 0
+        pixel = json.loads(metrics.read_text())["pixel"]
+        assert list(pixel["per_class"]) == ["background", "building"]
+        scores.append(pixel["per_class"]["building"]["iou"])
+    assert scores[0] == scores[1] and 0 < scores[0] < 1
+
+
 def test_xview2_buildings_are_written_in_pixel_coordinates_without_a_crs(tmp_path):
     """--format xview2 on PNG pairs: the buildings are pixels, so they go to a GeoPackage that says no CRS
     (a GeoJSON was read back as EPSG:4326, the pixel polygons near 0°, 0°). post.threshold=0: every pixel is

@@ -66,7 +66,8 @@ def ensemble_cmd(
     mode: str = typer.Option("mean", "--mode", help="mean (probabilities) or vote (k-of-n of binary masks)."),
     min_votes: int | None = typer.Option(None, "--min-votes", help="vote: inputs that must agree (default majority)."),
     threshold: float | None = typer.Option(
-        None, "--threshold", help="vote: inputs are probabilities, on above this value (default: masks, on if > 0)."
+        None, "--threshold", help="vote: inputs are probabilities, on above this value, giving the mask predict gives "
+        "(softmax: one class band; multilabel: a band per label) (default: masks, on if > 0)."
     ),
     weights: str | None = typer.Option(None, "--weights", help="mean: one weight per input, comma-separated."),
 ) -> None:

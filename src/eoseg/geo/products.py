@@ -2,7 +2,8 @@
 
 - probability raster ``<name>.prob.tif``: one band per channel, band descriptions = what each channel learns
   (class, label or extra-channel names: ``eoseg.tasks.kinds.channel_names``) (its
-  ``classes`` tag, as a mask's, names the values of the class mask it gives);
+  ``classes`` tag, as a mask's, names the values of the class mask it gives, its ``mask_kind`` tag the
+  layout of that mask: :data:`MASK_KINDS`);
   ``uint8`` (p x 255, rounded) with validity in an internal mask band (every byte is a probability, so
   no nodata value fits), or ``float16`` (stored as float32 with NBITS=16) with nodata NaN;
 - mask raster ``<name>.mask.tif``: ``uint8`` class index (one band, the ``classes`` tag names its values) or
@@ -42,6 +43,10 @@ IGNORE = 255
 """The one ignore / nodata value of class rasters (targets, truth, masks, votes); classes are 0..254."""
 
 ProbDtype = Literal["uint8", "float16"]
+MASK_KINDS = ("binary", "multiclass", "multilabel")
+"""Layouts of the mask probabilities give (``eoseg.post.postprocess.MaskKind``): one sigmoid channel or a
+2-class softmax -> one 0/1 class band; a softmax over K > 2 classes -> one class band; several sigmoid
+channels -> one 0/1 band per channel. A probability raster's ``mask_kind`` tag says which."""
 # Polygons carry their raster's CRS; a raster without one (a competition's PNG grid, a scene eoseg has already
 # warned about: NoCrsWarning) gives polygons without one, so pyogrio's generic note on writing them is noise.
 warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning, module="pyogrio")
@@ -67,13 +72,17 @@ def _spec(grid: Grid, count: int, dtype: str, nodata: float | None, resampling: 
 
 
 def probability_spec(grid: Grid, band_names: Sequence[str], dtype: ProbDtype = "uint8",
-                     classes: Sequence[str] = ()) -> RasterSpec:
+                     classes: Sequence[str] = (), mask_kind: str | None = None) -> RasterSpec:
     """The probability raster: uint8 with an internal validity mask, or float16 with nodata NaN.
 
     ``classes``: the names of the values 0..K-1 of the class mask these probabilities give (as
-    :func:`mask_spec`'s, the ``classes`` tag :func:`mask_classes` reads), so a mask voted from them keeps them.
+    :func:`mask_spec`'s, the ``classes`` tag :func:`mask_classes` reads), so a mask voted from them keeps them;
+    ``mask_kind``: that mask's layout (:data:`MASK_KINDS`, the ``mask_kind`` tag :func:`probability_mask_kind`
+    reads), so a vote of them gives the mask predict gives (softmax: one class band, not a band per class).
     """
-    tags = {"classes": json.dumps(list(classes))} if classes else None
+    tags = {"classes": json.dumps(list(classes))} if classes else {}
+    if mask_kind is not None:
+        tags["mask_kind"] = mask_kind
     if dtype == "uint8":
         return _spec(grid, len(band_names), "uint8", None, "average", band_names, use_mask=True, tags=tags)
     return _spec(grid, len(band_names), "float32", float("nan"), "average", band_names, nbits=16, tags=tags)
@@ -159,6 +168,18 @@ def mask_classes(src: Source) -> list[str]:
     if not tagged:
         return []
     return [str(c).strip() for c in (json.loads(tagged) if tagged.startswith("[") else tagged.split(","))]
+
+
+def probability_mask_kind(src: Source) -> str | None:
+    """The layout of the mask a probability raster gives (:data:`MASK_KINDS`), from its ``mask_kind`` tag;
+    None when it has none (another tool's raster, or one predicted before the tag existed)."""
+    kind = src.tags().get("mask_kind", "").strip()
+    if not kind:
+        return None
+    if kind not in MASK_KINDS:
+        raise InputError(f"{src.name}: its mask_kind tag {kind!r} is not one of {', '.join(MASK_KINDS)}; "
+                         "fix or remove the tag (gdal_edit.py -unsetmd)")
+    return kind
 
 
 def encode_mask(mask: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -141,7 +141,7 @@ def scene_rasters(plan: OutputPlan, scene: SceneImages, out_dir: Path, name: str
     ref = scene.reference
     outputs = []
     if plan.post is not None:
-        prob = probability_spec(ref, plan.band_names, plan.prob_dtype, plan.mask_classes)
+        prob = probability_spec(ref, plan.band_names, plan.prob_dtype, plan.mask_classes, plan.post.kind)
         encoded = _EncodedProbabilities(plan)
         outputs.append(OutputRaster("prob", out_dir / f"{name}.prob.tif", prob, encoded))
         bands = plan.band_names if plan.post.kind == "multilabel" else ("class",)

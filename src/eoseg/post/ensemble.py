@@ -3,9 +3,13 @@
 ``mean``: weighted mean of probability rasters, per pixel over the inputs that are valid there.
 ``vote``: k-of-n vote of binary masks (a pixel is on when at least ``min_votes`` inputs say so), as
 the UNOSAT ("all but one") and clouds (3 of 5) recipes did. Inputs are masks (on where > 0) or, with
-a ``threshold``, probability rasters thresholded first. A pixel that no input covers is nodata.
+a ``threshold``, probability rasters thresholded first by the mask rule of predict
+(:class:`~eoseg.post.postprocess.Postprocessor` of the layout their ``mask_kind`` tag names): a binary
+layout (2-class softmax, one sigmoid channel) gives predict's one class band, multilabel (or untagged)
+probabilities are voted band by band, multiclass ones are refused (as ``predict.vote`` refuses them).
+A pixel that no input covers is nodata.
 The output keeps the inputs' band descriptions and ``classes`` tag (a vote: for one binary band), which
-``eoseg evaluate`` reports; inputs that name them differently are refused.
+``eoseg evaluate`` reports; inputs that name them (or their layout) differently are refused.
 Streams by row bands into a tiled writer that finishes as a COG (atomic): memory is one band of rows
 per input, never the scene.
 """
@@ -32,6 +36,7 @@ from eoseg.geo.products import (
     encode_probabilities,
     mask_classes,
     mask_spec,
+    probability_mask_kind,
     probability_spec,
     read_mask,
     read_probabilities,
@@ -42,14 +47,13 @@ from eoseg.post.postprocess import Postprocessor
 BAND_ROWS = 512
 
 
-def _votes(src: Source, window: Window, threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(on, valid)`` per band of one input: masks are on where > 0, probabilities where > threshold."""
-    if threshold is None:
+def _votes(src: Source, window: Window, rule: Postprocessor | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(on, valid)`` per mask band of one input: masks are on where > 0, probabilities by ``rule``."""
+    if rule is None:
         raw, valid = read_mask(src, window)
         return (raw > 0) & valid, valid
     prob = read_probabilities(src, window)
     valid = np.isfinite(prob).all(axis=0)
-    rule = Postprocessor(PostSpec(threshold=threshold), "multilabel", prob.shape[0])  # each band on its own
     return rule.on(prob), valid
 
 
@@ -88,9 +92,12 @@ def ensemble_rasters(
     prob_dtype = "uint8" if first.dtype == "uint8" else "float16"
     with contextlib.ExitStack() as stack:
         sources = [stack.enter_context(open_raster(p)) for p in paths]
-        names, classes = _common_names(paths, sources)
+        names, classes, kind = _common_names(paths, sources)
+        rule = None if mode == "mean" or threshold is None else _vote_rule(paths[0], kind, threshold, first.count)
         if mode == "mean":
-            spec = probability_spec(first, names, prob_dtype, classes)
+            spec = probability_spec(first, names, prob_dtype, classes, kind)
+        elif rule is not None and rule.kind == "binary":  # predict's mask: one class band
+            spec = mask_spec(first, ("class",), classes if len(classes) == 2 else ())
         else:
             # a vote is 0/1 per band: the inputs' class names still hold for one binary band, not for a
             # multiclass mask's values or a probability raster's several bands (each voted on its own)
@@ -101,30 +108,49 @@ def ensemble_rasters(
                 mean, covered = _mean_block(sources, window, w)
                 writer.write_rows(int(window.row_off), *encode_probabilities(mean, covered, prob_dtype))
             else:
-                writer.write_rows(int(window.row_off), _vote_block(sources, window, threshold, k))
+                writer.write_rows(int(window.row_off), _vote_block(sources, window, rule, k))
         return writer.finish()
 
 
-def _common_names(paths: Sequence[str | os.PathLike[str]], sources: list[Source]) -> tuple[tuple[str, ...], list[str]]:
-    """The inputs' band descriptions and class names (``classes`` tag), which the output carries; inputs that
-    name them must agree (a combination of different classes or band orders means nothing), those that do
-    not (e.g. an external 0/1 mask) take the others' names."""
-    descriptions, tagged = {}, {}
+def _vote_rule(path: str | os.PathLike[str], kind: str | None, threshold: float, channels: int) -> Postprocessor:
+    """The mask rule of thresholded probabilities: predict's :class:`Postprocessor` of their layout (untagged:
+    each band on its own)."""
+    if kind == "multiclass":
+        raise InputError(
+            f"{path}: multiclass probabilities ({channels} classes): a k-of-n vote needs binary or multilabel "
+            "masks (as predict.vote); average them with --mode mean instead"
+        )
+    return Postprocessor(PostSpec(threshold=threshold), kind or "multilabel", channels)  # type: ignore[arg-type]
+
+
+def _common_names(
+    paths: Sequence[str | os.PathLike[str]], sources: list[Source]
+) -> tuple[tuple[str, ...], list[str], str | None]:
+    """The inputs' band descriptions, class names (``classes`` tag) and mask layout (``mask_kind`` tag), which
+    the output carries; inputs that name them must agree (a combination of different classes or band orders
+    means nothing), those that do not (e.g. an external 0/1 mask) take the others' names."""
+    descriptions, tagged, kinds = {}, {}, {}
     for path, src in zip(paths, sources, strict=True):
         if any(src.descriptions):
-            descriptions[path] = tuple(src.descriptions)
+            descriptions[path] = list(src.descriptions)
         if classes := mask_classes(src):
             tagged[path] = classes
-    for what, named in (("band descriptions", descriptions), ("classes tag", tagged)):
+        if kind := probability_mask_kind(src):
+            kinds[path] = kind
+    same_classes = "combine rasters of models with the same classes, in the same order"
+    same_layout = "combine probabilities of models with the same head layout (softmax or sigmoid)"
+    checks = (("band descriptions", descriptions, same_classes), ("classes tag", tagged, same_classes),
+              ("mask_kind tag", kinds, same_layout))
+    for what, named, advice in checks:
         (path, value), *others = named.items() or [(None, None)]
         for other, different in others:
             if different != value:
                 raise InputError(
-                    f"{other}: its {what} {list(different)} differ from {Path(path).name}'s {list(value)}; "
-                    "combine rasters of models with the same classes, in the same order"
+                    f"{other}: its {what} {different!r} differ from {Path(path).name}'s {value!r}; {advice}"
                 )
     names = next(iter(descriptions.values()), (None,) * sources[0].count)
-    return tuple(d or f"band_{i + 1}" for i, d in enumerate(names)), next(iter(tagged.values()), [])
+    named = tuple(d or f"band_{i + 1}" for i, d in enumerate(names))
+    return named, next(iter(tagged.values()), []), next(iter(kinds.values()), None)
 
 
 def _mean_block(sources: list[Source], window: Window, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,10 +167,10 @@ def _mean_block(sources: list[Source], window: Window, w: np.ndarray) -> tuple[n
     return mean, covered
 
 
-def _vote_block(sources: list[Source], window: Window, threshold: float | None, k: int) -> np.ndarray:
+def _vote_block(sources: list[Source], window: Window, rule: Postprocessor | None, k: int) -> np.ndarray:
     votes = covered = None
     for src in sources:
-        on, valid = _votes(src, window, threshold)
+        on, valid = _votes(src, window, rule)
         votes = on.astype(np.int32) if votes is None else votes + on
         covered = valid if covered is None else covered | valid
     if covered.ndim == 2:
