@@ -24,7 +24,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import numpy as np
 from affine import Affine
@@ -43,10 +43,11 @@ IGNORE = 255
 """The one ignore / nodata value of class rasters (targets, truth, masks, votes); classes are 0..254."""
 
 ProbDtype = Literal["uint8", "float16"]
-MASK_KINDS = ("binary", "multiclass", "multilabel")
-"""Layouts of the mask probabilities give (``eoseg.post.postprocess.MaskKind``): one sigmoid channel or a
-2-class softmax -> one 0/1 class band; a softmax over K > 2 classes -> one class band; several sigmoid
-channels -> one 0/1 band per channel. A probability raster's ``mask_kind`` tag says which."""
+MaskKind = Literal["binary", "multiclass", "multilabel"]
+"""Layouts of the mask probabilities give (the :class:`~eoseg.post.postprocess.Postprocessor`'s): one sigmoid
+channel or a 2-class softmax -> one 0/1 class band; a softmax over K > 2 classes -> one class band; several
+sigmoid channels -> one 0/1 band per channel. A probability raster's ``mask_kind`` tag says which."""
+MASK_KINDS: tuple[str, ...] = get_args(MaskKind)
 # Polygons carry their raster's CRS; a raster without one (a competition's PNG grid, a scene eoseg has already
 # warned about: NoCrsWarning) gives polygons without one, so pyogrio's generic note on writing them is noise.
 warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning, module="pyogrio")
@@ -72,7 +73,7 @@ def _spec(grid: Grid, count: int, dtype: str, nodata: float | None, resampling: 
 
 
 def probability_spec(grid: Grid, band_names: Sequence[str], dtype: ProbDtype = "uint8",
-                     classes: Sequence[str] = (), mask_kind: str | None = None) -> RasterSpec:
+                     classes: Sequence[str] = (), mask_kind: MaskKind | None = None) -> RasterSpec:
     """The probability raster: uint8 with an internal validity mask, or float16 with nodata NaN.
 
     ``classes``: the names of the values 0..K-1 of the class mask these probabilities give (as
@@ -170,7 +171,7 @@ def mask_classes(src: Source) -> list[str]:
     return [str(c).strip() for c in (json.loads(tagged) if tagged.startswith("[") else tagged.split(","))]
 
 
-def probability_mask_kind(src: Source) -> str | None:
+def probability_mask_kind(src: Source) -> MaskKind | None:
     """The layout of the mask a probability raster gives (:data:`MASK_KINDS`), from its ``mask_kind`` tag;
     None when it has none (another tool's raster, or one predicted before the tag existed)."""
     kind = src.tags().get("mask_kind", "").strip()
@@ -179,7 +180,7 @@ def probability_mask_kind(src: Source) -> str | None:
     if kind not in MASK_KINDS:
         raise InputError(f"{src.name}: its mask_kind tag {kind!r} is not one of {', '.join(MASK_KINDS)}; "
                          "fix or remove the tag (gdal_edit.py -unsetmd)")
-    return kind
+    return kind  # type: ignore[return-value]
 
 
 def encode_mask(mask: np.ndarray, valid: np.ndarray) -> np.ndarray:

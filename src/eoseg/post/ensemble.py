@@ -31,6 +31,7 @@ from eoseg.geo.cog import TiledRasterWriter, written_compression
 from eoseg.geo.polygonize import row_windows
 from eoseg.geo.products import (
     IGNORE,
+    MaskKind,
     check_same_grid,
     check_writable,
     encode_probabilities,
@@ -112,7 +113,7 @@ def ensemble_rasters(
         return writer.finish()
 
 
-def _vote_rule(path: str | os.PathLike[str], kind: str | None, threshold: float, channels: int) -> Postprocessor:
+def _vote_rule(path: str | os.PathLike[str], kind: MaskKind | None, threshold: float, channels: int) -> Postprocessor:
     """The mask rule of thresholded probabilities: predict's :class:`Postprocessor` of their layout (untagged:
     each band on its own)."""
     if kind == "multiclass":
@@ -120,12 +121,12 @@ def _vote_rule(path: str | os.PathLike[str], kind: str | None, threshold: float,
             f"{path}: multiclass probabilities ({channels} classes): a k-of-n vote needs binary or multilabel "
             "masks (as predict.vote); average them with --mode mean instead"
         )
-    return Postprocessor(PostSpec(threshold=threshold), kind or "multilabel", channels)  # type: ignore[arg-type]
+    return Postprocessor(PostSpec(threshold=threshold), kind or "multilabel", channels)
 
 
 def _common_names(
     paths: Sequence[str | os.PathLike[str]], sources: list[Source]
-) -> tuple[tuple[str, ...], list[str], str | None]:
+) -> tuple[tuple[str, ...], list[str], MaskKind | None]:
     """The inputs' band descriptions, class names (``classes`` tag) and mask layout (``mask_kind`` tag), which
     the output carries; inputs that name them must agree (a combination of different classes or band orders
     means nothing), those that do not (e.g. an external 0/1 mask) take the others' names."""

@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -55,11 +55,10 @@ from eoseg.config.schema import HeadSpec, PostSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.geo.cog import GDAL_ENV, TiledRasterWriter, written_compression
 from eoseg.geo.polygonize import block_windows, pixel_area_m2
-from eoseg.geo.products import IGNORE, mask_classes, mask_spec, read_heads, read_mask
+from eoseg.geo.products import IGNORE, MaskKind, mask_classes, mask_spec, read_heads, read_mask
 from eoseg.geo.raster import open_raster, raster_info
 from eoseg.post.zonal import zonal_means
 
-MaskKind = Literal["binary", "multiclass", "multilabel"]
 _FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 FINALIZE_BLOCK = 2048
 """Block side of the gate / minimum-area pass (a multiple of the COG's 512-pixel tiles)."""
