@@ -10,6 +10,9 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import lightning as L
 import pytest
@@ -73,22 +76,117 @@ def test_sigint_then_resume_is_bit_identical(chips, tmp_path, step, workers, sto
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_cli_says_where_training_stopped(chips, tmp_path, monkeypatch, capsys, signum, code):
-    """``eoseg train``: the stop is one line with the signal's exit status and what to do next."""
+@pytest.mark.parametrize(("command", "target"), [("train", "eoseg.training.train.train"),
+                                                 ("self-train", "eoseg.selftrain.rounds.self_train")])
+def test_cli_says_where_training_stopped(chips, tmp_path, monkeypatch, capsys, signum, code, command, target):
+    """``eoseg train`` and ``eoseg self-train``: the stop is one line with the signal's exit status and what to do
+    next (self-train said nothing and exited 130 on SIGTERM: the training's handler had taken the signal)."""
     from eoseg.cli.app import main
     from eoseg.cli.runtime import INTERRUPTED
     from eoseg.config import save_config
 
-    def stopped(config, **_):
+    def stopped(*_, **__):
         raise TrainingInterrupted("training stopped at epoch 1, step 6; runs/x/last.ckpt is written: continue "
                                   "exactly with `eoseg train ... --resume`", signum)
 
-    monkeypatch.setattr("eoseg.training.train.train", stopped)
+    monkeypatch.setattr(target, stopped)
     path = save_config(tiny_config(chips("binary"), "binary", tmp_path), tmp_path / "tiny.yaml")
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", str(path), "--quiet"])
+        main([command, str(path), "--quiet"])
     captured = capsys.readouterr()
     assert exit_info.value.code == code, captured
     assert captured.err.strip().splitlines()[-2:] == [
         "training stopped at epoch 1, step 6; runs/x/last.ckpt is written: continue exactly with `eoseg train ... "
         "--resume`", INTERRUPTED]
+
+
+class SigtermAt(L.Callback):
+    """Sends SIGTERM to this process once: in the first validation batch, or in training batch ``step``."""
+
+    def __init__(self, step: int | None = None) -> None:
+        self.step = step
+        self.sent = False
+
+    def _send(self) -> None:
+        if not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            self._send()
+
+    def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.step is None:
+            self._send()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("step", "stopped_at"), [(None, (0, 4)), (3, (0, 4)), (1, (0, 2))],
+                         ids=["in-validation", "epoch-last-batch", "mid-epoch"])
+def test_sigterm_stops_like_sigint(chips, tmp_path, step, stopped_at):
+    """SIGTERM (``timeout``, a scheduler) stops at the clean point SIGINT would, also where Lightning's own SIGTERM
+    handler ended the run with a status-less SystemExit (exit 0) and no last.ckpt: during validation and after an
+    epoch's last batch."""
+    config = tiny_config(chips("binary"), "binary", tmp_path, {**OVERRIDES, "train.num_workers": 0})
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match=r"training stopped at epoch \d+, step \d+; .*last.ckpt is written") \
+            as stopped:
+        train(config, progress=False, report=False, callbacks=[SigtermAt(step)])
+    assert stopped.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is handler  # handlers restored
+    saved = read_checkpoint(tmp_path / "tiny-binary" / "checkpoints" / "last.ckpt")
+    assert (saved["epoch"], saved["global_step"]) == stopped_at
+
+
+class TwoSigterms(L.Callback):
+    """SIGTERM in each of the first two validation batches: the second comes before the clean point."""
+
+    def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.current_epoch == 0 and batch_idx < 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_a_second_sigterm_interrupts_at_once_and_says_so(chips, tmp_path):
+    """Lightning turned the second signal's KeyboardInterrupt into ``sys.exit(1)``: the CLI exited 1, silently."""
+    config = tiny_config(chips("binary"), "binary", tmp_path, {**OVERRIDES, "train.num_workers": 0})
+    with pytest.raises(TrainingInterrupted, match="training interrupted at once by a second signal; no checkpoint "
+                                                  "was written yet: train again") as stopped:
+        train(config, progress=False, report=False, callbacks=[TwoSigterms()])
+    assert stopped.value.signum == signal.SIGTERM
+    assert not (tmp_path / "tiny-binary" / "checkpoints" / "last.ckpt").exists()
+
+
+@pytest.mark.slow
+def test_eoseg_train_killed_by_sigterm_stops_with_last_ckpt(chips, tmp_path):
+    """``timeout``/a scheduler: SIGTERM to ``eoseg train`` once its first checkpoint is written (so training is
+    under way, wherever in an epoch or its validation the signal lands): the Ctrl+C line, exit 143, a
+    ``last.ckpt`` that reads back and nothing half-written beside it. Before, a SIGTERM in validation or at an
+    epoch's end exited 0 without a word or a checkpoint."""
+    from eoseg.cli.runtime import INTERRUPTED
+    from eoseg.config import save_config
+
+    config = tiny_config(chips("binary"), "binary", tmp_path / "runs", {"train.epochs": 1000, "train.batch_size": 2})
+    path = save_config(config, tmp_path / "tiny.yaml")
+    folder = tmp_path / "runs" / "tiny-binary" / "checkpoints"
+    process = subprocess.Popen([sys.executable, "-m", "eoseg", "train", str(path), "--quiet"], text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        while not (folder / "last.ckpt").is_file() and process.poll() is None:
+            time.sleep(0.05)  # polling for the file, not a fixed wait
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    lines = err.strip().splitlines()
+    assert process.returncode == 143, err
+    assert lines[-1] == INTERRUPTED and "Traceback" not in err
+    assert lines[-2].startswith("training stopped at epoch ") and lines[-2].endswith(
+        f"{folder / 'last.ckpt'} is written: continue exactly with `eoseg train ... --resume`"), err
+    assert "Received SIGTERM" not in err  # Lightning's handler did not see it
+    saved = read_checkpoint(folder / "last.ckpt")
+    assert saved["global_step"] >= 1
+    assert sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]  # no temporaries left

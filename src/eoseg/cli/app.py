@@ -12,9 +12,11 @@ from eoseg.cli.runtime import (
     INTERRUPTED,
     Interrupted,
     missing_folders,
+    one_line,
     output_folders,
     print_error,
     remove_if_empty,
+    said_where_it_stopped,
     warning_printer,
 )
 from eoseg.errors import EosegError
@@ -73,10 +75,12 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print_error(exc)
         code = 2
-    except KeyboardInterrupt:
-        code = interrupted.exit_code
-    except SystemExit as exc:
-        code = exc.code
+    except (KeyboardInterrupt, SystemExit) as exc:  # typer turns a KeyboardInterrupt into Exit(130)
+        code = exc.code if isinstance(exc, SystemExit) else interrupted.exit_code
+        stopped = said_where_it_stopped(exc)
+        if stopped is not None:
+            console.print(Text(one_line(stopped)), highlight=False, soft_wrap=True)
+            interrupted.signum = interrupted.signum or stopped.signum
     finally:
         interrupted.restore()
         if code not in (0, None):

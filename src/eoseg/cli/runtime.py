@@ -83,6 +83,20 @@ class Interrupted:
         return 128 + (self.signum or signal.SIGINT)
 
 
+def said_where_it_stopped(exc: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt behind ``exc`` (its cause chain) that names its signal (``signum``) and says where it stopped:
+    :class:`~eoseg.training.interrupt.TrainingInterrupted` of train and self-train, whose handler took the signal
+    instead of :class:`Interrupted`'s; ``None`` when there is none."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, KeyboardInterrupt) and isinstance(getattr(current, "signum", None), int):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def output_folders(args: Sequence[str]) -> list[Path]:
     """The folders or files a command was told to write (``--out``, ``data.root=``, ``train.out=``)."""
     paths: list[Path] = []

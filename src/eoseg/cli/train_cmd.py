@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import shlex
-import signal
 from pathlib import Path
 
 import typer
-from rich.text import Text
 
 from eoseg.cli.options import CONFIG_ARG, OVERRIDES_ARG, QUIET_OPTION
 from eoseg.config import load_config
@@ -27,18 +25,11 @@ def train_command(
     """
     from lightning.pytorch.utilities import rank_zero_only
 
-    from eoseg.training.interrupt import TrainingInterrupted
     from eoseg.training.train import train
 
     config = load_config(source, overrides or [])
-    try:
-        result = train(config, resume=resume, progress=not quiet, overwrite=overwrite)
-    except TrainingInterrupted as exc:
-        # stopped at a clean point on SIGINT/SIGTERM: say where, then hand the signal to the command's handler
-        console.print(Text(" ".join(str(exc).split())), highlight=False, soft_wrap=True)
-        if callable(signal.getsignal(exc.signum)):
-            signal.raise_signal(exc.signum)
-        raise
+    # stopped on SIGINT/SIGTERM, training raises TrainingInterrupted: eoseg.cli.app.main prints where, exits 130/143
+    result = train(config, resume=resume, progress=not quiet, overwrite=overwrite)
     if rank_zero_only.rank != 0:
         return
     score = "n/a" if result.best_score is None else f"{result.best_score:.4f}"

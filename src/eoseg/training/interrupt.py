@@ -6,6 +6,13 @@ progress, random states and the sampler's position (:class:`~eoseg.data.sampler.
 training stops with :class:`TrainingInterrupted`. ``eoseg train --resume`` then continues bit-identically
 to a run that was never interrupted (with ``train.deterministic=true``). A second signal interrupts at
 once and writes nothing, so ``last.ckpt`` stays the last clean point.
+
+SIGTERM (``timeout``, a scheduler) is handled exactly like SIGINT. Lightning (2.6) would otherwise put its own
+SIGTERM handler in front of eoseg's when ``fit`` starts (``_SignalConnector``), and its loops then end the run
+with ``SIGTERMException`` — a ``SystemExit`` without a status, so the command exited 0 — at the next check it
+meets: during validation, or after an epoch's last batch, with no ``last.ckpt`` written and nothing said.
+:class:`StopOnSignal` therefore gives the trainer a signal connector that keeps Lightning's other handlers
+(SLURM's requeue on SIGUSR1) but leaves SIGTERM to eoseg.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -38,12 +46,23 @@ class _Stop(Exception):
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class _SigtermLeftToEoseg(_SignalConnector):
+    """Lightning's signal connector, except that SIGTERM keeps the handler it had before ``fit`` (eoseg's)."""
+
+    def register_signal_handlers(self) -> None:
+        ours = signal.getsignal(signal.SIGTERM)
+        super().register_signal_handlers()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, ours)
+
+
 class StopOnSignal(Callback):
     """Turns SIGINT / SIGTERM into a stop at the next clean point with ``last`` written (see module doc)."""
 
     def __init__(self, last: Path) -> None:
         self.last = Path(last)
         self.signum: int | None = None
+        self._handling = False  # our handlers are installed (main thread, inside handling_signals)
 
     @contextmanager
     def handling_signals(self) -> Iterator[StopOnSignal]:
@@ -60,11 +79,18 @@ class StopOnSignal(Callback):
 
         for s in SIGNALS:
             signal.signal(s, handler)
+        self._handling = True
         try:
             yield self
         finally:
+            self._handling = False
             for s, old in previous.items():
                 signal.signal(s, old)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Before ``fit`` registers Lightning's signal handlers: keep SIGTERM ours (see the module doc)."""
+        if self._handling and not isinstance(trainer._signal_connector, _SigtermLeftToEoseg):
+            trainer._signal_connector = _SigtermLeftToEoseg(trainer)
 
     def _requested(self, trainer: L.Trainer) -> bool:
         asked = self.signum is not None or trainer.received_sigterm
@@ -99,3 +125,9 @@ def stop_on_signal(stop: StopOnSignal) -> Iterator[None]:
                 f"training stopped at {exc}; {stop.last} is written: continue exactly with `eoseg train ... --resume`",
                 stop.signum or signal.SIGTERM,
             ) from None
+        except (KeyboardInterrupt, SystemExit):  # a second signal (Lightning turns it into sys.exit(1))
+            if stop.signum is None:
+                raise
+            kept = (f"{stop.last} (the last clean point) is kept: continue with `eoseg train ... --resume`"
+                    if stop.last.is_file() else "no checkpoint was written yet: train again")
+            raise TrainingInterrupted(f"training interrupted at once by a second signal; {kept}", stop.signum) from None
