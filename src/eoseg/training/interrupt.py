@@ -97,7 +97,7 @@ class StopOnSignal(Callback):
         return bool(trainer.strategy.reduce_boolean_decision(asked, all=False))
 
     def _stop(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.last)
+        trainer.save_checkpoint(self.last, weights_only=False)  # the full state: resumable (and no Lightning note)
         raise _Stop(f"epoch {trainer.current_epoch}, step {trainer.global_step}")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,

@@ -18,10 +18,12 @@ sqlite:///mlruns/mlflow.db`` shows it).
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,30 @@ CHECKPOINTS_EXIST = r"Checkpoint directory .* exists and is not empty"
 LEAFSPEC_DEPRECATED = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 """torch >= 2.10 deprecates ``LeafSpec``, which Lightning (2.6.6, the newest) still builds at every step
 (Lightning-AI/pytorch-lightning#21326): a note for Lightning's developers, nothing a user can act on."""
+FEW_BATCHES = r"The number of training batches \(\d+\) is smaller than the logging interval"
+"""Lightning's warning that an epoch has fewer batches than eoseg's ``log_every_n_steps`` (10): metrics.csv's step
+rows then come every 10 steps across epochs instead of within each, its epoch rows (which the report and the
+monitor use) are all there, and the interval is not a setting a user has."""
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+"""Lightning's loggers, whose INFO lines (``GPU available: False, used: False``, ``TPU available``, the
+``💡 Tip`` to install litlogger, ``Trainer(limit_train_batches=1.0) was configured ...``, ``Loading
+train_dataloader to estimate ...``, ``Trainer.fit stopped: max_epochs=N reached``) tell an eoseg user nothing that
+eoseg does not say itself; their warnings (``GPU available but not used``) still show."""
+
+
+@contextmanager
+def lightning_info_off() -> Iterator[None]:
+    """Lightning's loggers at WARNING while a run is built and fitted (their levels restored after)."""
+    loggers = [logging.getLogger(name) for name in LIGHTNING_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
 
 
 def build_loggers(config: ExperimentConfig, run_dir: Path) -> list[Logger]:
@@ -203,7 +229,8 @@ def train(
     kept_rows = csv_rows_until(run_dir / "metrics.csv", read_checkpoint(last)["epoch"]) if resume else []
     loggers = build_loggers(config, run_dir)
     stop = StopOnSignal(last)
-    trainer, checkpoints = build_trainer(config, run_dir, loggers, [*callbacks, stop], progress)
+    with lightning_info_off():
+        trainer, checkpoints = build_trainer(config, run_dir, loggers, [*callbacks, stop], progress)
     if trainer.is_global_zero:
         with warnings.catch_warnings():  # Lightning: "earlier log files will be deleted"; eoseg carries the kept
             warnings.filterwarnings("ignore", message=CSV_REPLACES)  # rows over and never replaces a finished run
@@ -213,9 +240,10 @@ def train(
     for logger in loggers:
         if isinstance(logger, MLFlowLogger | TensorBoardLogger):
             logger.log_hyperparams(flat_params(config))
-    with stop_on_signal(stop), warnings.catch_warnings():
+    with stop_on_signal(stop), warnings.catch_warnings(), lightning_info_off():
         warnings.filterwarnings("ignore", message=LEAFSPEC_DEPRECATED, category=FutureWarning)
         warnings.filterwarnings("ignore", message=CHECKPOINTS_EXIST)
+        warnings.filterwarnings("ignore", message=FEW_BATCHES)
         trainer.fit(module, datamodule=datamodule, ckpt_path=last if resume else None, weights_only=True)
     best = Path(checkpoints.best_model_path) if checkpoints.best_model_path else None
     score = checkpoints.best_model_score
