@@ -271,3 +271,21 @@ def test_csv_scene_list_names_outputs_by_id_locally(scenes, checkpoint, tmp_path
     assert "skipped" in table and "done" in table
     after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert after["a0.mask.tif"] == stamp["a0.mask.tif"] and after["a1.mask.tif"] != stamp["a1.mask.tif"]
+
+
+def test_cli_ray_prints_only_the_summary(scenes, checkpoint, tmp_path) -> None:
+    """``eoseg predict --ray`` in a fresh process (its own local Ray): eoseg's summary table, none of Ray's start-up
+    notes (Ray 2.60 said "Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt
+    out", an eoseg user's private instance's default)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    result = subprocess.run([sys.executable, "-m", "eoseg", "predict", str(checkpoint), str(scenes[0]), "--out",
+                             str(tmp_path / "out"), "-q", "--ray"], capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert lines[0].strip() == "eoseg predict", lines  # the table's title, then the table
+    assert all(line[0] in "┏┃┡│└" for line in lines[1:]), lines
+    assert any("tile0" in line and "done" in line for line in lines)

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import socket
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,12 @@ RAY_ENV = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
 """Workers use this interpreter's environment as it is (not a fresh `uv run` per worker, which would
 package the working folder and re-install the project for every worker). Ray reads it once, when it is
 first imported: set it before ``import ray``."""
+LOCAL_RAY_ENV = {"RAY_AUTH_MODE": "token"}
+"""The local instance that ``--ray`` starts for one command uses token authentication, Ray's default for a new
+local cluster (2.60), said explicitly: left unset, Ray prints that it chose it ("Token authentication is enabled
+for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out"), nothing a user of eoseg's private instance acts on.
+A value the user set is kept; like :data:`RAY_ENV`, it must be set before ``import ray`` (Ray caches its config
+then), so a process that imported Ray earlier still gets the note."""
 RAY_CLIENT_PREFIX = "ray://"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MARKER = "done.json"
@@ -234,11 +241,13 @@ def _count(bar: Any, task: Any, report: SceneReport, reports: Sequence[SceneRepo
 def connect(ray_spec: RaySpec) -> None:
     """Use the running Ray instance, join ``address``, or start a local one; InputError when the address
     does not answer within ``connect_timeout`` seconds (no hang)."""
-    for key, value in RAY_ENV.items():  # before the first `import ray`: Ray reads them when imported
-        os.environ.setdefault(key, value)
+    address = ray_spec.address
+    local = address in (None, "", "local")
+    if "ray" not in sys.modules:  # Ray reads these when first imported (and its servers inherit them): never after
+        for key, value in (RAY_ENV | LOCAL_RAY_ENV if local else RAY_ENV).items():
+            os.environ.setdefault(key, value)
     import ray
 
-    address = ray_spec.address
     if address not in (None, "", "local", "auto"):
         reason = _unanswered(*_host_port(address), ray_spec.connect_timeout)
         if reason:
@@ -248,7 +257,7 @@ def connect(ray_spec: RaySpec) -> None:
             )
     if ray.is_initialized():  # this process already has one (a caller's, or an earlier run's)
         return
-    if address in (None, "", "local"):
+    if local:
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
         return
     try:
