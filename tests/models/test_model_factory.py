@@ -151,3 +151,7 @@ def test_the_task_checks_the_mask_head():
     with pytest.raises(ConfigError, match=r"model.heads.mask.channels=3: a binary task's mask head has 1 channel"):
         build_model(wide, TaskSpec(kind="binary"), 3)
     assert build_model(wide, TaskSpec(kind="multiclass"), 3) is not None
+    # a sigmoid footprint head with extra target channels (boundary, contact): channel 0 is the object
+    footprint = ModelSpec(arch="Unet", encoder="resnet18",
+                          heads={"mask": HeadSpec(kind="dense", channels=3, activation="sigmoid")})
+    assert build_model(footprint, TaskSpec(kind="binary"), 3).heads["mask"] is not None

@@ -255,7 +255,7 @@ SIGMOID_FBC = ("model.heads.mask.channels=3", "model.heads.mask.activation=sigmo
     ("clouds", LABELLED_BACKGROUND, ("fish", "flower", "gravel", "sugar"),  # the labels (was mask_0..3)
      ("fish", "flower", "gravel", "sugar")),
     ("buildings", SIGMOID_FBC, ("building", "boundary", "contact"),  # the target's channels (was mask_0..2)
-     ("building", "boundary", "contact")),
+     ("class",)),  # the mask is the building mask (boundary and contact stay in prob.tif)
 ])
 def test_probability_bands_are_named_like_every_heads_channels(preset, overrides, prob, mask):
     """prob.tif's (and a multilabel mask's) band descriptions come from channel_names, the rule of every
@@ -270,6 +270,33 @@ def test_probability_bands_are_named_like_every_heads_channels(preset, overrides
     bands = {r.kind: r.spec.band_names for r in scene_rasters(plan, scene, Path("out"), "s")}
     assert (bands["prob"], bands["mask"]) == (prob, mask)
     assert bands["prob"] == tuple(channel_names(config, plan.main))
+
+
+def test_a_footprint_head_with_extra_channels_masks_the_building_channel_only(setup):
+    """A sigmoid main head learning footprint, boundary and contact gives the 1-band building mask that
+    training validation scores (channel 0 > post.threshold), tagged with its classes, not a 0/1 band per
+    channel that `eoseg evaluate` / `vectorize` took for three labels; prob.tif keeps all three channels."""
+    from eoseg.post.ensemble import ensemble_rasters
+
+    root, scene = setup
+    ckpt = preset_checkpoint(root / "sigmoid-fbc.ckpt", "buildings", overrides=SIGMOID_FBC)
+    out = root / "sigmoid-fbc"
+    assert run("predict", ckpt, scene, "--out", out, "-q", "post.min_area=0", "post.threshold=0.5") == 0
+    with open_raster(out / "city.prob.tif") as src:
+        assert src.descriptions == ("building", "boundary", "contact")
+        assert (src.tags()["mask_kind"], src.tags()["extra_channels"]) == ("binary", "2")
+        prob = read_probabilities(src)
+    with open_raster(out / "city.mask.tif") as src:
+        assert (src.count, src.descriptions, mask_classes(src)) == (1, ("class",), ["background", "building"])
+    mask, valid = mask_of(out)[0], np.isfinite(prob).all(axis=0)
+    assert (mask[~valid] == IGNORE).all()
+    assert (mask[valid] == (prob[0][valid] > 0.5)).all()
+    assert 0 < mask[valid].sum() < valid.sum()  # random weights: both classes, so the check means something
+    assert ((prob[1:] > 0.5).any(axis=0) != (prob[0] > 0.5))[valid].any()  # the extras would have differed
+    voted = ensemble_rasters([out / "city.prob.tif"], root / "fbc-vote.tif", "vote", threshold=0.5)
+    with open_raster(voted) as src:  # the vote of its prob.tif reads the tags: predict's building mask
+        assert (src.count, mask_classes(src)) == (1, ["background", "building"])
+        assert (src.read(1) == mask).all()
 
 
 def test_a_multilabel_prediction_with_a_background_class_names_its_bands_by_label(setup):

@@ -3,7 +3,7 @@
 - probability raster ``<name>.prob.tif``: one band per channel, band descriptions = what each channel learns
   (class, label or extra-channel names: ``eoseg.tasks.kinds.channel_names``) (its
   ``classes`` tag, as a mask's, names the values of the class mask it gives, its ``mask_kind`` tag the
-  layout of that mask: :data:`MASK_KINDS`);
+  layout of that mask: :data:`MASK_KINDS`, its ``extra_channels`` tag how many trailing bands are not in it);
   ``uint8`` (p x 255, rounded) with validity in an internal mask band (every byte is a probability, so
   no nodata value fits), or ``float16`` (stored as float32 with NBITS=16) with nodata NaN;
 - mask raster ``<name>.mask.tif``: ``uint8`` class index (one band, the ``classes`` tag names its values) or
@@ -73,17 +73,22 @@ def _spec(grid: Grid, count: int, dtype: str, nodata: float | None, resampling: 
 
 
 def probability_spec(grid: Grid, band_names: Sequence[str], dtype: ProbDtype = "uint8",
-                     classes: Sequence[str] = (), mask_kind: MaskKind | None = None) -> RasterSpec:
+                     classes: Sequence[str] = (), mask_kind: MaskKind | None = None,
+                     extra_channels: int = 0) -> RasterSpec:
     """The probability raster: uint8 with an internal validity mask, or float16 with nodata NaN.
 
     ``classes``: the names of the values 0..K-1 of the class mask these probabilities give (as
     :func:`mask_spec`'s, the ``classes`` tag :func:`mask_classes` reads), so a mask voted from them keeps them;
     ``mask_kind``: that mask's layout (:data:`MASK_KINDS`, the ``mask_kind`` tag :func:`probability_mask_kind`
-    reads), so a vote of them gives the mask predict gives (softmax: one class band, not a band per class).
+    reads), so a vote of them gives the mask predict gives (softmax: one class band, not a band per class);
+    ``extra_channels``: how many trailing bands are not in that mask (a footprint head's boundary and contact:
+    the ``extra_channels`` tag :func:`probability_extra_channels` reads; written when there are any).
     """
     tags = {"classes": json.dumps(list(classes))} if classes else {}
     if mask_kind is not None:
         tags["mask_kind"] = mask_kind
+    if extra_channels:
+        tags["extra_channels"] = str(extra_channels)
     if dtype == "uint8":
         return _spec(grid, len(band_names), "uint8", None, "average", band_names, use_mask=True, tags=tags)
     return _spec(grid, len(band_names), "float32", float("nan"), "average", band_names, nbits=16, tags=tags)
@@ -181,6 +186,18 @@ def probability_mask_kind(src: Source) -> MaskKind | None:
         raise InputError(f"{src.name}: its mask_kind tag {kind!r} is not one of {', '.join(MASK_KINDS)}; "
                          "fix or remove the tag (gdal_edit.py -unsetmd)")
     return kind  # type: ignore[return-value]
+
+
+def probability_extra_channels(src: Source) -> int:
+    """How many trailing bands of a probability raster are extra channels, not in the mask it gives (its
+    ``extra_channels`` tag; 0 when it has none)."""
+    tagged = src.tags().get("extra_channels", "").strip()
+    if not tagged:
+        return 0
+    if not tagged.isdigit() or int(tagged) >= src.count:
+        raise InputError(f"{src.name}: its extra_channels tag {tagged!r} is not a number of bands below its "
+                         f"{src.count}; fix or remove the tag (gdal_edit.py -unsetmd)")
+    return int(tagged)
 
 
 def encode_mask(mask: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -6,8 +6,9 @@
   as float32 by GDAL < 3.11; nodata NaN).
 - ``<name>.mask.tif``: uint8, made by :class:`eoseg.post.postprocess.Postprocessor` from the ``post``
   section (``p > threshold``; binary: one 0/1 band, multiclass: one class band, multilabel: one 0/1 band
-  per channel), or the k-of-n vote of the models' masks; gate and minimum area are applied in a second
-  pass over the written mask; nodata :data:`~eoseg.geo.products.IGNORE`.
+  per channel; a footprint head's extra channels, e.g. boundary and contact, are not in it: its mask is
+  the building mask that training validation scores), or the k-of-n vote of the models' masks; gate and
+  minimum area are applied in a second pass over the written mask; nodata :data:`~eoseg.geo.products.IGNORE`.
 - ``<name>.<head>.tif``: float32 values of every other dense head (all dense heads for regression),
   nodata NaN; band descriptions = what the head learns in each channel (e.g. building, boundary, contact).
 Band descriptions have one rule, :func:`~eoseg.tasks.kinds.channel_names`: the probability raster's and
@@ -141,10 +142,11 @@ def scene_rasters(plan: OutputPlan, scene: SceneImages, out_dir: Path, name: str
     ref = scene.reference
     outputs = []
     if plan.post is not None:
-        prob = probability_spec(ref, plan.band_names, plan.prob_dtype, plan.mask_classes, plan.post.kind)
+        prob = probability_spec(ref, plan.band_names, plan.prob_dtype, plan.mask_classes, plan.post.kind,
+                                plan.post.extra)
         encoded = _EncodedProbabilities(plan)
         outputs.append(OutputRaster("prob", out_dir / f"{name}.prob.tif", prob, encoded))
-        bands = plan.band_names if plan.post.kind == "multilabel" else ("class",)
+        bands = plan.band_names[: plan.post.mask_channels] if plan.post.kind == "multilabel" else ("class",)
         mask = mask_spec(ref, bands, plan.mask_classes)
         outputs.append(OutputRaster("mask", out_dir / f"{name}.mask.tif", mask, _mask_encoder(plan, encoded)))
     for head in plan.value_heads:

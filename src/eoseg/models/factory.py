@@ -13,7 +13,7 @@ import segmentation_models_pytorch as smp
 import timm
 from torch import Tensor, nn
 
-from eoseg.config.activation import main_head
+from eoseg.config.activation import activation_of, main_head
 from eoseg.config.schema import HeadSpec, ModelSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.models.heads import build_head
@@ -136,12 +136,15 @@ def _check_arch_params(arch: type[nn.Module], params: dict) -> None:
 
 
 def _check_task(model: ModelSpec, task: TaskSpec) -> None:
-    """The mask head must fit the task: a binary task's has 1 channel (sigmoid) or 2 (softmax)."""
+    """The mask head must fit the task: a binary task's has 1 channel (sigmoid, then the target's extra
+    channels such as boundary and contact: channel 0 is the object) or 2 (softmax)."""
     main = main_head(dict(model.heads))
-    if main is not None and task.kind == "binary" and model.heads[main].channels > 2:
+    head = model.heads[main] if main is not None else None
+    if head is not None and task.kind == "binary" and head.channels > 2 and activation_of(head, task) == "softmax":
         raise ConfigError(
-            f"model.heads.{main}.channels={model.heads[main].channels}: a binary task's mask head has 1 channel "
-            "(sigmoid) or 2 (softmax); use task.kind=multiclass or multilabel for more classes"
+            f"model.heads.{main}.channels={head.channels}: a binary task's mask head has 1 channel "
+            "(sigmoid; more for the target's extra channels, e.g. boundary and contact) or 2 (softmax); "
+            "use task.kind=multiclass or multilabel for more classes"
         )
 
 

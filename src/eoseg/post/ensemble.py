@@ -5,7 +5,8 @@
 the UNOSAT ("all but one") and clouds (3 of 5) recipes did. Inputs are masks (on where > 0) or, with
 a ``threshold``, probability rasters thresholded first by the mask rule of predict
 (:class:`~eoseg.post.postprocess.Postprocessor` of the layout their ``mask_kind`` tag names): a binary
-layout (2-class softmax, one sigmoid channel) gives predict's one class band, multilabel (or untagged)
+layout (2-class softmax, one sigmoid channel, a footprint channel with extra channels such as boundary and
+contact: ``extra_channels`` tag) gives predict's one class band, multilabel (or untagged)
 probabilities are voted band by band, multiclass ones are refused (as ``predict.vote`` refuses them).
 A pixel that no input covers is nodata.
 The output keeps the inputs' band descriptions and ``classes`` tag (a vote: for one binary band), which
@@ -37,6 +38,7 @@ from eoseg.geo.products import (
     encode_probabilities,
     mask_classes,
     mask_spec,
+    probability_extra_channels,
     probability_mask_kind,
     probability_spec,
     read_mask,
@@ -93,10 +95,11 @@ def ensemble_rasters(
     prob_dtype = "uint8" if first.dtype == "uint8" else "float16"
     with contextlib.ExitStack() as stack:
         sources = [stack.enter_context(open_raster(p)) for p in paths]
-        names, classes, kind = _common_names(paths, sources)
-        rule = None if mode == "mean" or threshold is None else _vote_rule(paths[0], kind, threshold, first.count)
+        names, classes, kind, extra = _common_names(paths, sources)
+        rule = (None if mode == "mean" or threshold is None
+                else _vote_rule(paths[0], kind, threshold, first.count, extra))
         if mode == "mean":
-            spec = probability_spec(first, names, prob_dtype, classes, kind)
+            spec = probability_spec(first, names, prob_dtype, classes, kind, extra)
         elif rule is not None and rule.kind == "binary":  # predict's mask: one class band
             spec = mask_spec(first, ("class",), classes if len(classes) == 2 else ())
         else:
@@ -113,7 +116,9 @@ def ensemble_rasters(
         return writer.finish()
 
 
-def _vote_rule(path: str | os.PathLike[str], kind: MaskKind | None, threshold: float, channels: int) -> Postprocessor:
+def _vote_rule(
+    path: str | os.PathLike[str], kind: MaskKind | None, threshold: float, channels: int, extra: int = 0
+) -> Postprocessor:
     """The mask rule of thresholded probabilities: predict's :class:`Postprocessor` of their layout (untagged:
     each band on its own)."""
     if kind == "multiclass":
@@ -121,16 +126,17 @@ def _vote_rule(path: str | os.PathLike[str], kind: MaskKind | None, threshold: f
             f"{path}: multiclass probabilities ({channels} classes): a k-of-n vote needs binary or multilabel "
             "masks (as predict.vote); average them with --mode mean instead"
         )
-    return Postprocessor(PostSpec(threshold=threshold), kind or "multilabel", channels)
+    return Postprocessor(PostSpec(threshold=threshold), kind or "multilabel", channels, extra)
 
 
 def _common_names(
     paths: Sequence[str | os.PathLike[str]], sources: list[Source]
-) -> tuple[tuple[str, ...], list[str], MaskKind | None]:
-    """The inputs' band descriptions, class names (``classes`` tag) and mask layout (``mask_kind`` tag), which
+) -> tuple[tuple[str, ...], list[str], MaskKind | None, int]:
+    """The inputs' band descriptions, class names (``classes`` tag) and mask layout (``mask_kind`` and
+    ``extra_channels`` tags), which
     the output carries; inputs that name them must agree (a combination of different classes or band orders
     means nothing), those that do not (e.g. an external 0/1 mask) take the others' names."""
-    descriptions, tagged, kinds = {}, {}, {}
+    descriptions, tagged, kinds, extras = {}, {}, {}, {}
     for path, src in zip(paths, sources, strict=True):
         if any(src.descriptions):
             descriptions[path] = list(src.descriptions)
@@ -138,10 +144,12 @@ def _common_names(
             tagged[path] = classes
         if kind := probability_mask_kind(src):
             kinds[path] = kind
+        if extra := probability_extra_channels(src):
+            extras[path] = extra
     same_classes = "combine rasters of models with the same classes, in the same order"
     same_layout = "combine probabilities of models with the same head layout (softmax or sigmoid)"
     checks = (("band descriptions", descriptions, same_classes), ("classes tag", tagged, same_classes),
-              ("mask_kind tag", kinds, same_layout))
+              ("mask_kind tag", kinds, same_layout), ("extra_channels tag", extras, same_layout))
     for what, named, advice in checks:
         (path, value), *others = named.items() or [(None, None)]
         for other, different in others:
@@ -151,7 +159,8 @@ def _common_names(
                 )
     names = next(iter(descriptions.values()), (None,) * sources[0].count)
     named = tuple(d or f"band_{i + 1}" for i, d in enumerate(names))
-    return named, next(iter(tagged.values()), []), next(iter(kinds.values()), None)
+    return (named, next(iter(tagged.values()), []), next(iter(kinds.values()), None),
+            next(iter(extras.values()), 0))
 
 
 def _mean_block(sources: list[Source], window: Window, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,9 @@
 Layouts (:data:`MaskKind`), decided once from the head (:func:`mask_kind`):
 
 - ``binary``: one sigmoid channel, or a 2-channel softmax whose channel 1 is the foreground; the mask is
-  one band, 1 where the foreground probability is above the threshold;
+  one band, 1 where the foreground probability is above the threshold. A sigmoid head of an object task
+  with extra channels (building, boundary, contact) is binary on its channel 0: the extra channels
+  (:func:`extra_channels`) stay in the probabilities, not in the mask, as training validation scores it;
 - ``multiclass``: a softmax over K > 2 classes (channel 0 = background); the mask is one band of class
   indices: among the foreground classes whose probability is above their own threshold, the most
   probable wins; where none is, background (0). So a searched per-class threshold changes the mask;
@@ -65,14 +67,26 @@ FINALIZE_BLOCK = 2048
 
 
 def mask_kind(head: HeadSpec, task: TaskSpec) -> MaskKind:
-    """The mask layout of a dense head: multilabel tasks and several sigmoid channels are multilabel,
-    one sigmoid channel or a 2-channel softmax is binary, a wider softmax is multiclass."""
+    """The mask layout of a dense head: multilabel tasks are multilabel; several sigmoid channels are
+    multilabel in a multiclass task, binary in an object task (binary, change: channel 0 is the object, the
+    others extra channels such as boundary and contact, :func:`extra_channels`); one sigmoid channel or a
+    2-channel softmax is binary, a wider softmax multiclass."""
     activation = activation_of(head, task)
-    if task.kind == "multilabel" or (activation != "softmax" and head.channels > 1):
+    if task.kind == "multilabel":
         return "multilabel"
+    if activation != "softmax" and head.channels > 1:
+        return "multilabel" if task.kind == "multiclass" else "binary"
     if head.channels <= 2:
         return "binary"
     return "multiclass"
+
+
+def extra_channels(head: HeadSpec, task: TaskSpec) -> int:
+    """Trailing channels of a dense head that are not in its mask: a sigmoid head of an object task learns
+    the object in channel 0 and extra target channels after it (``data.targets.<t>.extra_channels``)."""
+    if mask_kind(head, task) == "binary" and activation_of(head, task) != "softmax":
+        return head.channels - 1
+    return 0
 
 
 def per_channel(value: float | Sequence[float], channels: int, option: str) -> np.ndarray:
@@ -133,35 +147,41 @@ class Postprocessor:
     written mask raster, and ``__call__`` does all of it on an in-memory array.
     """
 
-    def __init__(self, post: PostSpec, kind: MaskKind, channels: int) -> None:
-        self.post, self.kind, self.channels = post, kind, channels
-        if kind == "binary" and channels not in (1, 2):
-            raise ConfigError(f"binary masks need 1 or 2 probability channels, got {channels}")
+    def __init__(self, post: PostSpec, kind: MaskKind, channels: int, extra: int = 0) -> None:
+        self.post, self.kind, self.channels, self.extra = post, kind, channels, extra
+        self.mask_channels = channels - extra  # the leading channels the mask is made of
+        if kind == "binary" and self.mask_channels not in (1, 2):
+            raise ConfigError(f"binary masks need 1 or 2 probability channels, got {self.mask_channels}")
         self.thresholds = per_channel(post.threshold, channels, "post.threshold")
         self.min_area = per_channel(post.min_area, channels, "post.min_area")
 
     @classmethod
     def for_head(cls, post: PostSpec, head: HeadSpec, task: TaskSpec) -> Postprocessor:
-        """The post-processor of a dense head (its layout from :func:`mask_kind`)."""
-        return cls(post, mask_kind(head, task), head.channels)
+        """The post-processor of a dense head (its layout from :func:`mask_kind`, :func:`extra_channels`)."""
+        return cls(post, mask_kind(head, task), head.channels, extra_channels(head, task))
 
     @property
     def bands(self) -> int:
         """Bands of the mask raster: one per channel for multilabel, else one (class index / 0-1)."""
-        return self.channels if self.kind == "multilabel" else 1
+        return self.mask_channels if self.kind == "multilabel" else 1
+
+    @property
+    def decided(self) -> list[int]:
+        """The probability channels the thresholds decide (:func:`decided_channels` of the mask's channels)."""
+        return decided_channels(self.kind, self.mask_channels)
 
     def layers(self) -> list[tuple[int, int, int]]:
         """``(band, value, channel)`` of every class the mask holds: where gate and min-area act."""
         if self.kind == "multilabel":
-            return [(c, 1, c) for c in range(self.channels)]
+            return [(c, 1, c) for c in range(self.mask_channels)]
         if self.kind == "binary":
-            return [(0, 1, self.channels - 1)]
-        return [(0, c, c) for c in range(1, self.channels)]
+            return [(0, 1, self.decided[0])]
+        return [(0, c, c) for c in range(1, self.mask_channels)]
 
     # ------------------------------------------------------------------ thresholds (row by row)
     def on(self, prob: np.ndarray) -> np.ndarray:
         """``bool (len(decided_channels), H, W)``: ``p > threshold`` for every decided channel (NaN: off)."""
-        channels = decided_channels(self.kind, self.channels)
+        channels = self.decided
         with np.errstate(invalid="ignore"):
             return threshold_rule(prob[channels], "multilabel", self.thresholds[channels])
 
@@ -172,8 +192,10 @@ class Postprocessor:
         return self._invalid(out, prob, valid)
 
     def layout(self, prob: Any) -> Any:
-        """:func:`threshold_rule` with this head's thresholds (numpy ``(C, H, W)`` or torch ``(B, C, H, W)``)."""
-        return threshold_rule(prob, self.kind, self.thresholds)
+        """:func:`threshold_rule` with this head's thresholds (numpy ``(C, H, W)`` or torch ``(B, C, H, W)``) on
+        the mask's channels (not the extra channels)."""
+        m = self.mask_channels
+        return threshold_rule(prob[..., :m, :, :], self.kind, self.thresholds[:m])
 
     def classes(self, prob: Any) -> Any:
         """Class index ``(..., H, W)`` of probabilities (numpy ``(C, H, W)`` or torch ``(B, C, H, W)``), by
@@ -186,9 +208,11 @@ class Postprocessor:
         if self.kind != "multilabel":
             out = self.layout(prob)[..., 0, :, :]
         else:
+            prob = prob[..., : self.mask_channels, :, :]
             background = prob[..., :1, :, :] * 0  # never decided: channels 1.. are the labels
             stacked = xp.concatenate([background, prob], -3) if xp is np else xp.cat([background, prob], -3)
-            out = threshold_rule(stacked, "multiclass", np.concatenate([[0.0], self.thresholds]))[..., 0, :, :]
+            thresholds = np.concatenate([[0.0], self.thresholds[: self.mask_channels]])
+            out = threshold_rule(stacked, "multiclass", thresholds)[..., 0, :, :]
         return out.astype(np.int64) if xp is np else out.long()
 
     def foreground(self, prob: np.ndarray) -> np.ndarray:
@@ -196,7 +220,7 @@ class Postprocessor:
         if self.kind != "binary":
             raise ValueError(f"a foreground probability map needs a binary head, this one is {self.kind}")
         stacked = np.zeros((self.channels, *np.shape(prob)), np.float64)
-        stacked[-1] = prob
+        stacked[self.decided[0]] = prob
         return self.mask(stacked)[0]
 
     def vote(self, members: Sequence[np.ndarray], k: int, valid: np.ndarray | None = None) -> np.ndarray:
@@ -228,13 +252,13 @@ class Postprocessor:
         probs = np.asarray(heads[gate.head]["mean"], dtype=np.float64)
         limits = per_channel(gate.threshold, probs.size, "post.gate.threshold")
         layers = self.layers()
-        if probs.size == self.channels:
+        if probs.size == self.mask_channels:
             by_channel = {c: (p, t) for c, (p, t) in enumerate(zip(probs, limits, strict=True))}
         elif self.kind == "binary" and probs.size == 1:
-            by_channel = {self.channels - 1: (probs[0], limits[0])}
+            by_channel = {self.decided[0]: (probs[0], limits[0])}
         else:
             raise ConfigError(f"post.gate.head={gate.head!r}: has {probs.size} value(s) but the mask head has "
-                              f"{self.channels} channel(s); gate with an image head of one value per class")
+                              f"{self.mask_channels} channel(s); gate with an image head of one value per class")
         return {i for i, (_, _, c) in enumerate(layers) if c in by_channel and not by_channel[c][0] > by_channel[c][1]}
 
     def min_pixels(self, pixel_area: float) -> np.ndarray:

@@ -171,13 +171,11 @@ class TaskKind:
         """``(B, H, W)`` class index by the head's Postprocessor, the rule of ``eoseg predict``'s mask.
 
         Softmax heads: ``p > post.threshold`` on the foreground channel (binary) or the per-class rule
-        (multiclass); sigmoid heads: channel 0 (binary; further channels such as boundaries are not the
-        object) or the most probable class above its threshold (multiclass).
+        (multiclass); sigmoid heads: channel 0 (binary; further channels such as boundaries are extra
+        channels, not the object: :func:`~eoseg.post.postprocess.extra_channels`) or the most probable class
+        above its threshold (multiclass).
         """
-        post, prob = self.postprocessor(name), self.probabilities(name, logits)
-        if post.kind == "multilabel" and self.object_classes:
-            return post.layout(prob)[:, 0].long()
-        return post.classes(prob)
+        return self.postprocessor(name).classes(self.probabilities(name, logits))
 
     def class_truth(self, target: Tensor) -> Tensor:
         """``(B, H, W)`` class index (ignore_index where not labelled) from a head target."""
