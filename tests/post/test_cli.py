@@ -8,6 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import yaml
 from affine import Affine
 
 from eoseg.cli import main
@@ -130,3 +131,34 @@ def test_evaluate_writes_an_error_map_per_raster_prediction(tmp_path, scene):
     assert tuple(picture[4, 4]) == tuple(colours[0])  # true positive
     assert tuple(picture[12, 12]) == tuple(colours[1])  # false positive
     assert tuple(picture[0, 15]) == tuple(colours[4])  # true negative
+
+
+def test_thresholds_kind_defaults_to_the_mask_kind_tag(tmp_path, scene, capsys):
+    """`eoseg thresholds` searches the layout predict wrote the prob.tif with (its mask_kind tag), binary
+    for an untagged raster; an explicit --kind the tag contradicts is one error line, nothing written."""
+    mask, prob = scene
+    with rasterio.open(mask) as src:
+        labels = src.read(1)
+    labels[10:14, 10:14] = 2  # the second box is class 2
+    truth = write_geotiff(tmp_path / "k.mask.tif", labels[None], UTM, TRANSFORM, 255)
+    softmax = np.stack([labels == 0, labels == 1, labels == 2]).astype(np.float32) * 0.8 + 0.1
+    tagged = write_geotiff(tmp_path / "k.prob.tif", (softmax * 255).round().astype(np.uint8), UTM, TRANSFORM, None)
+    with rasterio.open(tagged, "r+") as dst:
+        dst.update_tags(mask_kind="multiclass")
+    overlay = tmp_path / "k.yaml"
+    assert run("thresholds", tagged, "--truth", truth, "--thresholds", "0.5,0.95", "--out", overlay) == 0
+    post = yaml.safe_load(overlay.read_text())["post"]
+    assert post["threshold"] == [0.0, 0.5, 0.5]  # multiclass: one per class (background unused), not binary's one
+
+    untagged = tmp_path / "u.yaml"  # the fixture's 1-band prob has no tag: binary, one threshold
+    assert run("thresholds", prob, "--truth", mask, "--thresholds", "0.5,0.95", "--out", untagged) == 0
+    assert yaml.safe_load(untagged.read_text())["post"]["threshold"] == 0.5
+
+    before = overlay.read_bytes()
+    capsys.readouterr()
+    assert run("thresholds", tagged, "--truth", truth, "--kind", "binary", "--out", overlay) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "--kind: 'binary' contradicts k.prob.tif's mask_kind tag 'multiclass'" in err
+    assert overlay.read_bytes() == before
+    assert run("thresholds", tagged, "--truth", truth, "--kind", "multiclass", "--out", overlay) == 0  # agrees

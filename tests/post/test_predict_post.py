@@ -297,6 +297,11 @@ def test_a_footprint_head_with_extra_channels_masks_the_building_channel_only(se
     with open_raster(voted) as src:  # the vote of its prob.tif reads the tags: predict's building mask
         assert (src.count, mask_classes(src)) == (1, ["background", "building"])
         assert (src.read(1) == mask).all()
+    truth = write_geotiff(root / "fbc-truth.tif", mask[None], CRS_UTM, TRANSFORM, IGNORE)
+    overlay = root / "fbc-post.yaml"  # thresholds reads both tags: binary, on the building channel
+    assert run("thresholds", out / "city.prob.tif", "-t", truth, "--thresholds", "0.3,0.5,0.7", "--out", overlay) == 0
+    assert yaml.safe_load(overlay.read_text())["post"]["threshold"] == 0.5
+    assert "# channel 0: iou 1.0000" in overlay.read_text()
 
 
 def test_a_multilabel_prediction_with_a_background_class_names_its_bands_by_label(setup):

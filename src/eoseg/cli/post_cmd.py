@@ -93,7 +93,9 @@ def thresholds_cmd(
     config: str | None = typer.Option(
         None, "--config", "-c", help="Preset or YAML: its post.metric and main head give --metric and --kind."
     ),
-    kind: str | None = typer.Option(None, "--kind", help="binary, multiclass or multilabel (default: binary)."),
+    kind: str | None = typer.Option(
+        None, "--kind", help="binary, multiclass or multilabel (default: the prob.tif's mask_kind tag, else binary)."
+    ),
     metric: str | None = typer.Option(
         None, "--metric", help="Metric to maximise: iou, f1, dice or mean_dice (default: post.metric, else iou)."
     ),
@@ -113,7 +115,8 @@ def thresholds_cmd(
     """
     from eoseg.geo.products import check_writable
     from eoseg.geo.raster import raster_info
-    from eoseg.post.search import DEFAULT_THRESHOLDS, search_thresholds, write_overlay
+    from eoseg.post.search import DEFAULT_THRESHOLDS, probability_kind, search_thresholds, write_overlay
+    given_by = "--kind"
     if config is not None:
         from eoseg.config.activation import main_head
         from eoseg.config.loader import load_config
@@ -123,10 +126,8 @@ def thresholds_cmd(
         metric = metric or experiment.post.metric
         head = main_head(dict(experiment.model.heads))
         if kind is None and head is not None:
-            kind = mask_kind(experiment.model.heads[head], experiment.task)
-    kind, metric = kind or "binary", metric or "iou"
-    if kind not in ("binary", "multiclass", "multilabel"):
-        raise ConfigError(f"--kind: {kind!r} is not binary, multiclass or multilabel")
+            kind, given_by = mask_kind(experiment.model.heads[head], experiment.task), f"--config {config}"
+    kind, metric = probability_kind(probs, kind, given_by), metric or "iou"
     check_writable(out, inputs=[*probs, *truth])
     choices = search_thresholds(
         probs,

@@ -26,7 +26,14 @@ from eoseg.config.schema import GateSpec, PostSpec
 from eoseg.errors import ConfigError, InputError
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.polygonize import pixel_area_m2
-from eoseg.geo.products import IGNORE, check_writable, read_probabilities
+from eoseg.geo.products import (
+    IGNORE,
+    MASK_KINDS,
+    check_writable,
+    probability_extra_channels,
+    probability_mask_kind,
+    read_probabilities,
+)
 from eoseg.geo.raster import open_raster, raster_info
 from eoseg.metrics.clouds import dice_empty_one
 from eoseg.metrics.pixel import scores_from_counts
@@ -92,6 +99,30 @@ def _channel_truth(labels: np.ndarray, channel: int, channels: int, kind: MaskKi
     return labels[0] == value
 
 
+def probability_kind(
+    probs: Sequence[str | os.PathLike[str]], kind: str | None = None, given_by: str = "--kind"
+) -> MaskKind:
+    """The mask layout to search on ``probs``: their ``mask_kind`` tag (predict writes it), else ``kind``,
+    else binary. A ``kind`` (``given_by`` names where it came from) that the tag contradicts, or inputs
+    tagged differently, are refused: thresholds searched on the wrong layout would not be predict's."""
+    if kind is not None and kind not in MASK_KINDS:
+        raise ConfigError(f"{given_by}: {kind!r} is not binary, multiclass or multilabel")
+    tagged: dict[str, str] = {}
+    for path in probs:
+        with open_raster(path) as src:
+            if found := probability_mask_kind(src):
+                tagged[str(path)] = found
+    for path, found in tagged.items():
+        first, value = next(iter(tagged.items()))
+        if found != value:
+            raise InputError(f"{path}: its mask_kind tag {found!r} differs from {Path(first).name}'s {value!r}; "
+                             "search thresholds on predictions of one model")
+        if kind is not None and found != kind:
+            raise ConfigError(f"{given_by}: {kind!r} contradicts {Path(path).name}'s mask_kind tag {found!r} (the "
+                              f"layout predict wrote it with); drop {given_by} or give --kind {found}")
+    return next(iter(tagged.values()), kind or "binary")  # type: ignore[return-value]
+
+
 def search_thresholds(
     probs: Sequence[str | os.PathLike[str]],
     truths: Sequence[str | os.PathLike[str]],
@@ -108,7 +139,8 @@ def search_thresholds(
 
     Ties go to the lower threshold, then the smaller area. The channels searched are those the
     :class:`~eoseg.post.postprocess.Postprocessor` thresholds (binary: the foreground channel, also of a
-    2-channel softmax; multiclass: not the background), by its rule ``p > threshold``.
+    2-channel softmax, also the footprint channel 0 of a head with extra channels: the ``extra_channels``
+    tag; multiclass: not the background), by its rule ``p > threshold``.
     ``default_score`` is the score at ``default_threshold`` without area filter (when that
     threshold is a candidate, else NaN), to show the gain.
     """
@@ -121,7 +153,9 @@ def search_thresholds(
     if not thresholds or not areas or min(areas) < 0:
         raise ConfigError("thresholds: give candidate thresholds and non-negative minimum areas")
     channels = raster_info(probs[0]).count
-    searched = decided_channels(kind, channels)
+    with open_raster(probs[0]) as src:
+        masked = channels - probability_extra_channels(src)  # the channels the mask is made of
+    searched = decided_channels(kind, masked)
     counts = {c: [] for c in searched}
     for prob_path, truth_path in zip(probs, truths, strict=True):
         grid = raster_info(prob_path)
@@ -137,7 +171,7 @@ def search_thresholds(
         center = pixel_area_m2(grid.transform, grid.crs, grid.height / 2, grid.width / 2)
         min_pixels = np.asarray(areas) / center
         for c in searched:
-            truth_c = _channel_truth(labels, c, channels, kind)
+            truth_c = _channel_truth(labels, c, masked, kind)
             counts[c].append(_counts_grid(prob[c], truth_c, valid, thresholds, min_pixels))
     choices = []
     for c in searched:
@@ -167,8 +201,9 @@ def write_overlay(
     for choice in choices:
         threshold[choice.channel] = choice.threshold
         min_area[choice.channel] = choice.min_area
-    if kind == "binary":
-        threshold, min_area = threshold[-1], min_area[-1]
+    if kind == "binary":  # the foreground channel's (the last of a softmax, channel 0 of a sigmoid head)
+        c = choices[0].channel if choices else channels - 1
+        threshold, min_area = threshold[c], min_area[c]
     header = "".join(
         f"# channel {c.channel}: {metric} {c.score:.4f} (default threshold: {c.default_score:.4f})\n" for c in choices
     )
