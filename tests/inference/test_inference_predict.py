@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 
 import numpy as np
@@ -129,6 +130,33 @@ def test_stage_times_account_for_the_run(tmp_path) -> None:
     assert list(out.stages) == list(STAGES)
     assert all(out.stages[k] > 0 for k in ("read", "prepare", "forward", "blend", "write", "finish"))
     assert out.stages["wait"] + out.stages["forward"] + out.stages["blend"] + out.stages["finish"] <= out.seconds
+
+
+def test_float16_probabilities_are_the_same_bytes_run_after_run(tmp_path) -> None:
+    """A reviewer saw float16 probability COGs differ between identical runs (uint8 ones did not). Not reproduced
+    (2026-12-03, CPU; see the test below): two runs through every path that could order the arithmetic by timing —
+    two reader threads, many batches, a strip walk whose border tiles are replayed from the spill file, flip TTA,
+    nodata, a 3x3 convolution — write byte-identical probability and mask COGs."""
+    class Conv3x3(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(3)
+            self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x):
+            return {"mask": self.conv(x)}
+
+    scene = write_scene(tmp_path / "scene.tif", scene_array(420, 390, seed=4))
+    spec = SPEC.model_copy(update={"prob_dtype": "float16", "tta": "flips", "strip": 128})
+    bundle = make_bundle(Conv3x3(), chip=64, mean=128.0, std=64.0)
+    digests = []
+    for run in range(2):
+        out = predict_scene([bundle], {"image": scene}, tmp_path / f"o{run}", spec, PostSpec(), progress=False)
+        digests.append([hashlib.md5(p.read_bytes()).hexdigest() for p in (out.prob, out.mask)])
+        assert out.windows > 4 * spec.batch_size  # many batches
+    assert digests[0] == digests[1]
+    prob, _, _ = read(out.prob)
+    assert np.isnan(prob[0, 10:20, 30:61]).all() and np.isfinite(prob[0, 30:, :]).all()
 
 
 def test_float16_probabilities_and_multiclass_argmax(tmp_path) -> None:
