@@ -304,6 +304,23 @@ def test_a_footprint_head_with_extra_channels_masks_the_building_channel_only(se
     assert "# channel 0: iou 1.0000" in overlay.read_text()
 
 
+def test_predict_vote_of_two_softmax_models_is_the_and_of_their_masks(setup):
+    """predict.vote takes 2-channel softmax heads (binary: one class band; only multiclass is refused), as the
+    sar-buildings page says: 2 of 2 is on where both models' masks are."""
+    root, scene = setup
+    ckpts = [preset_checkpoint(root / f"vote{seed}.ckpt", "buildings", seed=seed) for seed in (0, 1)]
+    masks = []
+    for i, ckpt in enumerate(ckpts):
+        assert run("predict", ckpt, scene, "--out", root / f"single{i}", "-q", "post.min_area=0") == 0
+        masks.append(mask_of(root / f"single{i}")[0])
+    assert run("predict", *ckpts, scene, "--out", root / "voted", "-q", "post.min_area=0", "predict.vote=2") == 0
+    with open_raster(root / "voted" / "city.mask.tif") as src:
+        assert (src.count, mask_classes(src)) == (1, ["background", "building"])
+    voted, valid = mask_of(root / "voted")[0], masks[0] != IGNORE
+    assert (voted[valid] == ((masks[0] == 1) & (masks[1] == 1))[valid]).all()
+    assert (masks[0] != masks[1])[valid].any() and (voted[~valid] == IGNORE).all()
+
+
 def test_a_multilabel_prediction_with_a_background_class_names_its_bands_by_label(setup):
     root, scene = setup
     ckpt = preset_checkpoint(root / "clouds-bg.ckpt", "clouds", overrides=LABELLED_BACKGROUND)
