@@ -299,8 +299,10 @@ def check_vector_path(path: str | os.PathLike[str], crs: CRS | None,
                       inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
     """Raise an :class:`InputError` when polygons in ``crs`` cannot be written to ``path`` (the rule of
     :func:`write_vector`): an unknown format, GeoJSON for polygons without a CRS, or a path
-    :func:`check_writable` refuses. Commands call it before tracing a mask, so a refusal costs nothing."""
+    :func:`check_writable` refuses. Commands call it before tracing a mask, so a refusal costs nothing. An
+    output that is one of the ``inputs`` is refused first, whatever its format, as by every command."""
     path = Path(path)
+    check_not_inputs(inputs, files=[path])
     suffix = path.suffix.lower()
     if suffix not in VECTOR_SUFFIXES:
         raise InputError(f"{path}: unknown vector format {suffix!r}; use one of {', '.join(sorted(VECTOR_SUFFIXES))}")
@@ -309,7 +311,7 @@ def check_vector_path(path: str | os.PathLike[str], crs: CRS | None,
             f"{path}: these polygons have no CRS (pixel coordinates), but GeoJSON readers take coordinates as "
             "WGS84 longitude/latitude; write .gpkg or .fgb instead"
         )
-    return check_writable(path, inputs)
+    return check_writable(path)
 
 
 def write_vector(frame: gpd.GeoDataFrame, path: str | os.PathLike[str]) -> Path:
