@@ -78,6 +78,19 @@ def test_missing_yaml_file(tmp_path: Path):
         load_config(tmp_path / "nope.yaml")
 
 
+def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # what `eoseg demo --out demo` leaves behind
+    assert load_config("demo", ["train.epochs=3"]).train.epochs == 3
+
+
+def test_a_folder_is_not_a_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(ConfigError, match=r"^runs: is a folder, not a config; give a YAML file or a preset \("):
+        load_config("runs")
+
+
 def test_invalid_yaml_reports_line(tmp_path: Path):
     path = tmp_path / "bad.yaml"
     path.write_text("model:\n  arch: [Unet\n")

@@ -27,9 +27,15 @@ def list_presets() -> list[str]:
 
 
 def read_source(source: str | Path) -> tuple[dict[str, Any], str]:
-    """Read the raw mapping of a preset name or YAML path; return it and a label for messages."""
+    """Read the raw mapping of a preset name or YAML path; return it and a label for messages.
+
+    A YAML suffix or an existing file is a path; a preset's name stays the preset even where a folder of that
+    name exists in the working folder (``eoseg demo --out demo`` leaves one)."""
     path = Path(source)
-    if path.suffix.lower() in {".yaml", ".yml"} or path.exists():
+    is_preset = path.suffix == "" and str(source) in list_presets()
+    if path.suffix.lower() in {".yaml", ".yml"} or path.is_file() or (path.exists() and not is_preset):
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a config; give a YAML file or a preset ({_presets_hint()})")
         if not path.is_file():
             raise ConfigError(f"{path}: config file does not exist; give a YAML file or a preset ({_presets_hint()})")
         text, label = path.read_text(), str(path)
