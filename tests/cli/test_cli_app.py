@@ -62,6 +62,14 @@ def test_user_error_is_one_line_without_traceback_unless_debug(debug: bool):
         assert "unknown key model.encodr (did you mean 'encoder'?)" in lines[0]
 
 
+def test_debug_after_the_command_shows_the_traceback_too():
+    # the README says "add --debug": typed after the command it was refused as "No such option: --debug"
+    result = eoseg("config", "show", "buildings", "model.encodr=x", "--debug")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" in result.stderr and "No such option" not in result.stderr
+    assert "unknown key model.encodr" in result.stderr.splitlines()[-1]
+
+
 def test_progress_bars_are_turned_off_by_one_quiet_option():
     # tune's bars are off by default, so it alone has --progress to turn them on
     spelled = {}

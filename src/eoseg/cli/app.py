@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if debug:  # the root option, wherever it is typed: `eoseg train demo --debug` as well as `eoseg --debug train`
+        args = ["--debug", *(a for a in args if a != "--debug")]
     created = missing_folders(output_folders(args))
     interrupted = Interrupted()
     interrupted.install()
