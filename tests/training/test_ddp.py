@@ -28,3 +28,24 @@ def test_ddp_with_two_cpu_processes_runs_an_epoch(chips, tmp_path, tmp_path_fact
     assert done.returncode == 0, done.stderr[-3000:]
     assert "trained 1 epoch(s), 2 steps" in done.stderr  # 8 training chips, 2 processes x batch 2
     assert load_bundle(tmp_path / "tiny-binary" / "checkpoints" / "last.ckpt").extra["epoch"] == 0
+
+
+def test_two_nodes_of_one_process_each_are_one_run_with_train_num_nodes(monkeypatch, tmp_path):
+    """The README's "several nodes use Lightning's DDP": torchrun on 2 nodes x 1 process. Lightning checks
+    devices x num_nodes against the world size; without train.num_nodes it was always 1 and every node refused."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+    from lightning_utilities.core.rank_zero import rank_zero_only as utils_rank_zero_only
+
+    from eoseg.config import load_config
+    from eoseg.training.train import build_trainer
+
+    for rank_zero in (rank_zero_only, utils_rank_zero_only):  # the DDP strategy sets this process's rank in them
+        monkeypatch.setattr(rank_zero, "rank", rank_zero.rank)
+    torchrun = {"TORCHELASTIC_RUN_ID": "eoseg-test", "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "0",
+                "GROUP_RANK": "1", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29555"}
+    for key, value in torchrun.items():
+        monkeypatch.setenv(key, value)
+    config = load_config("demo", ["train.accelerator=cpu", "train.devices=1", "train.strategy=ddp",
+                                  "train.num_nodes=2"])
+    trainer, _ = build_trainer(config, tmp_path, [], [], progress=False)
+    assert (trainer.num_nodes, trainer.world_size, trainer.global_rank, trainer.node_rank) == (2, 2, 1, 1)

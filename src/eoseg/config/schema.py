@@ -384,6 +384,7 @@ class TrainSpec(Section):
     num_workers: int = Field(default=2, ge=0)
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: int | str = "auto"
+    num_nodes: int = Field(default=1, ge=1, description="machines of a DDP run (train.devices processes on each)")
     strategy: str = "auto"
     precision: Literal["32", "16-mixed", "bf16-mixed", "32-true"] = "32"
     accumulate: int = Field(default=1, ge=1)

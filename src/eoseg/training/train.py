@@ -166,6 +166,7 @@ def build_trainer(
         default_root_dir=run_dir,
         accelerator=spec.accelerator,
         devices=spec.devices,
+        num_nodes=spec.num_nodes,
         strategy=spec.strategy,
         precision=spec.precision,
         max_epochs=spec.epochs,
