@@ -6,6 +6,10 @@ its message as one line and exits non-zero, without a traceback unless ``--debug
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
 
 class EosegError(Exception):
     """A user error: the message says which file or option, what is wrong, and what to do."""
@@ -17,3 +21,14 @@ class ConfigError(EosegError):
 
 class InputError(EosegError):
     """An input file (raster, vector, checkpoint, manifest) is missing or unusable."""
+
+
+def require_files(
+    paths: Iterable[str | os.PathLike[str]], kind: str = "file", given_by: str | None = None
+) -> None:
+    """The one check and line for input files that do not exist: ``<path> (<given_by>): <kind> does not
+    exist; check the path``. ``given_by`` names the option or argument the path came from, when known."""
+    for path in paths:
+        if not Path(path).exists():
+            source = f" ({given_by})" if given_by else ""
+            raise InputError(f"{path}{source}: {kind} does not exist; check the path")

@@ -159,3 +159,21 @@ def test_a_four_class_prediction_prints_no_gdal_warning(tmp_path, capsys):
     for name in ("s.prob.tif", "s.mask.tif"):
         with rasterio.open(tmp_path / "pred" / name) as src:
             assert src.count == 4 and "alpha" not in [c.name for c in src.colorinterp]
+
+
+@pytest.mark.parametrize(("command", "given_by", "kind"), [
+    (["vectorize", "{gone}", "--out", "{out}.gpkg"], "argument masks", "raster file"),
+    (["vectorize", "{mask}", "--prob", "{gone}", "--out", "{out}.gpkg"], "--prob", "raster file"),
+    (["vectorize", "{mask}", "{gone}", "--out", "{out}.csv"], "argument masks", "raster file"),
+    (["ensemble", "{prob}", "{gone}", "--out", "{out}.tif"], "argument preds", "raster file"),
+    (["thresholds", "{gone}", "--truth", "{truth}", "--out", "{out}.yaml"], "argument probs", "raster file"),
+    (["thresholds", "{prob}", "--truth", "{gone}", "--out", "{out}.yaml"], "--truth", "truth file"),
+], ids=["vectorize", "vectorize --prob", "vectorize csv", "ensemble", "thresholds", "thresholds --truth"])
+def test_a_missing_input_names_the_option_it_came_from(rasters, tmp_path, capsys, command, given_by, kind):
+    """These commands have no scene list: the line used to say 'check the path in the scene list'."""
+    gone = tmp_path / "gone.tif"
+    before = hashes(tmp_path)
+    names = {**{k: str(v) for k, v in rasters.items()}, "gone": str(gone), "out": str(tmp_path / "out" / "o")}
+    code, line = run(capsys, *(arg.format(**names) for arg in command))
+    assert (code, line) == (2, f"error: {gone} ({given_by}): {kind} does not exist; check the path")
+    assert hashes(tmp_path) == before and not (tmp_path / "out").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from eoseg.errors import ConfigError
+from eoseg.errors import ConfigError, require_files
 from eoseg.progress import console
 
 
@@ -47,6 +47,8 @@ def vectorize_cmd(
     """
     from eoseg.post.vectorize import spacenet_submission, vectorize
 
+    require_files(masks, "raster file", "argument masks")
+    require_files(prob or [], "raster file", "--prob")
     areas = _floats(min_area, "--min-area", low=0.0)
     if out.suffix.lower() == ".csv":
         frame = spacenet_submission(masks, out, probs=prob or None, simplify=simplify, min_area=areas)
@@ -76,6 +78,7 @@ def ensemble_cmd(
     Example: eoseg ensemble a.mask.tif b.mask.tif c.mask.tif --mode vote --min-votes 2 --out city.tif
     """
     from eoseg.post.ensemble import ensemble_rasters
+    require_files(preds, "raster file", "argument preds")
     if threshold is not None:
         _floats(str(threshold), "--threshold", 0.0, 1.0)
     path = ensemble_rasters(
@@ -116,6 +119,8 @@ def thresholds_cmd(
     from eoseg.geo.products import check_writable
     from eoseg.geo.raster import raster_info
     from eoseg.post.search import DEFAULT_THRESHOLDS, probability_kind, search_thresholds, write_overlay
+    require_files(probs, "raster file", "argument probs")
+    require_files(truth, "truth file", "--truth")
     given_by = "--kind"
     if config is not None:
         from eoseg.config.activation import main_head

@@ -26,7 +26,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from eoseg.errors import InputError
+from eoseg.errors import InputError, require_files
 from eoseg.geo.atomic import atomic_path, disk_full, write_failed
 
 try:  # GDAL errors raised by rasterio while reading blocks
@@ -115,8 +115,7 @@ def open_raster(path: str | os.PathLike[str]) -> DatasetReader:
     that a GeoTIFF without georeference still gives.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: raster file does not exist; check the path in the scene list")
+    require_files([path], "raster file")
     try:
         with no_grid_warning(path.suffix.lower() in UNGRIDDED_SUFFIXES):
             return rasterio.open(path)

@@ -13,7 +13,7 @@ import pyogrio
 import shapely
 from rasterio.crs import CRS
 
-from eoseg.errors import ConfigError, InputError
+from eoseg.errors import ConfigError, InputError, require_files
 
 PARQUET_SUFFIXES = {".parquet", ".geoparquet", ".pq"}
 
@@ -25,8 +25,7 @@ class LabelWarning(UserWarning):
 def read_vector(path: str | os.PathLike[str], columns: list[str] | None = None) -> gpd.GeoDataFrame:
     """Read a vector file with geopandas (pyogrio, or pyarrow for GeoParquet); errors name the file."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: label file does not exist; check the path in the scene list")
+    require_files([path], "label file")
     try:
         if path.suffix.lower() in PARQUET_SUFFIXES:
             return gpd.read_parquet(path, columns=None if columns is None else [*columns, "geometry"])

@@ -18,7 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from eoseg.errors import ConfigError, InputError
+from eoseg.errors import ConfigError, InputError, require_files
 from eoseg.formats.spacenet import read_spacenet_csv
 from eoseg.geo.atomic import write_text_atomic
 from eoseg.geo.polygonize import band_rows_for, polygonize, row_windows, valid_footprint
@@ -232,9 +232,7 @@ def evaluate(
     for option, area in (("--min-truth-area", rules.min_truth_area), ("--min-pred-area", rules.min_pred_area)):
         if area < 0:
             raise ConfigError(f"{option}: {area:g} is out of range; an area in pixels must be >= 0")
-    for path in [*preds, *truths]:
-        if not Path(path).exists():
-            raise InputError(f"{path}: file does not exist; check the path")
+    require_files([*preds, *truths])
     if out is not None:
         check_writable(out, inputs=[*preds, *truths])
     pairs = list(zip(preds, truths, strict=True))
