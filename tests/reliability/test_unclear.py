@@ -177,3 +177,15 @@ def test_a_missing_input_names_the_option_it_came_from(rasters, tmp_path, capsys
     code, line = run(capsys, *(arg.format(**names) for arg in command))
     assert (code, line) == (2, f"error: {gone} ({given_by}): {kind} does not exist; check the path")
     assert hashes(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+def test_self_train_on_an_unprepared_root_says_what_train_says(tmp_path, capsys):
+    """self-train read stats.json first and called the folder 'incomplete'; train says to run prepare."""
+    (tmp_path / "keep.txt").write_text("untouched")
+    root, runs = tmp_path / "never-prepared", tmp_path / "runs"
+    before = hashes(tmp_path)
+    says = (f"error: {root / 'manifest.parquet'}: chip manifest not found; run `eoseg prepare` with this config "
+            "first (or point data.root at a prepared dataset)")
+    for command in ("train", "self-train"):
+        assert run(capsys, command, "demo", f"data.root={root}", f"train.out={runs}", "-q") == (2, says), command
+    assert hashes(tmp_path) == before and not root.exists() and not runs.exists()

@@ -38,17 +38,24 @@ HeadTargetFn = Callable[..., dict[str, np.ndarray]]
 ``soft=`` names the targets that hold probabilities (pseudo-labelled sets)."""
 
 
-def read_manifest(root: str | os.PathLike[str]) -> pd.DataFrame:
-    """The chip manifest of a prepared dataset; a clear error when it was never prepared."""
+def require_prepared(root: str | os.PathLike[str]) -> Path:
+    """The manifest path of ``root``; the one error for a folder that was never prepared (train, self-train)."""
     path = Path(root) / MANIFEST
     if not path.is_file():
         raise InputError(f"{path}: chip manifest not found; run `eoseg prepare` with this config first "
                          f"(or point data.root at a prepared dataset)")
-    return pd.read_parquet(path)
+    return path
+
+
+def read_manifest(root: str | os.PathLike[str]) -> pd.DataFrame:
+    """The chip manifest of a prepared dataset; a clear error when it was never prepared."""
+    return pd.read_parquet(require_prepared(root))
 
 
 def read_prepared_stats(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """The band statistics (``stats.json``) of a prepared dataset."""
+    """The band statistics (``stats.json``) of a prepared dataset; a folder never prepared is
+    :func:`require_prepared`'s error."""
+    require_prepared(root)
     path = Path(root) / STATS
     if not path.is_file():
         raise InputError(f"{path}: band statistics not found; the dataset is incomplete, re-run `eoseg prepare`")
