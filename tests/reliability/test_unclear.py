@@ -189,3 +189,19 @@ def test_self_train_on_an_unprepared_root_says_what_train_says(tmp_path, capsys)
     for command in ("train", "self-train"):
         assert run(capsys, command, "demo", f"data.root={root}", f"train.out={runs}", "-q") == (2, says), command
     assert hashes(tmp_path) == before and not root.exists() and not runs.exists()
+
+
+@pytest.mark.parametrize(("override", "says"), [
+    ("model.arch=Unett", "model.arch='Unett' is not a known architecture; did you mean 'Unet'? valid: Unet, "
+                         "UnetPlusPlus, MAnet, Linknet, FPN, PSPNet, DeepLabV3, DeepLabV3Plus, PAN, UPerNet, "
+                         "Segformer"),
+    ("model.encoder=resnet181", "model.encoder='resnet181' is not a known encoder; did you mean 'resnet18'? valid: "
+                                "resnet18, resnet34,"),
+])
+def test_config_show_refuses_an_unknown_architecture_or_encoder(tmp_path, capsys, override, says):
+    """Used to print the config; the name was only refused when a model was built (after prepare, in train)."""
+    (tmp_path / "keep.txt").write_text("untouched")
+    before = hashes(tmp_path)
+    code, line = run(capsys, "config", "show", "demo", override)
+    assert (code, line[:len(f"error: preset demo: {says}")]) == (2, f"error: preset demo: {says}")
+    assert hashes(tmp_path) == before

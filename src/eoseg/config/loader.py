@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from eoseg.config.architectures import check_encoder, resolve_architecture
 from eoseg.config.schema import ExperimentConfig
 from eoseg.errors import ConfigError
 from eoseg.geo.atomic import write_text_atomic
@@ -90,9 +91,15 @@ def load_config(source: str | Path, overrides: list[str] | None = None) -> Exper
 def validate_config(raw: dict[str, Any], label: str = "config") -> ExperimentConfig:
     """Validate a raw mapping; errors name the key path and suggest the closest valid key."""
     try:
-        return ExperimentConfig.model_validate(raw)
+        config = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{label}: {describe_validation_error(exc)}") from exc
+    try:  # smp's names: a typo in model.arch / model.encoder is refused here, not when a model is built
+        resolve_architecture(config.model.arch)
+        check_encoder(config.model.encoder)
+    except ConfigError as exc:
+        raise ConfigError(f"{label}: {exc}") from exc
+    return config
 
 
 def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:

@@ -9,53 +9,19 @@ from __future__ import annotations
 
 import inspect
 
-import segmentation_models_pytorch as smp
-import timm
 from torch import Tensor, nn
 
 from eoseg.config.activation import activation_of, main_head
+from eoseg.config.architectures import architectures, check_encoder, resolve_architecture
 from eoseg.config.schema import HeadSpec, ModelSpec, TaskSpec
 from eoseg.errors import ConfigError
 from eoseg.models.heads import build_head
 from eoseg.models.siamese import SiameseEncoder, levels_read_by
 from eoseg.models.weights import load_encoder_weights
-from eoseg.registry import did_you_mean, lookup
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for key, cls in smp.MODEL_ARCHITECTURES_MAPPING.items() if key != "dpt"
-}
-"""Architecture name -> smp class. DPT is left out: its ViT encoder returns tokens no eoseg head reads."""
-
-TIMM_PREFIX = "tu-"
-
-
-def _arch_key(name: str) -> str:
-    """Spelling-insensitive key: ``unet++``, ``UnetPlusPlus`` and ``unet_plus_plus`` are one architecture."""
-    key = name.lower().replace("++", "plusplus").replace("+", "plus")
-    return "".join(ch for ch in key if ch.isalnum())
-
-
-def resolve_architecture(name: str) -> type[nn.Module]:
-    """The smp class for ``name`` (case and ``+``/``-``/``_`` insensitive); ConfigError lists valid names."""
-    return lookup(ARCHITECTURES, name, option="model.arch", what="architecture", key=_arch_key)
-
-
-def check_encoder(name: str) -> None:
-    """Raise ConfigError unless ``name`` is an smp encoder or ``tu-<timm model>``."""
-    smp_names = smp.encoders.get_encoder_names()
-    if name in smp_names:
-        return
-    if name.startswith(TIMM_PREFIX):
-        timm_name = name[len(TIMM_PREFIX) :]
-        if timm.is_model(timm_name):
-            return
-        hint = did_you_mean(timm_name, timm.list_models())
-        raise ConfigError(
-            f"model.encoder={name!r}: {timm_name!r} is not a timm model; {hint}"
-            "use tu-<name> with a name from timm.list_models(), e.g. tu-resnet18, tu-efficientnet_b0"
-        )
-    lookup(dict.fromkeys(smp_names), name, option="model.encoder", what="encoder",
-           valid=f"valid: {', '.join(smp_names)}, or tu-<any timm model> (e.g. tu-convnext_tiny)")
+ARCHITECTURES: dict[str, type[nn.Module]] = architectures()
+"""Architecture name -> smp class (:func:`eoseg.config.architectures.architectures`, which config validation
+checks ``model.arch`` against)."""
 
 
 class MultiHeadModel(nn.Module):
