@@ -58,3 +58,22 @@ def test_preset_augmentations_build_without_a_deprecation_note(preset: str, recw
     for index, spec in enumerate(load_config(preset).data.augment):
         build_transform(spec, index)
     assert [str(w.message) for w in recwarn] == []
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_presets_model_names_are_known_to_smp(name):
+    """``eoseg config show <preset>`` skips the smp import because the tests check the presets' names here."""
+    from eoseg.config.loader import check_model_names
+
+    check_model_names(load_config(name), f"preset {name}")
+
+
+def test_loading_a_config_does_not_import_torch():
+    """``prepare`` and ``config show <preset>`` load configs; the model-name check (smp, torch: 10-15 s) is opt-in."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from eoseg.config import load_config; load_config('demo', ['model.arch=Unett']); "
+            "print(sorted(m for m in ('torch', 'segmentation_models_pytorch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr

@@ -14,11 +14,16 @@ config_app = typer.Typer(help="Show the resolved configuration of a preset or fi
 
 @config_app.command("show")
 def show(source: str = CONFIG_ARG, overrides: list[str] = OVERRIDES_ARG) -> None:
-    """Print the resolved config: defaults, then the preset or file, then the overrides.
+    """Print the resolved config: defaults, then the preset or file, then the overrides; refuse a
+    model.arch or model.encoder (from a file or an override) that segmentation-models-pytorch does not know.
 
     Example: eoseg config show buildings model.encoder=efficientnet-b2 train.epochs=30
     """
-    config = load_config(source, overrides or [])
+    # a shipped preset's own model names are checked by the tests; names from a file or an override are checked
+    # here (importing smp and torch, 10-15 s), not only when a model is built
+    named = {item.partition("=")[0].strip() for item in overrides or []}
+    check = source not in list_presets() or bool(named & {"model.arch", "model.encoder"})
+    config = load_config(source, overrides or [], check_models=check)
     typer.echo(config_to_yaml(config), nl=False) if not console.is_terminal else console.print(
         Syntax(config_to_yaml(config), "yaml")
     )

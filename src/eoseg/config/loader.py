@@ -81,25 +81,38 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def load_config(source: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Resolve a preset or YAML file plus dotted overrides into a validated :class:`ExperimentConfig`."""
+def load_config(
+    source: str | Path, overrides: list[str] | None = None, check_models: bool = False
+) -> ExperimentConfig:
+    """Resolve a preset or YAML file plus dotted overrides into a validated :class:`ExperimentConfig`.
+
+    ``check_models``: also check ``model.arch`` / ``model.encoder`` against smp's registries
+    (:func:`check_model_names`; imports smp and torch, 10-15 s cold, so only ``eoseg config show`` asks for it:
+    commands that build a model refuse a bad name there, and ``prepare`` does not need torch).
+    """
     raw, label = read_source(source)
     raw = apply_overrides(raw, list(overrides or []))
-    return validate_config(raw, label)
+    config = validate_config(raw, label)
+    if check_models:
+        check_model_names(config, label)
+    return config
 
 
 def validate_config(raw: dict[str, Any], label: str = "config") -> ExperimentConfig:
     """Validate a raw mapping; errors name the key path and suggest the closest valid key."""
     try:
-        config = ExperimentConfig.model_validate(raw)
+        return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{label}: {describe_validation_error(exc)}") from exc
-    try:  # smp's names: a typo in model.arch / model.encoder is refused here, not when a model is built
+
+
+def check_model_names(config: ExperimentConfig, label: str = "config") -> None:
+    """ConfigError (the registry's line, after ``label``) unless smp knows ``model.arch`` and ``model.encoder``."""
+    try:
         resolve_architecture(config.model.arch)
         check_encoder(config.model.encoder)
     except ConfigError as exc:
         raise ConfigError(f"{label}: {exc}") from exc
-    return config
 
 
 def config_from_dict(data: dict[str, Any]) -> ExperimentConfig:
