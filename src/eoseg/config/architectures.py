@@ -4,6 +4,7 @@ registries (and timm's for ``tu-<name>``). smp (and so torch) is imported on the
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from eoseg.errors import ConfigError
@@ -12,6 +13,7 @@ from eoseg.registry import did_you_mean, lookup
 TIMM_PREFIX = "tu-"
 
 
+@cache
 def architectures() -> dict[str, Any]:
     """Architecture name -> smp class, from smp's registry. DPT is left out: its ViT encoder returns tokens no
     eoseg head reads."""

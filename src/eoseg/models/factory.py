@@ -20,8 +20,8 @@ from eoseg.models.siamese import SiameseEncoder, levels_read_by
 from eoseg.models.weights import load_encoder_weights
 
 ARCHITECTURES: dict[str, type[nn.Module]] = architectures()
-"""Architecture name -> smp class (:func:`eoseg.config.architectures.architectures`, which config validation
-checks ``model.arch`` against)."""
+"""Architecture name -> smp class (:func:`eoseg.config.architectures.architectures`, which ``eoseg config show`` and
+:func:`resolve_architecture` check ``model.arch`` against)."""
 
 
 class MultiHeadModel(nn.Module):
