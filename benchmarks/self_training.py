@@ -254,7 +254,15 @@ from eoseg.metrics.evaluate import evaluate, object_scores
 from eoseg.models.checkpoint import load_bundle, read_checkpoint
 from eoseg.post.vectorize import vectorize
 from eoseg.selftrain.pseudo import SOFT_SUFFIX
-from eoseg.selftrain.rounds import STATE, read_state, round_checkpoint, round_config, self_train, selftrain_folder
+from eoseg.selftrain.rounds import (
+    STATE,
+    labelling_checkpoints,
+    read_state,
+    round_checkpoint,
+    round_config,
+    self_train,
+    selftrain_folder,
+)
 from eoseg.training.train import train
 
 FLIPS = [{"name": "HorizontalFlip", "p": 0.5}, {"name": "VerticalFlip", "p": 0.5}, {"name": "RandomRotate90", "p": 0.5}]
@@ -275,12 +283,12 @@ SMALL = ["data.chips.size=64", "data.chips.overlap=32", "model.arch_params.encod
 """A model and chips that fit the benchmark on a loaded 2-core CPU (``--set`` overrides them)."""
 
 
-def score(checkpoint: Path, scenes: list[TownScene], out: Path, config: ExperimentConfig) -> tuple[float, float]:
-    """Micro pixel IoU and object F1 of ``checkpoint`` over the held-out ``scenes``."""
-    bundle = load_bundle(checkpoint)
+def score(checkpoints: list[Path], scenes: list[TownScene], out: Path, config: ExperimentConfig) -> tuple[float, float]:
+    """Micro pixel IoU and object F1 of ``checkpoints`` (one model, or an ensemble) over the held-out ``scenes``."""
+    bundles = [load_bundle(checkpoint) for checkpoint in checkpoints]
     masks, truths, pairs = [], [], []
     for scene in scenes:
-        result = predict_scene([bundle], {"image": scene.image}, out, config.predict, config.post, scene.id,
+        result = predict_scene(bundles, {"image": scene.image}, out, config.predict, config.post, scene.id,
                                progress=False)
         polygons = out / f"{scene.id}.gpkg"
         vectorize(result.mask, polygons, prob=result.prob, min_area=config.post.min_area)
@@ -342,7 +350,7 @@ def confidence_line(roofs: dict[str, tuple[int, float, int]]) -> str:
         f"; background {n} px, {p:.3f}, {called} px at p > 0.5")
 
 
-TEACHER_ARGS = ("size", "labelled", "epochs", "augment", "set", "checkpoint")
+TEACHER_ARGS = ("size", "labelled", "epochs", "augment", "set", "checkpoint", "teachers")
 """The options that make a seed's teacher (town A, its training, which of its checkpoints): what ``--reuse`` must
 find unchanged (``set``: only its teacher keys, :func:`teacher_overrides`)."""
 TEACHER = "teacher.json"
@@ -421,7 +429,7 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
         f"train.out={out / 'runs'}", f"train.epochs={args.epochs}", f"train.seed={seed}", "train.tensorboard=false",
         f"selftrain.pseudo.rule={args.rule}", f"selftrain.pseudo.low={args.low:g}",
         f"selftrain.pseudo.high={args.high:g}", mix, f"selftrain.student_epochs={args.student_epochs}",
-        f"selftrain.checkpoint={args.checkpoint}", *SMALL, *args.set,
+        f"selftrain.checkpoint={args.checkpoint}", f"selftrain.teachers={args.teachers}", *SMALL, *args.set,
         *([f"selftrain.student_lr={args.student_lr:g}"] if args.student_lr else []),
     ]
     if args.kl:
@@ -443,10 +451,13 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     teacher_steps = read_checkpoint(teacher.parent / "last.ckpt")["global_step"]
     control = train(control_config(config, str(teacher) if from_teacher else None, student_steps,
                                    teacher_steps // args.epochs), progress=False, report=False)
-    checkpoints = {"teacher": teacher, "control": round_checkpoint(control, config), "self-trained": student}
+    ensemble = [Path(p) for p in labelling_checkpoints(rounds[0])]
+    checkpoints = {"teacher": [teacher], **({"ensemble": ensemble} if len(ensemble) > 1 else {}),
+                   "control": [round_checkpoint(control, config)], "self-trained": [student]}
     start = teacher_steps if from_teacher else 0  # the steps each model took from the common init
-    steps = {"teacher": teacher_steps, "control": start + control.steps, "self-trained": start + student_steps}
-    scores = {name: score(Path(path), test, out / "eval" / name, config) for name, path in checkpoints.items()}
+    steps = {"teacher": teacher_steps, "ensemble": teacher_steps * len(ensemble), "control": start + control.steps,
+             "self-trained": start + student_steps}
+    scores = {name: score(paths, test, out / "eval" / name, config) for name, paths in checkpoints.items()}
     held_out = {name: roof_confidence(out / "eval" / name, test) for name in checkpoints}
     pseudo = selftrain_folder(config) / "pseudo"
     unlabelled_scenes = [s for s in town_b if s.split == "train"]
@@ -488,6 +499,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="last", choices=["best", "last"],
                         help="selftrain.checkpoint: which checkpoint of the teacher, the students and the control "
                              "is scored (best on town A's validation scene, or the last)")
+    parser.add_argument("--teachers", type=int, default=1,
+                        help="selftrain.teachers: teachers trained in round 0 (seeds train.seed + k) whose averaged "
+                             "predictions pseudo-label round 1; the students and the control start from the first; "
+                             "> 1 also scores their ensemble")
     parser.add_argument("--rounds", type=int, default=1, help="student rounds (each pseudo-labels with the last)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -509,8 +524,8 @@ def main() -> None:
     seconds = time.perf_counter() - started
     mix = f"every {args.every}" if not args.share else f"share {args.share:g}"
     print(f"self-training benchmark: {args.labelled} labelled town-A scenes, {args.unlabelled} unlabelled and "
-          f"{args.test} held-out town-B scenes ({args.shift} shift) of {args.size} px; {args.epochs} teacher "
-          f"epochs, {args.student_epochs} student epochs x {args.rounds} round(s) at lr "
+          f"{args.test} held-out town-B scenes ({args.shift} shift) of {args.size} px; {args.teachers} x "
+          f"{args.epochs} teacher epochs, {args.student_epochs} student epochs x {args.rounds} round(s) at lr "
           f"{args.student_lr or 'of the teacher'}, augment {args.augment} (student "
           f"{args.student_augment}) from {args.student_init}, rule {results[0]['band']}, mix {mix}"
           f"{', KL' if args.kl else ''}, {args.checkpoint} checkpoints; seeds {args.seeds}; "
@@ -535,6 +550,10 @@ def main() -> None:
               + confidence_line(r["roofs"]))
         for name, roofs in r["held_out"].items():
             print(f"seed {r['seed']}: {name} on the held-out roofs: {confidence_line(roofs)}")
+    if "ensemble" in mean:
+        gains = [[r["scores"]["self-trained"][i] - r["scores"]["ensemble"][i] for r in results] for i in (0, 1)]
+        print(f"over seeds {args.seeds}: self-trained - the teachers' ensemble: {gain_line('IoU', gains[0])}; "
+              f"{gain_line('object F1', gains[1])}")
     (ci, cf), (si, sf) = mean["control"], mean["self-trained"]
     print(f"mean: self-trained - labelled-only (same budget): IoU {si - ci:+.4f} (ratio {si / max(ci, 1e-9):.3f}), "
           f"object F1 {sf - cf:+.4f}")

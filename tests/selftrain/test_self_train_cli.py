@@ -215,3 +215,77 @@ def test_selftrain_checkpoint_is_what_each_round_hands_on(tmp_path, monkeypatch,
     chosen = [runs / f"round{k}" / "checkpoints" / f"{expected}.ckpt" for k in range(3)]
     assert [Path(r["checkpoint"]) for r in state] == chosen
     assert labelled_by == chosen[:2] and started_from[1:] == chosen[:2]  # it pseudo-labels and starts the student
+
+
+def test_selftrain_teachers_trains_an_ensemble_that_pseudo_labels_round_one(tmp_path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from eoseg.config.loader import load_config
+    from eoseg.errors import ConfigError
+    from eoseg.training.train import TrainResult
+
+    config = load_config("demo", [f"train.out={tmp_path}", "selftrain.teachers=3", "train.seed=7"])
+    trained = []
+
+    def fake_train(round_config, resume, progress, rounds):
+        trained.append((round_config.name, round_config.train.seed, round_config.model.init_checkpoint))
+        folder = Path(round_config.train.out) / round_config.name / "checkpoints"
+        folder.mkdir(parents=True)
+        (folder / "best.ckpt").write_text(round_config.name)
+        return TrainResult(folder.parent, folder / "best.ckpt", folder / "best.ckpt", "val/iou", 0.5, 1, 1,
+                           [{"val/iou": 0.5}])
+
+    labelled_by = []
+
+    def fake_pseudo_label(bundles, scenes, out, labelling, progress):
+        labelled_by.append([b.path.parent.parent.name for b in bundles])
+        return SimpleNamespace(root=out / "chips", kept=3)
+
+    monkeypatch.setattr(rounds_module, "check_before_teacher", lambda *args: None)
+    monkeypatch.setattr(rounds_module, "train", fake_train)
+    monkeypatch.setattr(rounds_module, "load_bundle", lambda path: SimpleNamespace(path=Path(path), config=config))
+    monkeypatch.setattr(rounds_module, "pseudo_label", fake_pseudo_label)
+    scenes = [{"image": tmp_path / "b.tif"}]
+    state = rounds_module.self_train(config, scenes, 2, progress=False, from_teacher=True)
+    runs = tmp_path / "demo-selftrain" / "runs"
+    first = runs / "round0" / "checkpoints" / "best.ckpt"
+    # three teachers, each its own seed and run folder, all from the configured init
+    assert trained[:3] == [("round0", 7, None), ("round0-teacher1", 8, None), ("round0-teacher2", 9, None)]
+    # round 1 is labelled by the ensemble of the three, round 2 by the round-1 student alone
+    assert labelled_by == [["round0", "round0-teacher1", "round0-teacher2"], ["round1"]]
+    assert trained[3][2] == first  # the students start from the first teacher (--from-teacher)
+    assert state[0]["checkpoint"] == str(first)
+    assert state[0]["ensemble"] == [str(runs / n / "checkpoints" / "best.ckpt")
+                                    for n in ("round0", "round0-teacher1", "round0-teacher2")]
+    csv_rows = (tmp_path / "demo-selftrain" / "rounds.csv").read_text().splitlines()
+    assert csv_rows[0].endswith(",ensemble") and csv_rows[1].endswith(" ".join(state[0]["ensemble"]))
+
+    # resuming with another number of teachers is refused, nothing changed
+    before = listing(tmp_path)
+    other = load_config("demo", [f"train.out={tmp_path}", "selftrain.teachers=2", "train.seed=7"])
+    with pytest.raises(ConfigError, match=r"selftrain.teachers=2: .*rounds.json records a round 0 of 3 "
+                                          r"teacher\(s\); give selftrain.teachers=3"):
+        rounds_module.self_train(other, scenes, 3, progress=False, from_teacher=True)
+    assert listing(tmp_path) == before and len(trained) == 5
+
+
+def test_self_train_cli_pseudo_labels_with_the_teachers_ensemble(tmp_path) -> None:
+    from eoseg.models.checkpoint import load_bundle
+    from eoseg.selftrain.pseudo import prediction_keys
+
+    config = tiny_yaml(tmp_path)
+    assert cli("prepare", str(config), "--quiet") == 0
+    unlabelled, _ = buildings_scene(tmp_path / "unlabelled", size=64)
+    assert cli("self-train", str(config), "--unlabelled", str(unlabelled), "selftrain.teachers=2", "-q") == 0
+    folder = tmp_path / "runs" / "tiny-selftrain"
+    state = json.loads((folder / "rounds.json").read_text())
+    teachers = [Path(p) for p in state[0]["ensemble"]]
+    assert [p.parent.parent.name for p in teachers] == ["round0", "round0-teacher1"]
+    assert sha(teachers[0]) != sha(teachers[1])  # two seeds, two models
+    bundles = [load_bundle(p) for p in teachers]
+    assert [b.config.train.seed for b in bundles] == [42, 43]
+    labelling = bundles[0].config  # self-train labels with its own predict / post sections: the yaml's here
+    scenes = [{"image": unlabelled}]
+    recorded = json.loads((folder / "pseudo" / "round1" / "labels" / "scenes.json").read_text())["scene"]["prediction"]
+    assert recorded == prediction_keys(bundles, scenes, labelling)[0]  # the pseudo-labels came from both teachers
+    assert recorded != prediction_keys(bundles[:1], scenes, labelling)[0]

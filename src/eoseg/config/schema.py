@@ -586,6 +586,12 @@ class SelfTrainSpec(Section):
                     "its teacher (--from-teacher) fine-tunes: a one-cycle schedule that warms up to the teacher's rate "
                     "again undoes much of what the teacher learnt",
     )
+    teachers: int = Field(
+        default=1, ge=1, le=20,
+        description="eoseg self-train: models trained in round 0 (train.seed, train.seed + 1, ...); round 1's "
+                    "pseudo-labels average their predictions (Open Cities averaged several runs' TTA probabilities); "
+                    "the first one stands for round 0 (its checkpoint starts the students with --from-teacher)",
+    )
     checkpoint: Literal["best", "last"] = Field(
         default="best",
         description="eoseg self-train: the checkpoint that stands for a round (pseudo-labels the next round, starts "

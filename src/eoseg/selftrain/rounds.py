@@ -1,12 +1,14 @@
 """``eoseg self-train``: teacher -> pseudo-labels -> student, for N rounds, every round kept, resumable.
 
-Round 0 trains the teacher on the labelled chips (``data.root``) only; round ``r`` pseudo-labels the
+Round 0 trains the teacher on the labelled chips (``data.root``) only (``selftrain.teachers`` > 1: that many,
+whose averaged predictions make round 1's pseudo-labels); round ``r`` pseudo-labels the
 unlabelled scenes with the checkpoint of round ``r - 1`` (``selftrain.checkpoint``: its best or its last;
 :func:`eoseg.selftrain.pseudo.pseudo_label`, ``selftrain.pseudo`` rules, ``predict.*`` TTA) and trains a
 student on the labelled chips mixed with them (``selftrain.mix``; default one pseudo-labelled batch every 5).
 Layout under ``train.out/<name>-selftrain/``::
 
     runs/round0/, runs/round1/, ...   training runs (checkpoints, metrics.csv, report.html)
+    runs/round0-teacher1/, ...        round 0's other teachers (selftrain.teachers > 1)
     pseudo/round1/, ...               pseudo-label outputs of each round (labels/, chips/, summary.json)
     rounds.json, rounds.csv           one entry per finished round: checkpoint, pseudo chips, val score
 
@@ -66,6 +68,24 @@ def round_config(
     return validate_config(raw, f"self-train round {number}")
 
 
+def teacher_config(config: ExperimentConfig, folder: Path, k: int) -> ExperimentConfig:
+    """Round 0's ``k``-th teacher (of ``selftrain.teachers``): the first is ``round0``; the others train as
+    ``round0-teacher<k>`` with ``train.seed + k``, so that they differ in init and draw order, not in data."""
+    first = round_config(config, folder, 0, None)
+    if k == 0:
+        return first
+    raw = config_to_dict(first)
+    raw["name"] = f"round0-teacher{k}"
+    raw["train"]["seed"] = config.train.seed + k
+    return validate_config(raw, f"self-train teacher {k}")
+
+
+def labelling_checkpoints(entry: dict[str, Any]) -> list[str]:
+    """The checkpoints whose averaged predictions pseudo-label the round after ``entry``: round 0's ensemble of
+    teachers (``selftrain.teachers``), or the round's one checkpoint."""
+    return list(entry.get("ensemble") or [entry["checkpoint"]])
+
+
 def best_score(history: Sequence[dict[str, float]], monitor: str, mode: str) -> float | None:
     """The best value of ``monitor`` over the epochs of a run (None when it was never logged)."""
     values = [h[monitor] for h in history if monitor in h and h[monitor] == h[monitor]]
@@ -85,7 +105,7 @@ def write_state(folder: Path, rounds: list[dict[str, Any]]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rounds[0]))
     writer.writeheader()
-    writer.writerows(rounds)
+    writer.writerows({k: " ".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rounds)
     write_text_atomic(folder / "rounds.csv", buffer.getvalue())
 
 
@@ -140,18 +160,27 @@ def self_train(
     state = [r for r in read_state(folder) if r["round"] <= rounds]
     done = {r["round"] for r in state}
     if 0 not in done:
-        result = _train_round(round_config(config, folder, 0, None), [], progress)
-        state = [_entry(0, result, config)]
+        results = [_train_round(teacher_config(config, folder, k), [], progress)
+                   for k in range(config.selftrain.teachers)]
+        entry = _entry(0, results[0], config)
+        if len(results) > 1:
+            entry["ensemble"] = [str(round_checkpoint(result, config)) for result in results]
+        state = [entry]
         write_state(folder, state)
+    trained = len(labelling_checkpoints(state[0]))
+    if trained != config.selftrain.teachers:
+        raise ConfigError(f"selftrain.teachers={config.selftrain.teachers}: {folder / STATE} records a round 0 of "
+                          f"{trained} teacher(s); give selftrain.teachers={trained}, or another train.out to start "
+                          "over")
     for number in range(1, rounds + 1):
         if number in done:
             continue
         teacher = state[-1]["checkpoint"]
-        bundle = load_bundle(teacher)
-        labelling = bundle.config.model_copy(
+        bundles = [load_bundle(path) for path in labelling_checkpoints(state[-1])]
+        labelling = bundles[0].config.model_copy(
             update={"predict": config.predict, "post": config.post, "selftrain": config.selftrain}
         )
-        pseudo = pseudo_label([bundle], unlabelled, folder / "pseudo" / f"round{number}", labelling,
+        pseudo = pseudo_label(bundles, unlabelled, folder / "pseudo" / f"round{number}", labelling,
                               progress=progress)
         init = teacher if from_teacher else None
         result = _train_round(round_config(config, folder, number, pseudo.root, init), state, progress)
