@@ -23,7 +23,8 @@ def bench():
 
 
 def args(**changes) -> argparse.Namespace:
-    base = {"size": 384, "labelled": 3, "epochs": 24, "augment": "colour", "set": [], "checkpoint": "last"}
+    base = {"size": 384, "labelled": 3, "epochs": 24, "augment": "colour", "set": [], "checkpoint": "last",
+            "teachers": 1}
     return argparse.Namespace(**{**base, **changes})
 
 
@@ -36,6 +37,7 @@ def test_student_keys_leave_the_teacher_record_alone(bench):
     # the record of an earlier run without --set (as /tmp/st8/teachers/seed0/teacher.json) still matches
     assert bench.teacher_record(args(set=student), 0) == bench.teacher_record(args(), 0)
     assert bench.teacher_record(args(set=student + ["train.lr=1"]), 0)["set"] == ["train.lr=1"]
+    assert bench.teacher_record(args(teachers=3), 0)["teachers"] == 3  # an ensemble of teachers is another round 0
 
 
 def test_reuse_refuses_a_teacher_key_and_writes_nothing(bench, tmp_path):
