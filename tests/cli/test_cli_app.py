@@ -42,6 +42,29 @@ def test_every_command_has_help_with_an_example():
         assert runner.invoke(app, [*path, "--help"]).exit_code == 0, " ".join(path)
 
 
+def usage_line(path: tuple[str, ...]) -> str:
+    """The Usage line of ``eoseg PATH --help`` (joined when it wraps), spaces collapsed."""
+    lines = runner.invoke(app, [*path, "--help"]).output.splitlines()
+    start = next(i for i, line in enumerate(lines) if "Usage:" in line)
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))  # rich pads blank lines
+    return " ".join(" ".join(lines[start:end]).split())
+
+
+def test_usage_lines_name_arguments_as_their_help_does():
+    """typer wrapped required arguments in braces: ``{masks}...``, ``{CKPT... SCENE... [KEY=VALUE]...}...``."""
+    usages = {path: usage_line(path) for path, _ in _leaf_commands(typer.main.get_command(app))}
+    assert len(usages) >= 15
+    odd = {" ".join(path): line for path, line in usages.items() if "{" in line or "[[" in line or "]]" in line}
+    assert not odd
+    assert usages[("vectorize",)] == "Usage: eoseg vectorize [OPTIONS] MASK..."
+    assert usages[("ensemble",)] == "Usage: eoseg ensemble [OPTIONS] RASTER..."
+    assert usages[("thresholds",)] == "Usage: eoseg thresholds [OPTIONS] PROB..."
+    assert usages[("evaluate",)] == "Usage: eoseg evaluate [OPTIONS] PRED..."
+    assert usages[("predict",)] == "Usage: eoseg predict [OPTIONS] CKPT... SCENE... [KEY=VALUE]..."
+    assert usages[("self-train",)] == "Usage: eoseg self-train [OPTIONS] PRESET_OR_FILE [SCENE]... [KEY=VALUE]..."
+    assert usages[("config", "show")] == "Usage: eoseg config show [OPTIONS] PRESET_OR_FILE [KEY=VALUE]..."
+
+
 def test_config_show_prints_resolved_yaml():
     result = eoseg("config", "show", "buildings", "model.encoder=efficientnet-b2")
     assert result.returncode == 0, result.stderr

@@ -162,11 +162,11 @@ def test_a_four_class_prediction_prints_no_gdal_warning(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("command", "given_by", "kind"), [
-    (["vectorize", "{gone}", "--out", "{out}.gpkg"], "argument masks", "raster file"),
+    (["vectorize", "{gone}", "--out", "{out}.gpkg"], "argument MASK", "raster file"),
     (["vectorize", "{mask}", "--prob", "{gone}", "--out", "{out}.gpkg"], "--prob", "raster file"),
-    (["vectorize", "{mask}", "{gone}", "--out", "{out}.csv"], "argument masks", "raster file"),
-    (["ensemble", "{prob}", "{gone}", "--out", "{out}.tif"], "argument preds", "raster file"),
-    (["thresholds", "{gone}", "--truth", "{truth}", "--out", "{out}.yaml"], "argument probs", "raster file"),
+    (["vectorize", "{mask}", "{gone}", "--out", "{out}.csv"], "argument MASK", "raster file"),
+    (["ensemble", "{prob}", "{gone}", "--out", "{out}.tif"], "argument RASTER", "raster file"),
+    (["thresholds", "{gone}", "--truth", "{truth}", "--out", "{out}.yaml"], "argument PROB", "raster file"),
     (["thresholds", "{prob}", "--truth", "{gone}", "--out", "{out}.yaml"], "--truth", "truth file"),
 ], ids=["vectorize", "vectorize --prob", "vectorize csv", "ensemble", "thresholds", "thresholds --truth"])
 def test_a_missing_input_names_the_option_it_came_from(rasters, tmp_path, capsys, command, given_by, kind):

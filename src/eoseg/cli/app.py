@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.text import Text
+from typer.core import TyperArgument, TyperCommand
 
 from eoseg.cli.runtime import (
     INTERRUPTED,
@@ -50,8 +51,38 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
     """eoseg: from GeoTIFFs and vector labels to models, whole-scene predictions, polygons and metrics."""
 
 
+class ReadableUsage(TyperCommand):
+    """A usage line that names arguments as their help does (``MASK...``, ``[KEY=VALUE]...``): typer wraps each
+    required argument in braces (``{masks}...``, ``{PRESET_OR_FILE}``) and an optional one in brackets again."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            pieces += [usage_name(param)] if isinstance(param, TyperArgument) else param.get_usage_pieces(ctx)
+        return pieces
+
+
+def usage_name(argument: TyperArgument) -> str:
+    """The metavar as written (it says repeats and optional parts itself), else NAME, NAME... or [NAME]."""
+    if argument.metavar is not None:
+        return argument.metavar
+    name = (argument.name or "").upper() + ("..." if argument.nargs != 1 else "")
+    return name if argument.required else f"[{name}]"
+
+
+def readable_usage(commands: typer.Typer) -> None:
+    """Every command of ``commands`` (and of its sub-groups) gets the :class:`ReadableUsage` line."""
+    for info in commands.registered_commands:
+        if info.cls in (None, TyperCommand):
+            info.cls = ReadableUsage
+    for group in commands.registered_groups:
+        if group.typer_instance is not None:
+            readable_usage(group.typer_instance)
+
+
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
+readable_usage(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -62,7 +62,9 @@ def _object_table(objects: dict) -> Table:
 
 
 def evaluate_cmd(
-    preds: list[Path] = typer.Argument(..., help="Predicted masks (rasters), polygons, or SpaceNet CSVs."),
+    preds: list[Path] = typer.Argument(
+        ..., metavar="PRED...", help="Predicted masks (rasters), polygons, or SpaceNet CSVs."
+    ),
     truth: list[Path] = typer.Option(..., "--truth", "-t", help="Truth raster, vector or CSV per prediction (repeat)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the metrics as JSON here."),
     classes: str | None = typer.Option(None, "--classes", help="Class names, comma-separated (0 = background)."),

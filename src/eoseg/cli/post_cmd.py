@@ -28,7 +28,9 @@ def _floats(text: str | None, option: str, low: float = -math.inf, high: float =
 
 
 def vectorize_cmd(
-    masks: list[Path] = typer.Argument(..., help="Class mask raster(s) (e.g. scene.mask.tif); several for .csv."),
+    masks: list[Path] = typer.Argument(
+        ..., metavar="MASK...", help="Class mask raster(s) (e.g. scene.mask.tif); several for .csv."
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output file: .gpkg, .parquet, .geojson, .shp, .fgb, or .csv (SpaceNet submission)."
     ),
@@ -47,7 +49,7 @@ def vectorize_cmd(
     """
     from eoseg.post.vectorize import spacenet_submission, vectorize
 
-    require_files(masks, "raster file", "argument masks")
+    require_files(masks, "raster file", "argument MASK")
     require_files(prob or [], "raster file", "--prob")
     areas = _floats(min_area, "--min-area", low=0.0)
     if out.suffix.lower() == ".csv":
@@ -63,7 +65,7 @@ def vectorize_cmd(
 
 
 def ensemble_cmd(
-    preds: list[Path] = typer.Argument(..., help="Probability or mask rasters on one grid."),
+    preds: list[Path] = typer.Argument(..., metavar="RASTER...", help="Probability or mask rasters on one grid."),
     out: Path = typer.Option(..., "--out", "-o", help="Output raster (Cloud-Optimized GeoTIFF)."),
     mode: str = typer.Option("mean", "--mode", help="mean (probabilities) or vote (k-of-n of binary masks)."),
     min_votes: int | None = typer.Option(None, "--min-votes", help="vote: inputs that must agree (default majority)."),
@@ -78,7 +80,7 @@ def ensemble_cmd(
     Example: eoseg ensemble a.mask.tif b.mask.tif c.mask.tif --mode vote --min-votes 2 --out city.tif
     """
     from eoseg.post.ensemble import ensemble_rasters
-    require_files(preds, "raster file", "argument preds")
+    require_files(preds, "raster file", "argument RASTER")
     if threshold is not None:
         _floats(str(threshold), "--threshold", 0.0, 1.0)
     path = ensemble_rasters(
@@ -88,7 +90,7 @@ def ensemble_cmd(
 
 
 def thresholds_cmd(
-    probs: list[Path] = typer.Argument(..., help="Validation probability rasters."),
+    probs: list[Path] = typer.Argument(..., metavar="PROB...", help="Validation probability rasters."),
     truth: list[Path] = typer.Option(..., "--truth", "-t", help="Truth raster or vector per raster (repeat)."),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Config overlay YAML to write (post.threshold, post.min_area, post.gate)."
@@ -119,7 +121,7 @@ def thresholds_cmd(
     from eoseg.geo.products import check_writable
     from eoseg.geo.raster import raster_info
     from eoseg.post.search import DEFAULT_THRESHOLDS, probability_kind, search_thresholds, write_overlay
-    require_files(probs, "raster file", "argument probs")
+    require_files(probs, "raster file", "argument PROB")
     require_files(truth, "truth file", "--truth")
     given_by = "--kind"
     if config is not None:
