@@ -91,7 +91,7 @@ def test_errors_are_one_line(tmp_path, scene, capsys):
     assert run("vectorize", mask, "--out", tmp_path / "blocker" / "x.gpkg") == 2
     assert "is a file, not a folder" in capsys.readouterr().err
     assert run("evaluate", tmp_path / "missing.tif", "--truth", mask) == 2
-    assert "missing.tif: file does not exist" in capsys.readouterr().err
+    assert "missing.tif (argument PRED): prediction file does not exist" in capsys.readouterr().err
 
 
 def test_vectorize_refuses_geojson_of_a_mask_without_a_crs_before_tracing(tmp_path, capsys, monkeypatch):

@@ -24,7 +24,7 @@ def test_brackets_in_a_path_are_printed_literally(tmp_path, capsys, path):
     """``[v2]`` used to vanish and ``[/`` crashed the printer itself (rich's MarkupError)."""
     code, line = run(capsys, "evaluate", path, "--truth", "y/[/b.gpkg")
     assert code == 2
-    assert line == f"error: {path}: file does not exist; check the path"
+    assert line == f"error: {path} (argument PRED): prediction file does not exist; check the path"
 
 
 def test_brackets_in_a_message_survive(rasters, tmp_path, capsys):

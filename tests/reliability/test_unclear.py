@@ -168,12 +168,22 @@ def test_a_four_class_prediction_prints_no_gdal_warning(tmp_path, capsys):
     (["ensemble", "{prob}", "{gone}", "--out", "{out}.tif"], "argument RASTER", "raster file"),
     (["thresholds", "{gone}", "--truth", "{truth}", "--out", "{out}.yaml"], "argument PROB", "raster file"),
     (["thresholds", "{prob}", "--truth", "{gone}", "--out", "{out}.yaml"], "--truth", "truth file"),
-], ids=["vectorize", "vectorize --prob", "vectorize csv", "ensemble", "thresholds", "thresholds --truth"])
-def test_a_missing_input_names_the_option_it_came_from(rasters, tmp_path, capsys, command, given_by, kind):
-    """These commands have no scene list: the line used to say 'check the path in the scene list'."""
+    (["evaluate", "{gone}", "--truth", "{truth}", "--out", "{out}.json"], "argument PRED", "prediction file"),
+    (["evaluate", "{mask}", "--truth", "{gone}", "--out", "{out}.json"], "--truth", "truth file"),
+    (["evaluate", "{gone}", "--truth", "{truth}", "--format", "xview2"], "argument PRED", "prediction folder"),
+    (["predict", "{ckpt}", "{gone}", "--out", "{out}"], "argument SCENE", "raster file"),
+    (["predict", "{ckpt}", "{prob}", "{gone}", "--out", "{out}", "-q"], "argument SCENE", "raster file"),
+    (["pseudo-label", "{ckpt}", "{gone}", "--out", "{out}"], "argument SCENE", "raster file"),
+], ids=["vectorize", "vectorize --prob", "vectorize csv", "ensemble", "thresholds", "thresholds --truth", "evaluate",
+        "evaluate --truth", "evaluate --format", "predict", "predict 2 scenes", "pseudo-label"])
+def test_a_missing_input_names_the_option_it_came_from(rasters, checkpoint, tmp_path, capsys, command, given_by,
+                                                       kind):
+    """These commands have no scene list: the line used to say 'check the path in the scene list' (evaluate and
+    a typed scene of predict named no option: predict ran the other scenes and said 'file not found: image=...')."""
     gone = tmp_path / "gone.tif"
     before = hashes(tmp_path)
-    names = {**{k: str(v) for k, v in rasters.items()}, "gone": str(gone), "out": str(tmp_path / "out" / "o")}
+    names = {**{k: str(v) for k, v in rasters.items()}, "gone": str(gone), "out": str(tmp_path / "out" / "o"),
+             "ckpt": str(checkpoint)}
     code, line = run(capsys, *(arg.format(**names) for arg in command))
     assert (code, line) == (2, f"error: {gone} ({given_by}): {kind} does not exist; check the path")
     assert hashes(tmp_path) == before and not (tmp_path / "out").exists()

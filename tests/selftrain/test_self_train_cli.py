@@ -166,11 +166,14 @@ def test_self_train_refuses_unfit_unlabelled_scenes_before_the_teacher_trains(tm
                   "image_3); give a scene with the bands the model was trained on",
         wide: f"{wide}: scene is uint16 but the model was trained on uint8 images",
         text: f"{text}: not a readable raster",
-        bad / "missing.tif": f"{bad / 'missing.tif'}: raster file does not exist",
+        bad / "missing.tif": f"{bad / 'missing.tif'} (argument SCENE): raster file does not exist; check the path",
     }
-    for scene, message in cases.items():
+    given = [(["--unlabelled", str(good), str(scene)], message) for scene, message in cases.items()]
+    given.append((["--unlabelled", str(bad / "gone.tif"), str(good)],
+                  f"{bad / 'gone.tif'} (--unlabelled): raster file does not exist; check the path"))
+    for scenes, message in given:
         # the fitting scene first: the check looks at every scene, not only the first
-        assert cli("self-train", str(config), "--unlabelled", str(good), str(scene), "--rounds", "1", "-q") == 2
+        assert cli("self-train", str(config), *scenes, "--rounds", "1", "-q") == 2
         err = capsys.readouterr().err
         lines = [line for line in err.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), err

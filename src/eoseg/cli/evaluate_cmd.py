@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from eoseg.errors import ConfigError, InputError
+from eoseg.errors import ConfigError, InputError, require_files
 from eoseg.geo.products import IGNORE
 
 METRIC_COLUMNS = ("iou", "f1", "precision", "recall", "dice")
@@ -112,6 +112,9 @@ def evaluate_cmd(
 
     Example: eoseg evaluate out/atlanta.mask.tif --truth atlanta_buildings.geojson --out metrics.json --error-maps out
     """
+    kind = "folder" if fmt in ("geopose", "xview2") else "file"
+    require_files(preds, f"prediction {kind}", "argument PRED")
+    require_files(truth, f"truth {kind}", "--truth")
     if fmt is not None:
         _competition(fmt, preds, truth, out, truth_shape, unit)
         return

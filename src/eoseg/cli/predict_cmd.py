@@ -12,7 +12,7 @@ from rich.table import Table
 from eoseg.cli.options import QUIET_OPTION
 from eoseg.config.loader import apply_overrides, config_to_dict, read_source, save_config, validate_config
 from eoseg.config.schema import ExperimentConfig
-from eoseg.errors import ConfigError, InputError
+from eoseg.errors import ConfigError, InputError, require_files
 from eoseg.geo.atomic import check_not_inputs
 from eoseg.openmp import sleep_while_waiting
 from eoseg.progress import console
@@ -88,6 +88,13 @@ def parse_scene(item: str, image_names: list[str]) -> dict[str, Path]:
             )
         images[name.strip()] = Path(path.strip())
     return images
+
+
+def parse_scenes(items: list[str], image_names: list[str], given_by: str = "argument SCENE") -> list[dict[str, Path]]:
+    """:func:`parse_scene` of each item; a missing image file is refused, naming ``given_by``."""
+    scenes = [parse_scene(item, image_names) for item in items]
+    require_files([path for scene in scenes for path in scene.values()], "raster file", given_by)
+    return scenes
 
 
 def load_models(paths: list[Path]) -> list:
@@ -187,7 +194,7 @@ def predict(
         from eoseg.inference.competitions import given_images
 
         image_names = given_images(fmt, image_names)
-    scenes = [parse_scene(item, image_names) for item in args.scenes]
+    scenes = parse_scenes(args.scenes, image_names)  # typed ones must exist; --scenes: missing reported, others run
     names = [scene_name(s) for s in scenes]
     if scenes_file is not None:
         listed, listed_names = read_scene_list(scenes_file, image_names, list(bundles[0].config.data.targets))

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from eoseg.cli.options import CONFIG_ARG, QUIET_OPTION
-from eoseg.cli.predict_cmd import OVERRIDE_KEY, load_models, parse_scene, resolve_config, split_items
+from eoseg.cli.predict_cmd import OVERRIDE_KEY, load_models, parse_scenes, resolve_config, split_items
 from eoseg.config.loader import config_to_dict, save_config
 from eoseg.errors import InputError
 from eoseg.progress import console
@@ -36,7 +36,7 @@ def pseudo_label(
     args = split_items(items, PSEUDO_SECTIONS, "pseudo-label")
     bundles = load_models(args.checkpoints)  # .onnx models too
     config = resolve_config(config_to_dict(bundles[0].config), args.overrides)
-    scenes = [parse_scene(item, bundles[0].image_names) for item in args.scenes]
+    scenes = parse_scenes(args.scenes, bundles[0].image_names)
     result = run(bundles, scenes, out, config, progress=not quiet)
     save_config(config, out / "config.yaml")
     table = Table("scene", "valid px", "kept px", "outside band", "mean confidence",
@@ -109,10 +109,10 @@ def self_train(
     from eoseg.selftrain.rounds import selftrain_folder
 
     overrides = [i for i in items or [] if "=" in i and OVERRIDE_KEY.match(i.partition("=")[0])]
-    scenes_given = [*unlabelled, *(i for i in items or [] if i not in overrides)]
+    trailing = [i for i in items or [] if i not in overrides]
     config = load_config(config_source, overrides)
     image_names = list(read_prepared_stats(config.data.root)["bands"])  # the labelled chips' images
-    scenes = [parse_scene(item, image_names) for item in scenes_given]
+    scenes = [*parse_scenes(unlabelled, image_names, "--unlabelled"), *parse_scenes(trailing, image_names)]
     table_rows = run(config, scenes, rounds, progress=not quiet, from_teacher=from_teacher)
     monitor, folder = config.train.monitor, selftrain_folder(config).resolve()
     table = Table("round", "teacher", "pseudo chips", monitor, "checkpoint", title=f"eoseg self-train: {folder}",
