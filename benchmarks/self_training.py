@@ -449,9 +449,11 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     teacher, student = Path(rounds[0]["checkpoint"]), Path(rounds[-1]["checkpoint"])
     student_steps = sum(read_checkpoint(Path(r["checkpoint"]).parent / "last.ckpt")["global_step"] for r in rounds[1:])
     teacher_steps = read_checkpoint(teacher.parent / "last.ckpt")["global_step"]
-    control = train(control_config(config, str(teacher) if from_teacher else None, student_steps,
-                                   teacher_steps // args.epochs), progress=False, report=False)
     ensemble = [Path(p) for p in labelling_checkpoints(rounds[0])]
+    # --control-budget ensemble: the other teachers' steps too, so that the control has the student's compute
+    extra = (len(ensemble) - 1) * teacher_steps if args.control_budget == "ensemble" else 0
+    control = train(control_config(config, str(teacher) if from_teacher else None, student_steps + extra,
+                                   teacher_steps // args.epochs), progress=False, report=False)
     checkpoints = {"teacher": [teacher], **({"ensemble": ensemble} if len(ensemble) > 1 else {}),
                    "control": [round_checkpoint(control, config)], "self-trained": [student]}
     start = teacher_steps if from_teacher else 0  # the steps each model took from the common init
@@ -503,6 +505,9 @@ def main() -> None:
                         help="selftrain.teachers: teachers trained in round 0 (seeds train.seed + k) whose averaged "
                              "predictions pseudo-label round 1; the students and the control start from the first; "
                              "> 1 also scores their ensemble")
+    parser.add_argument("--control-budget", default="student", choices=["student", "ensemble"],
+                        help="student: the control trains as many steps as the student(s); ensemble: also the "
+                             "steps of the --teachers beyond the first (the student's whole training compute)")
     parser.add_argument("--rounds", type=int, default=1, help="student rounds (each pseudo-labels with the last)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
@@ -528,7 +533,8 @@ def main() -> None:
           f"{args.epochs} teacher epochs, {args.student_epochs} student epochs x {args.rounds} round(s) at lr "
           f"{args.student_lr or 'of the teacher'}, augment {args.augment} (student "
           f"{args.student_augment}) from {args.student_init}, rule {results[0]['band']}, mix {mix}"
-          f"{', KL' if args.kl else ''}, {args.checkpoint} checkpoints; seeds {args.seeds}; "
+          f"{', KL' if args.kl else ''}, {args.checkpoint} checkpoints, control budget {args.control_budget}; "
+          f"seeds {args.seeds}; "
           f"overrides {SMALL + args.set}; "
           f"{torch.get_num_threads()} threads, {seconds:.0f} s")
     print(f"{'seed':>4} {'model':>12} {'steps':>6} {'pixel IoU':>10} {'object F1':>10}")
