@@ -95,6 +95,12 @@ defaults otherwise. Pixel IoU / object F1 on the held-out scenes:
   (seed 1 held-out dark brown mean p: teacher 0.27, ensemble 0.49, control 0.75, student 0.27; seed 0 0.38, 0.32,
   0.56, 0.40). The ensemble's pseudo-labels are no better at those roofs (pseudo-label IoU 0.708 and 0.588 on seeds
   0 and 1, precision 0.86 / 0.70, recall 0.80 / 0.79).
+- 04:31 -> 04:52 UTC, a pilot with teachers nearer convergence: ``--out /tmp/st11e --epochs 72 --seeds 0`` and
+  ``--out /tmp/st11f --epochs 72 --seeds 6`` (one teacher, the defaults otherwise; a CI run beside them from
+  04:33). Teacher 0.7312 / 0.8000 and 0.7487 / 0.8320 (the 24-epoch ones: 0.6764 / 0.7589 and 0.5797 / 0.6767),
+  control 0.7353 / 0.8188 and 0.7653 / 0.8594 (+0.004 and +0.017 IoU over its teacher), student 0.7233 / 0.8102
+  and 0.7654 / 0.8538: gain -0.0120 / -0.0086 and +0.0001 / -0.0056. Pseudo-labels IoU 0.737 / 0.762, precision
+  0.85 / 0.91, recall 0.85 / 0.83. Two seeds only, and no sign of a gain from better teachers either.
 
 Measured 2026-12-03 evening (2 CPU cores, no other jobs but a README walk from 19:24; two runs side by side, each
 ``OMP_NUM_THREADS=1``, 7 seeds each, new 24-epoch teachers, the defaults):
