@@ -577,12 +577,13 @@ def main() -> None:
         for name, (iou, f1) in r["scores"].items():
             print(f"{r['seed']:>4} {name:>12} {r['steps'][name]:>6} {iou:>10.4f} {f1:>10.4f}")
     names = list(results[0]["scores"])
+    budget = "same steps" if args.control_budget == "student" else "control of the whole compute"
     mean = {n: [sum(r["scores"][n][i] for r in results) / len(results) for i in (0, 1)] for n in names}
     for n in names:
         print(f"mean {n:>12} {'':>6} {mean[n][0]:>10.4f} {mean[n][1]:>10.4f}")
     for r in results:
         (ci, cf), (si, sf), q = r["scores"]["control"], r["scores"]["self-trained"], r["pseudo"]
-        print(f"seed {r['seed']}: self-trained - labelled-only (same budget): IoU {si - ci:+.4f}, object F1 "
+        print(f"seed {r['seed']}: self-trained - labelled-only ({budget}): IoU {si - ci:+.4f}, object F1 "
               f"{sf - cf:+.4f} ({r['pseudo_chips']} pseudo chips; pseudo-labels vs truth: "
               f"IoU {q['iou']:.3f}, precision {q['precision']:.3f}, recall {q['recall']:.3f}, "
               f"{q['labelled']:.1%} of pixels labelled)")
@@ -596,7 +597,7 @@ def main() -> None:
         print(f"over seeds {args.seeds}: self-trained - the teachers' ensemble: {gain_line('IoU', gains[0])}; "
               f"{gain_line('object F1', gains[1])}")
     (ci, cf), (si, sf) = mean["control"], mean["self-trained"]
-    print(f"mean: self-trained - labelled-only (same budget): IoU {si - ci:+.4f} (ratio {si / max(ci, 1e-9):.3f}), "
+    print(f"mean: self-trained - labelled-only ({budget}): IoU {si - ci:+.4f} (ratio {si / max(ci, 1e-9):.3f}), "
           f"object F1 {sf - cf:+.4f}")
     gains = [[r["scores"]["self-trained"][i] - r["scores"]["control"][i] for r in results] for i in (0, 1)]
     print(f"over seeds {args.seeds}: {gain_line('IoU', gains[0])}; {gain_line('object F1', gains[1])}")
