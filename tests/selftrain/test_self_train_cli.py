@@ -262,6 +262,8 @@ def test_selftrain_teachers_trains_an_ensemble_that_pseudo_labels_round_one(tmp_
                                     for n in ("round0", "round0-teacher1", "round0-teacher2")]
     csv_rows = (tmp_path / "demo-selftrain" / "rounds.csv").read_text().splitlines()
     assert csv_rows[0].endswith(",ensemble") and csv_rows[1].endswith(" ".join(state[0]["ensemble"]))
+    # the table says that round 1 learnt from the ensemble, round 2 from the round-1 student
+    assert [r["teacher"] for r in state] == ["-", "round0 ensemble of 3", "round1"]
 
     # resuming with another number of teachers is refused, nothing changed
     before = listing(tmp_path)

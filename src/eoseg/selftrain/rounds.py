@@ -129,13 +129,18 @@ def round_checkpoint(result: TrainResult, config: ExperimentConfig) -> Path | No
     return result.best_checkpoint or result.last_checkpoint
 
 
-def _entry(number: int, result: TrainResult, config: ExperimentConfig, kept: int = 0) -> dict[str, Any]:
+def _entry(
+    number: int, result: TrainResult, config: ExperimentConfig, kept: int = 0, labelled_by: int = 1
+) -> dict[str, Any]:
+    """One round's row: ``teacher`` names the round that pseudo-labelled it (``round0 ensemble of 3`` when
+    ``labelled_by`` > 1 teachers averaged their predictions)."""
     checkpoint = round_checkpoint(result, config)
     score = best_score(result.history, config.train.monitor, config.train.monitor_mode)
     if score is None and checkpoint is not None:
         history = read_checkpoint(checkpoint)["eoseg"].get("history", [])
         score = best_score(history, config.train.monitor, config.train.monitor_mode)
-    return {"round": number, "teacher": f"round{number - 1}" if number else "-", "pseudo_chips": kept,
+    teacher = f"round{number - 1}" + (f" ensemble of {labelled_by}" if labelled_by > 1 else "") if number else "-"
+    return {"round": number, "teacher": teacher, "pseudo_chips": kept,
             "checkpoint": str(checkpoint), config.train.monitor: score}
 
 
@@ -184,6 +189,6 @@ def self_train(
                               progress=progress)
         init = teacher if from_teacher else None
         result = _train_round(round_config(config, folder, number, pseudo.root, init), state, progress)
-        state.append(_entry(number, result, config, pseudo.kept))
+        state.append(_entry(number, result, config, pseudo.kept, len(bundles)))
         write_state(folder, state)
     return state
