@@ -2,7 +2,8 @@
 
 - Errors and warnings are printed as plain text (never rich markup, so ``[v2]`` or ``[/`` in a path
   survive), one line each, without Python source lines.
-- SIGINT and SIGTERM raise :class:`KeyboardInterrupt` in the main thread, so every ``finally`` and
+- SIGINT and SIGTERM raise :class:`KeyboardInterrupt` in the main thread (inside a loop that checks for it,
+  such as the predictor's, at the loop's next safe point: :mod:`eoseg.stopping`), so every ``finally`` and
   ``__exit__`` runs: temporary files are removed, finished outputs stay. The command then prints
   ``interrupted; finished outputs are kept`` and exits 130 (SIGINT) or 143 (SIGTERM).
 - Folders a failed command created and left empty are removed again.
@@ -21,6 +22,7 @@ from types import FrameType
 from rich.text import Text
 
 from eoseg.progress import console
+from eoseg.stopping import request_stop, reset
 
 INTERRUPTED = "interrupted; finished outputs are kept"
 OUT_OPTIONS = ("--out", "-o", "--error-maps")
@@ -62,11 +64,15 @@ class Interrupted:
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        if self.signum is None:
+        first = self.signum is None
+        if first:
             self.signum = signum
+        if first and request_stop():  # a loop raises it at its next safe point (eoseg.stopping); a second signal now
+            return
         raise KeyboardInterrupt
 
     def install(self) -> None:
+        reset()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
