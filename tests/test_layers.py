@@ -2,7 +2,7 @@
 
 Layers (highest first), as written in docs/design.md:
 cli, demo > inference, training, selftrain > models, losses, data, post, metrics, tasks, report, formats
-> geo, config > errors, progress, registry.
+> geo, config > errors, progress, registry, openmp, stopping.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 SRC = Path(__file__).parents[1] / "src" / "eoseg"
 
 LAYERS: dict[str, int] = {
-    "errors": 0, "progress": 0, "registry": 0, "openmp": 0,
+    "errors": 0, "progress": 0, "registry": 0, "openmp": 0, "stopping": 0,
     "geo": 1, "config": 1,
     "models": 2, "losses": 2, "data": 2, "post": 2, "metrics": 2, "tasks": 2, "report": 2, "formats": 2,
     "inference": 3, "training": 3, "selftrain": 3,
