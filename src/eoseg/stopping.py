@@ -22,14 +22,18 @@ def reset() -> None:
 
 
 def request_stop() -> bool:
-    """Record a stop request; True when a loop in :func:`safe_points` will raise it (the caller need not)."""
+    """Record a stop request when a loop in :func:`safe_points` runs, and say so (that loop raises it); False:
+    no such loop, nothing recorded, the caller raises at once."""
+    if _state["loops"] == 0:
+        return False
     _state["requested"] = True
-    return _state["loops"] > 0
+    return True
 
 
 def stop_point() -> None:
-    """Raise :class:`KeyboardInterrupt` when a stop was requested."""
+    """Raise :class:`KeyboardInterrupt` when a stop was requested (once: the request is taken)."""
     if _state["requested"]:
+        _state["requested"] = False
         raise KeyboardInterrupt
 
 

@@ -16,9 +16,16 @@ from eoseg.cli.runtime import INTERRUPTED, Interrupted
 from eoseg.inference.engine import EnsembleRunner
 
 
+@pytest.fixture(autouse=True)
+def _no_request_left():
+    """Each test starts and leaves without a recorded stop request (later tests predict in this process)."""
+    stopping.reset()
+    yield
+    stopping.reset()
+
+
 def test_a_signal_inside_a_checking_loop_waits_for_its_next_stop_point():
     interrupted = Interrupted()
-    stopping.reset()
     with pytest.raises(KeyboardInterrupt), stopping.safe_points():
         interrupted._handle(signal.SIGTERM, None)  # returns: the loop raises it itself
         reached = True
@@ -35,11 +42,10 @@ def test_a_signal_inside_a_checking_loop_waits_for_its_next_stop_point():
 
 
 def test_a_stop_asked_for_when_a_loop_ends_is_raised_on_leaving_it():
-    stopping.reset()
     with pytest.raises(KeyboardInterrupt), stopping.safe_points():
         assert stopping.request_stop()  # deferred: a loop is running
     assert not stopping.request_stop()  # none is running now: the caller must raise
-    stopping.reset()
+    stopping.stop_point()  # and nothing was recorded that a later loop would raise
 
 
 def test_sigterm_during_a_batch_finishes_that_batch_then_stops_predict(tmp_path, checkpoint, capsys, monkeypatch):

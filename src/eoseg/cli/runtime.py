@@ -80,6 +80,7 @@ class Interrupted:
                 return
 
     def restore(self) -> None:
+        reset()  # a request belongs to its command: a later library call in this process starts without it
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
         self._previous.clear()

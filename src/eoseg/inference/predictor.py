@@ -173,42 +173,42 @@ def predict_scene(
         # reuse: each batch is consumed (forward, blend) before the next is taken; on failure: stop reading first
         closing(reader.batches(layout, batch_size, pin_memory=device.type == "cuda", reuse=True)) as batches,
         BlendAccumulator(layout, acc_channels, spec.blend, device=device, spill_dir=out_dir) as accumulator,
+        # SIGINT/SIGTERM stop the loop between batches (eoseg.stopping), never inside a lock of its threads,
+        # and never while the writer's threads build the COGs; left first, so the cleanup above still runs
+        safe_points(),
     ):
         task = bar.add_task(f"predict {name}", total=len(layout), rate="")
         done_px = 0
         waiting = time.perf_counter()
-        # SIGINT/SIGTERM stop the loop between batches (eoseg.stopping), never inside a lock of its threads,
-        # and never while the writer's threads build the COGs
-        with safe_points():
-            for batch in batches:
-                stop_point()
-                forward = time.perf_counter()
-                clock.add("wait", forward - waiting)
-                result = runner.run(batch.inputs)
-                values = {n: result.dense[n] for n in plan.accumulated if n in result.dense}
-                for m, member in enumerate(result.members):
-                    values[member_key(plan.main, m)] = member
-                if result.image:
-                    for j, valid in enumerate(batch.valid.numpy()):
-                        image_heads.add({n: v[j] for n, v in result.image.items()}, int(valid.sum()),
-                                        batch.windows[j].index)
-                blend = time.perf_counter()
-                clock.add("forward", blend - forward)
-                tiles = accumulator.add_batch(batch.windows, values, batch.valid)
-                clock.add("blend", time.perf_counter() - blend)
-                if tiles:
-                    writer.submit(tiles)
-                    done_px += sum(t.height * t.width for t in tiles)
-                    rate = done_px / 1e6 / max(time.perf_counter() - started, 1e-9)
-                    bar.update(task, rate=f"{rate:.2f} Mpx/s")
-                bar.advance(task, len(batch.windows))
-                waiting = time.perf_counter()
-            stop_point()  # asked for during the last batch: no COGs
-            if not accumulator.finished:  # every window covers its tiles: a layout error, never the user's
-                raise RuntimeError(f"{name}: {len(accumulator.open)} blend tiles were not finished")
-            # a stop asked for while the COGs are built waits for them (their threads must not lose the files
-            # they write to the cleanup) and keeps them: they are finished
-            paths = dict(zip([r.kind for r in rasters], writer.finish(), strict=True))
+        for batch in batches:
+            stop_point()
+            forward = time.perf_counter()
+            clock.add("wait", forward - waiting)
+            result = runner.run(batch.inputs)
+            values = {n: result.dense[n] for n in plan.accumulated if n in result.dense}
+            for m, member in enumerate(result.members):
+                values[member_key(plan.main, m)] = member
+            if result.image:
+                for j, valid in enumerate(batch.valid.numpy()):
+                    image_heads.add({n: v[j] for n, v in result.image.items()}, int(valid.sum()),
+                                    batch.windows[j].index)
+            blend = time.perf_counter()
+            clock.add("forward", blend - forward)
+            tiles = accumulator.add_batch(batch.windows, values, batch.valid)
+            clock.add("blend", time.perf_counter() - blend)
+            if tiles:
+                writer.submit(tiles)
+                done_px += sum(t.height * t.width for t in tiles)
+                rate = done_px / 1e6 / max(time.perf_counter() - started, 1e-9)
+                bar.update(task, rate=f"{rate:.2f} Mpx/s")
+            bar.advance(task, len(batch.windows))
+            waiting = time.perf_counter()
+        stop_point()  # asked for during the last batch: no COGs
+        if not accumulator.finished:  # every window covers its tiles: a layout error, never the user's
+            raise RuntimeError(f"{name}: {len(accumulator.open)} blend tiles were not finished")
+        # a stop asked for while the COGs are built waits for them (their threads must not lose the files
+        # they write to the cleanup) and keeps them: they are finished
+        paths = dict(zip([r.kind for r in rasters], writer.finish(), strict=True))
 
     outputs = SceneOutputs(
         name,
