@@ -10,6 +10,7 @@ held. Outside such a loop the handler raises at once, as before.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,6 +29,13 @@ def request_stop() -> bool:
         return False
     _state["requested"] = True
     return True
+
+
+def announce(line: str) -> None:
+    """Print ``line`` on stderr from a signal handler, so that a deferred stop is seen at once. ``os.write``, not
+    ``sys.stderr`` or the console: a handler that writes to a stream the main thread is writing to fails with a
+    reentrant call."""
+    os.write(2, f"{line}\n".encode())
 
 
 def stop_point() -> None:

@@ -12,7 +12,7 @@ from reliability_helpers import hashes, write_scene
 
 from eoseg import stopping
 from eoseg.cli.app import main
-from eoseg.cli.runtime import INTERRUPTED, Interrupted
+from eoseg.cli.runtime import INTERRUPTED, STOPPING, Interrupted
 from eoseg.inference.engine import EnsembleRunner
 
 
@@ -48,7 +48,7 @@ def test_a_stop_asked_for_when_a_loop_ends_is_raised_on_leaving_it():
     stopping.stop_point()  # and nothing was recorded that a later loop would raise
 
 
-def test_sigterm_during_a_batch_finishes_that_batch_then_stops_predict(tmp_path, checkpoint, capsys, monkeypatch):
+def test_sigterm_during_a_batch_finishes_that_batch_then_stops_predict(tmp_path, checkpoint, capfd, monkeypatch):
     scene = write_scene(tmp_path / "city.tif", np.full((1, 1024, 1024), 7, np.uint8))
     out = tmp_path / "pred"
     out.mkdir()
@@ -69,6 +69,7 @@ def test_sigterm_during_a_batch_finishes_that_batch_then_stops_predict(tmp_path,
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", str(checkpoint), str(scene), "--out", str(out), "-q", "predict.batch_size=1"])
     assert exit_info.value.code == 143
-    assert capsys.readouterr().err.strip().splitlines()[-1] == INTERRUPTED
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err[-2:] == [STOPPING, INTERRUPTED]  # told at once that it stops after the batch, then that it stopped
     assert finished == [1, 2]  # the batch the signal came in was finished, the next one never started
     assert sorted(p.name for p in out.iterdir()) == ["earlier.mask.tif"] and hashes(out) == before

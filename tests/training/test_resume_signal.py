@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from eoseg.models.checkpoint import read_checkpoint
-from eoseg.training.interrupt import TrainingInterrupted
+from eoseg.training.interrupt import STOPPING, TrainingInterrupted
 from eoseg.training.train import train
 
 from .chipdata import tiny_config
@@ -184,6 +184,7 @@ def test_eoseg_train_killed_by_sigterm_stops_with_last_ckpt(chips, tmp_path):
     lines = err.strip().splitlines()
     assert process.returncode == 143, err
     assert lines[-1] == INTERRUPTED and "Traceback" not in err
+    assert lines[-3] == STOPPING  # said at once, when the signal came
     assert lines[-2].startswith("training stopped at epoch ") and lines[-2].endswith(
         f"{folder / 'last.ckpt'} is written: continue exactly with `eoseg train ... --resume`"), err
     assert "Received SIGTERM" not in err  # Lightning's handler did not see it

@@ -3,8 +3,8 @@
 - Errors and warnings are printed as plain text (never rich markup, so ``[v2]`` or ``[/`` in a path
   survive), one line each, without Python source lines.
 - SIGINT and SIGTERM raise :class:`KeyboardInterrupt` in the main thread (inside a loop that checks for it,
-  such as the predictor's, at the loop's next safe point: :mod:`eoseg.stopping`), so every ``finally`` and
-  ``__exit__`` runs: temporary files are removed, finished outputs stay. The command then prints
+  such as the predictor's, at the loop's next safe point, saying so at once: :mod:`eoseg.stopping`), so every
+  ``finally`` and ``__exit__`` runs: temporary files are removed, finished outputs stay. The command then prints
   ``interrupted; finished outputs are kept`` and exits 130 (SIGINT) or 143 (SIGTERM).
 - Folders a failed command created and left empty are removed again.
 """
@@ -22,9 +22,10 @@ from types import FrameType
 from rich.text import Text
 
 from eoseg.progress import console
-from eoseg.stopping import request_stop, reset
+from eoseg.stopping import announce, request_stop, reset
 
 INTERRUPTED = "interrupted; finished outputs are kept"
+STOPPING = "stopping after the current batch; a second Ctrl+C (or SIGTERM) stops at once"
 OUT_OPTIONS = ("--out", "-o", "--error-maps")
 OUT_OVERRIDES = ("data.root=", "train.out=")
 
@@ -68,6 +69,7 @@ class Interrupted:
         if first:
             self.signum = signum
         if first and request_stop():  # a loop raises it at its next safe point (eoseg.stopping); a second signal now
+            announce(STOPPING)
             return
         raise KeyboardInterrupt
 

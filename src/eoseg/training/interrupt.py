@@ -1,10 +1,11 @@
 """Stopping a training run on SIGINT / SIGTERM at a clean point, with a ``last.ckpt`` that resumes exactly.
 
-The first signal only asks to stop: the current batch finishes (or, at an epoch's last batch, the epoch
-with its validation), ``checkpoints/last.ckpt`` is written there — weights, optimiser, schedule, loop
-progress, random states and the sampler's position (:class:`~eoseg.data.sampler.ResumableLoader`) — and
-training stops with :class:`TrainingInterrupted`. ``eoseg train --resume`` then continues bit-identically
-to a run that was never interrupted (with ``train.deterministic=true``). A second signal interrupts at
+The first signal only asks to stop (and says so on stderr at once): the current batch finishes (or, at an
+epoch's last batch, the epoch with its validation), ``checkpoints/last.ckpt`` is written there — weights,
+optimiser, schedule, loop progress, random states and the sampler's position
+(:class:`~eoseg.data.sampler.ResumableLoader`) — and training stops with :class:`TrainingInterrupted`.
+``eoseg train --resume`` then continues bit-identically to a run that was never interrupted (with
+``train.deterministic=true``). A second signal interrupts at
 once and writes nothing, so ``last.ckpt`` stays the last clean point.
 
 SIGTERM (``timeout``, a scheduler) is handled exactly like SIGINT. Lightning (2.6) would otherwise put its own
@@ -28,6 +29,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
 
+from eoseg.stopping import announce
+
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped on a signal after writing a resumable ``last.ckpt`` (the message says where).
@@ -44,6 +47,8 @@ class _Stop(Exception):
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOPPING = ("stopping after the current batch (or validation) to write last.ckpt; a second Ctrl+C (or SIGTERM) "
+            "stops at once without writing it")
 
 
 class _SigtermLeftToEoseg(_SignalConnector):
@@ -76,6 +81,7 @@ class StopOnSignal(Callback):
             if self.signum is not None:
                 raise KeyboardInterrupt
             self.signum = signum
+            announce(STOPPING)
 
         for s in SIGNALS:
             signal.signal(s, handler)
