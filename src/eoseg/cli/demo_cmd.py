@@ -19,7 +19,8 @@ def demo(
     overrides: list[str] = OVERRIDES_ARG,
     out: Path = typer.Option(Path("eoseg-demo"), "--out", "-o", help="Folder for every output (new, empty, or an "
                              "earlier demo's)."),
-    quick: bool = typer.Option(False, "--quick", help="A smaller town and shorter training (about a minute; for CI)."),
+    quick: bool = typer.Option(False, "--quick", help="A smaller town and shorter training (3 minutes on 2 cores; "
+                               "for CI)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic town."),
     quiet: bool = QUIET_OPTION,
 ) -> None:

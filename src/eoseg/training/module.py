@@ -121,8 +121,10 @@ class SegmentationTask(L.LightningModule):
         for metric in (*self.val_metrics.values(), self.val_loss):
             metric.reset()
         overall = {f"val/{k}": v for k, v in values.items() if "/" not in k}
-        self.log_dict(overall, prog_bar=True)
-        self.log_dict({f"val/{k}": v for k, v in values.items() if "/" in k})
+        # torchmetrics' compute() has already reduced over the processes, so every rank holds the same values:
+        # sync_dist=True says so to Lightning (under DDP it warned once per metric to use it)
+        self.log_dict(overall, prog_bar=True, sync_dist=True)
+        self.log_dict({f"val/{k}": v for k, v in values.items() if "/" in k}, sync_dist=True)
         if not self.trainer.sanity_checking:
             entry = {"epoch": self.current_epoch, "step": self.global_step,
                      "lr": self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else 0.0,
