@@ -28,7 +28,7 @@ Usage: uv run python benchmarks/self_training.py [--out DIR] [--size 384] [--lab
        [--every 5 | --share 0.5] [--kl] [--rounds 1] [--teachers 1] [--control-budget student|ensemble]
        [--checkpoint last] [--seeds 0 1] [--shift partial|full] [--reuse DIR] [--set KEY=VALUE ...]
 
-The gain is NOT real here (with labels scarce, 2026-12-04 evening, an object-F1 lead of +0.019 +- 0.010 over 9
+The gain is NOT real here (with labels scarce, 2026-12-04 evening, an object-F1 lead of +0.023 +- 0.009 over 11
 seeds, the pixel IoU none; below): over 20 seeds the self-trained student is level with its labelled-only control of the
 same budget, on pixel IoU and on object F1; pseudo-labels from an ensemble of three teachers (``--teachers 3``,
 measured 2026-12-04 below) did no better against that control and lost clearly against a control given the
@@ -88,11 +88,13 @@ control 312 steps from it, half of every student batch pseudo-labelled, 1,936 ps
 - 18:50 -> 20:23 UTC, ``--out /tmp/ls2a --seeds 1 3 5 7 9 ...`` and ``--out /tmp/ls2b --seeds 2 4 6 8 10 ...``
   (stopped after seeds 7 and 8; 22 to 27 minutes a seed): gain +0.0146 / +0.0432, -0.0031 / +0.0442, -0.0827 /
   -0.0047, +0.0259 / +0.0395, -0.0301 / +0.0161, -0.0041 / -0.0373, -0.0100 / +0.0073, -0.0229 / +0.0095 (seeds 1
-  to 8). Over the 9 seeds (0 with the hard rule): IoU -0.0096 +- 0.0112 (3/9), object F1 +0.0190 +- 0.0097 (7/9);
-  means teacher 0.5698 / 0.6776, control 0.5872 / 0.6963, student 0.5776 / 0.7153. The F1 lead is under two
-  standard errors, and the first six seeds of 2026-12-03 had looked as good before they failed to repeat: not
-  established. Held-out pixels, control -> student: the student finds more roofs on 6 of 9 seeds (true
-  positives seed 1 44,621 -> 50,556) and calls more background building on 8 (seed 3 49,887 -> 73,238, where the
+  to 8); 20:25 -> 20:54 UTC, ``--out /tmp/ls3a --seeds 9 ...`` and ``--out /tmp/ls3b --seeds 10 ...`` (beside a CI
+  run, load 5; stopped after those seeds): +0.0090 / +0.0118, +0.0323 / +0.0695. Over the 11 seeds (0 with the
+  hard rule): IoU -0.0041 +- 0.0099 (5/11), object F1 +0.0229 +- 0.0092 (9/11); means teacher 0.5672 / 0.6708,
+  control 0.5866 / 0.6901, student 0.5825 / 0.7131. The F1 lead is 2.5 standard errors, as the first six seeds
+  of 2026-12-03 were before fourteen more erased it: not yet established. Held-out pixels, control -> student:
+  the student finds more roofs on 8 of 11 seeds (true positives seed 1 44,621 -> 50,556) and calls more
+  background building on 9 (seed 3 49,887 -> 73,238, where the
   teacher already called 18 % of town B building against a true 12 % and its pseudo-labels IoU was 0.447): it
   learns the teacher's false positives on town B as well as its roofs. Offline, a threshold that matches the one
   labelled scene's building share would have made seed 3's pseudo-labels better (IoU 0.447 -> 0.496 at p > 0.964)
