@@ -32,3 +32,15 @@ def require_files(
         if not Path(path).exists():
             source = f" ({given_by})" if given_by else ""
             raise InputError(f"{path}{source}: {kind} does not exist; check the path")
+
+
+def require_models(paths: Iterable[str | os.PathLike[str]]) -> None:
+    """The one check and line for model files that are not there: an ``.onnx`` (``eoseg export`` writes it) or an
+    eoseg checkpoint. It needs no torch, so a command runs it before the model libraries load (a mistyped path is
+    answered in seconds, not after a minute of imports on a busy machine)."""
+    for path in map(Path, paths):
+        if path.is_file():
+            continue
+        if path.suffix.lower() == ".onnx":
+            raise InputError(f"{path}: ONNX model not found; write one with `eoseg export CKPT --out {path.name}`")
+        raise InputError(f"{path}: checkpoint not found; give the path of a .ckpt written by `eoseg train`")

@@ -13,7 +13,7 @@ PROBE = """
 import os, sys
 from eoseg.cli import main
 try:
-    main(["predict", "missing.ckpt", "scene.tif", "--out", "out"])
+    main(["predict", "empty.ckpt", "scene.tif", "--out", "out"])
 except SystemExit:
     pass
 print(os.environ.get("OMP_WAIT_POLICY"), "torch" in sys.modules)
@@ -26,10 +26,12 @@ def test_predict_sets_the_wait_policy_before_torch_loads(tmp_path, given, expect
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if given is not None:
         env["OMP_WAIT_POLICY"] = given
+    for name in ("empty.ckpt", "scene.tif"):  # present, so that predict loads torch to read the checkpoint
+        (tmp_path / name).write_bytes(b"")
     result = subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, env=env, capture_output=True, text=True,
                             check=True)
     assert result.stdout.split()[-2:] == [expected, "True"]  # torch loaded after the policy was set
-    assert "missing.ckpt" in result.stderr + result.stdout  # the command ran (and failed on the checkpoint)
+    assert "empty.ckpt: " in result.stderr + result.stdout  # the command ran (and failed on the checkpoint)
     assert not (tmp_path / "out").exists()
 
 

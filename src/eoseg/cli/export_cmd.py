@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from eoseg.errors import InputError
+from eoseg.errors import InputError, require_models
 from eoseg.progress import console
 
 
@@ -20,13 +20,14 @@ def export(
 
     Example: eoseg export runs/buildings/best.ckpt --out buildings.onnx
     """
-    from eoseg.models.checkpoint import load_bundle
-    from eoseg.models.onnx import export_onnx
-
     if out.resolve() == checkpoint.resolve():
         raise InputError(f"--out {out}: is the checkpoint itself; give a new file such as {checkpoint.stem}.onnx")
     if out.suffix.lower() != ".onnx":
         raise InputError(f"--out {out}: an ONNX model file must end in .onnx; e.g. --out {out.with_suffix('.onnx')}")
+    require_models([checkpoint])  # before torch and onnx load
+    from eoseg.models.checkpoint import load_bundle
+    from eoseg.models.onnx import export_onnx
+
     bundle = load_bundle(checkpoint)
     diff = export_onnx(bundle, out, opset=opset)
     console.print(f"wrote {out} (onnxruntime vs torch on a test batch: max |difference| {diff:.2e})", highlight=False)

@@ -12,7 +12,7 @@ from rich.table import Table
 from eoseg.cli.options import QUIET_OPTION
 from eoseg.config.loader import apply_overrides, config_to_dict, read_source, save_config, validate_config
 from eoseg.config.schema import ExperimentConfig
-from eoseg.errors import ConfigError, InputError, require_files
+from eoseg.errors import ConfigError, InputError, require_files, require_models
 from eoseg.geo.atomic import check_not_inputs
 from eoseg.openmp import sleep_while_waiting
 from eoseg.progress import console
@@ -92,13 +92,21 @@ def parse_scene(item: str, image_names: list[str]) -> dict[str, Path]:
 
 def parse_scenes(items: list[str], image_names: list[str], given_by: str = "argument SCENE") -> list[dict[str, Path]]:
     """:func:`parse_scene` of each item; a missing image file is refused, naming ``given_by``."""
-    scenes = [parse_scene(item, image_names) for item in items]
-    require_files([path for scene in scenes for path in scene.values()], "raster file", given_by)
-    return scenes
+    require_scene_files(items, given_by)
+    return [parse_scene(item, image_names) for item in items]
+
+
+def require_scene_files(items: list[str], given_by: str = "argument SCENE") -> None:
+    """Every file the scene items name exists (``a.tif``, ``pre=a.tif,post=b.tif``), checked before a model says
+    which form it takes, so a mistyped scene is answered before the model libraries load."""
+    named = [[item] if "=" not in item else [part.partition("=")[2].strip() for part in item.split(",")]
+             for item in items]
+    require_files([path for paths in named for path in paths if path], "raster file", given_by)
 
 
 def load_models(paths: list[Path]) -> list:
     """One bundle per checkpoint: ``.onnx`` files run on onnxruntime, the others are eoseg checkpoints."""
+    require_models(paths)  # before torch and onnxruntime load
     from eoseg.models.checkpoint import load_bundle
     from eoseg.models.onnx import load_onnx_bundle
 
@@ -179,10 +187,12 @@ def predict(
     post.threshold=0.4   (or --post post.yaml, the overlay `eoseg thresholds` writes)
     """
     sleep_while_waiting()  # before torch loads: OpenMP threads that spin between batches take the pipeline's cores
+    args = split_items(items, scenes_given=scenes_file is not None)
+    require_models(args.checkpoints)  # a mistyped path is answered before the model libraries load
+    require_scene_files(args.scenes)
     from eoseg.inference.distributed import report_of, run_scenes
     from eoseg.inference.predictor import check_names, check_outputs_not_inputs, scene_name
 
-    args = split_items(items, scenes_given=scenes_file is not None)
     bundles = load_models(args.checkpoints)
     if ray or ray_address:
         args.overrides.append("predict.ray.enabled=true")

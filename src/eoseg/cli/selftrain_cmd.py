@@ -9,9 +9,16 @@ import typer
 from rich.table import Table
 
 from eoseg.cli.options import CONFIG_ARG, QUIET_OPTION
-from eoseg.cli.predict_cmd import OVERRIDE_KEY, load_models, parse_scenes, resolve_config, split_items
+from eoseg.cli.predict_cmd import (
+    OVERRIDE_KEY,
+    load_models,
+    parse_scenes,
+    require_scene_files,
+    resolve_config,
+    split_items,
+)
 from eoseg.config.loader import config_to_dict, save_config
-from eoseg.errors import InputError
+from eoseg.errors import InputError, require_models
 from eoseg.progress import console
 
 PSEUDO_SECTIONS = ("predict", "post", "selftrain")
@@ -31,9 +38,11 @@ def pseudo_label(
     Example: eoseg pseudo-label runs/a/best.ckpt town1-01.tif town1-02.tif --out pseudo predict.tta=d4
     selftrain.pseudo.rule=hard
     """
+    args = split_items(items, PSEUDO_SECTIONS, "pseudo-label")
+    require_models(args.checkpoints)  # mistyped paths are answered before the model libraries load
+    require_scene_files(args.scenes)
     from eoseg.selftrain.pseudo import pseudo_label as run
 
-    args = split_items(items, PSEUDO_SECTIONS, "pseudo-label")
     bundles = load_models(args.checkpoints)  # .onnx models too
     config = resolve_config(config_to_dict(bundles[0].config), args.overrides)
     scenes = parse_scenes(args.scenes, bundles[0].image_names)
@@ -66,14 +75,15 @@ def mine_negatives(
     Example: eoseg mine-negatives runs/a/best.ckpt --labelled chips --unlabelled pseudo/chips --out negatives.parquet
     selftrain.negatives.empty_below=0.2
     """
-    from eoseg.models.checkpoint import load_bundle
-    from eoseg.selftrain.negatives import mine_negatives as run
-    from eoseg.selftrain.negatives import why_none_kept
-
     args = split_items(items, ("selftrain", "predict"), "mine-negatives", scenes=False)
     if args.scenes:
         raise InputError(f"eoseg mine-negatives: {args.scenes[0]!r} is not a checkpoint (.ckpt); give chip sets "
                          "with --labelled / --unlabelled")
+    require_models(args.checkpoints)
+    from eoseg.models.checkpoint import load_bundle
+    from eoseg.selftrain.negatives import mine_negatives as run
+    from eoseg.selftrain.negatives import why_none_kept
+
     bundles = [load_bundle(path) for path in args.checkpoints]
     config = resolve_config(config_to_dict(bundles[0].config), args.overrides)
     spec = config.selftrain.negatives
@@ -104,13 +114,14 @@ def self_train(
     --rounds 2
     """
     from eoseg.config.loader import load_config
+
+    overrides = [i for i in items or [] if "=" in i and OVERRIDE_KEY.match(i.partition("=")[0])]
+    trailing = [i for i in items or [] if i not in overrides]
+    config = load_config(config_source, overrides)  # a config mistake is answered before the model libraries load
     from eoseg.data.dataset import read_prepared_stats
     from eoseg.selftrain.rounds import self_train as run
     from eoseg.selftrain.rounds import selftrain_folder
 
-    overrides = [i for i in items or [] if "=" in i and OVERRIDE_KEY.match(i.partition("=")[0])]
-    trailing = [i for i in items or [] if i not in overrides]
-    config = load_config(config_source, overrides)
     image_names = list(read_prepared_stats(config.data.root)["bands"])  # the labelled chips' images
     scenes = [*parse_scenes(unlabelled, image_names, "--unlabelled"), *parse_scenes(trailing, image_names)]
     table_rows = run(config, scenes, rounds, progress=not quiet, from_teacher=from_teacher)

@@ -23,11 +23,11 @@ def train_command(
 
     Example: eoseg train buildings data.root=chips/accra train.epochs=30 train.devices=2 train.strategy=ddp
     """
+    config = load_config(source, overrides or [])  # a config mistake is answered before Lightning and torch load
     from lightning.pytorch.utilities import rank_zero_only
 
     from eoseg.training.train import train
 
-    config = load_config(source, overrides or [])
     # stopped on SIGINT/SIGTERM, training raises TrainingInterrupted: eoseg.cli.app.main prints where, exits 130/143
     result = train(config, resume=resume, progress=not quiet, overwrite=overwrite)
     if rank_zero_only.rank != 0:
@@ -51,9 +51,9 @@ def tune_command(
 
     Example: eoseg tune buildings data.root=chips/accra --trials 50
     """
+    config = load_config(source, overrides or [])
     from eoseg.training.tune import tune
 
-    config = load_config(source, overrides or [])
     result = tune(config, trials, out, progress=progress)
     console.print(f"{result.trials} trials ({result.pruned} pruned); best {config.train.monitor} = {result.value:.4f} "
                   f"with optim.lr={result.lr:.4g} optim.weight_decay={result.weight_decay:.4g}", highlight=False)

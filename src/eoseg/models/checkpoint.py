@@ -19,7 +19,7 @@ from torch import nn
 from eoseg.config.loader import config_from_dict
 from eoseg.config.schema import ExperimentConfig
 from eoseg.data.stats import DatasetStats
-from eoseg.errors import EosegError, InputError
+from eoseg.errors import EosegError, InputError, require_models
 from eoseg.models.bundle import ModelBundle
 from eoseg.models.factory import build_model
 from eoseg.models.weights import LoadReport, first_conv, load_init_state, match_state, torch_load
@@ -36,8 +36,7 @@ EDITED = "the file was edited or mixed from different runs: use a .ckpt as `eose
 def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load an eoseg checkpoint safely; InputError for a missing file, another format or a pickle payload."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found; give the path of a .ckpt written by `eoseg train`")
+    require_models([path])
     checkpoint = torch_load(path, "a PyTorch checkpoint", FIX, map_location)
     if not isinstance(checkpoint, dict) or KEY not in checkpoint or "state_dict" not in checkpoint:
         raise InputError(f"{path}: not an eoseg checkpoint (no '{KEY}' entry); {FIX}")

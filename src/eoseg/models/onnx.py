@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from eoseg.config.loader import config_from_dict, config_to_dict
-from eoseg.errors import InputError
+from eoseg.errors import InputError, require_models
 from eoseg.geo.atomic import atomic_path
 from eoseg.models.bundle import ModelBundle
 
@@ -168,8 +168,7 @@ def load_onnx_bundle(path: str | os.PathLike[str], threads: int = 0) -> ModelBun
     """An exported model with its config and statistics; :class:`InputError` for a missing file, a file
     that is not ONNX, or an ONNX model without eoseg metadata."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: ONNX model not found; write one with `eoseg export CKPT --out {path.name}`")
+    require_models([path])
     data = path.read_bytes()
     try:
         session = _session(data, threads)
