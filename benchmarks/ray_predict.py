@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from eoseg.config.schema import PostSpec, PredictSpec, RaySpec
-from eoseg.inference.distributed import RAY_ENV, run_scenes
+from eoseg.inference.distributed import LOCAL_RAY_ENV, RAY_ENV, run_scenes
 
 _spec = importlib.util.spec_from_file_location("bench_predict", Path(__file__).with_name("predict.py"))
 bench_predict = importlib.util.module_from_spec(_spec)
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=128)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
     args = parser.parse_args()
-    for key, value in RAY_ENV.items():
+    for key, value in {**RAY_ENV, **LOCAL_RAY_ENV}.items():  # as `eoseg predict --ray` does: no token-auth note
         os.environ.setdefault(key, value)
     import ray
 

@@ -5,8 +5,8 @@ epoch's last batch, the epoch with its validation), ``checkpoints/last.ckpt`` is
 optimiser, schedule, loop progress, random states and the sampler's position
 (:class:`~eoseg.data.sampler.ResumableLoader`) — and training stops with :class:`TrainingInterrupted`.
 ``eoseg train --resume`` then continues bit-identically to a run that was never interrupted (with
-``train.deterministic=true``). A second signal interrupts at
-once and writes nothing, so ``last.ckpt`` stays the last clean point.
+``train.deterministic=true``). A second signal interrupts at once and writes nothing, so ``last.ckpt`` stays the
+last clean point.
 
 SIGTERM (``timeout``, a scheduler) is handled exactly like SIGINT. Lightning (2.6) would otherwise put its own
 SIGTERM handler in front of eoseg's when ``fit`` starts (``_SignalConnector``), and its loops then end the run
