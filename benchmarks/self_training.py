@@ -357,10 +357,10 @@ from eoseg.post.vectorize import vectorize
 from eoseg.selftrain.pseudo import SOFT_SUFFIX
 from eoseg.selftrain.rounds import (
     STATE,
+    control_config,
     labelling_checkpoints,
     read_state,
     round_checkpoint,
-    round_config,
     self_train,
     selftrain_folder,
 )
@@ -494,20 +494,6 @@ def reuse_teacher(earlier: Path, folder: Path, record: dict[str, Any]) -> None:
     write_text_atomic(folder / STATE, json.dumps(teacher, indent=2))
 
 
-def control_config(
-    config: ExperimentConfig, teacher: str | None, steps: int, batches_per_epoch: int
-) -> ExperimentConfig:
-    """Labelled-only training for ``steps`` optimizer steps (the students' budget), configured as a student
-    round (``selftrain.student_augment``, ``student_lr`` too), without the pseudo-labelled set: from the
-    checkpoint ``teacher``, or (None) from ``model.init_checkpoint`` and ``train.seed`` as the teacher and a
-    student of ``--student-init scratch`` start."""
-    raw = config_to_dict(round_config(config, selftrain_folder(config), 1, None, init=teacher))
-    raw["name"] = "control"
-    raw["train"]["epochs"] = math.ceil(steps / batches_per_epoch)
-    raw["train"]["max_steps"] = steps
-    return validate_config(raw, "self-training benchmark control")
-
-
 def gain_line(name: str, gains: list[float]) -> str:
     """``gains`` (self-trained minus control, one per seed) as their mean, its standard error (the sample
     standard deviation over sqrt(n); none for one seed) and how many seeds gained: is the gain larger than the
@@ -553,8 +539,9 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     ensemble = [Path(p) for p in labelling_checkpoints(rounds[0])]
     # --control-budget ensemble: the other teachers' steps too, so that the control has the student's compute
     extra = (len(ensemble) - 1) * teacher_steps if args.control_budget == "ensemble" else 0
-    control = train(control_config(config, str(teacher) if from_teacher else None, student_steps + extra,
-                                   teacher_steps // args.epochs), progress=False, report=False)
+    control = train(control_config(config, selftrain_folder(config), str(teacher) if from_teacher else None,
+                                   student_steps + extra, teacher_steps // args.epochs, "control"),
+                    progress=False, report=False)
     checkpoints = {"teacher": [teacher], **({"ensemble": ensemble} if len(ensemble) > 1 else {}),
                    "control": [round_checkpoint(control, config)], "self-trained": [student]}
     start = teacher_steps if from_teacher else 0  # the steps each model took from the common init

@@ -294,3 +294,35 @@ def test_self_train_cli_pseudo_labels_with_the_teachers_ensemble(tmp_path) -> No
     recorded = json.loads((folder / "pseudo" / "round1" / "labels" / "scenes.json").read_text())["scene"]["prediction"]
     assert recorded == prediction_keys(bundles, scenes, labelling)[0]  # the pseudo-labels came from both teachers
     assert recorded != prediction_keys(bundles[:1], scenes, labelling)[0]
+
+
+def test_self_train_control_takes_the_students_steps_on_the_labelled_chips_alone(tmp_path, capsys) -> None:
+    from eoseg.models.checkpoint import load_bundle, read_checkpoint
+
+    config = tiny_yaml(tmp_path)  # epochs of 2 steps (train.limit_train_batches); students train 3 epochs
+    assert cli("prepare", str(config), "--quiet") == 0
+    unlabelled, _ = buildings_scene(tmp_path / "unlabelled", size=64)
+    folder = tmp_path / "runs" / "tiny-selftrain"
+    args = ("self-train", str(config), "--unlabelled", str(unlabelled), "selftrain.student_epochs=3", "--from-teacher",
+            "--control", "-q")
+    assert cli(*args) == 0
+    out = " ".join(capsys.readouterr().err.split())
+    state = json.loads((folder / "rounds.json").read_text())
+    assert [r["round"] for r in state] == [0, 1, "control"]
+    teacher, student, control = (Path(r["checkpoint"]) for r in state)
+    steps = [read_checkpoint(p.parent / "last.ckpt")["global_step"] for p in (teacher, student, control)]
+    assert steps == [2, 6, 6] and state[2]["steps"] == 6 and state[2]["matches_rounds"] == 1
+    assert control.parent.parent == folder / "runs" / "control-after-round1"
+    trained = load_bundle(control).config
+    assert trained.selftrain.mix is None and trained.model.init_checkpoint == teacher  # labelled only, from the teacher
+    difference = state[1]["val/iou"] - state[2]["val/iou"]
+    assert f"round 1 - control: val/iou {difference:+.4f} (the control took 6 steps" in out
+    assert pd.read_csv(folder / "rounds.csv")["round"].astype(str).tolist() == ["0", "1", "control"]
+
+    # a re-run keeps the recorded control (nothing retrained); a run of more rounds trains the control of theirs
+    stamp = sha(control)
+    assert cli(*args) == 0 and json.loads((folder / "rounds.json").read_text()) == state and sha(control) == stamp
+    assert cli(*args[:-2], "--rounds", "2", "--control", "-q") == 0
+    more = json.loads((folder / "rounds.json").read_text())
+    assert [r["round"] for r in more] == [0, 1, 2, "control"] and more[3]["steps"] == 12
+    assert Path(more[3]["checkpoint"]).parent.parent.name == "control-after-round2" and sha(control) == stamp

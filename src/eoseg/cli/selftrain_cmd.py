@@ -106,12 +106,16 @@ def self_train(
     ),
     rounds: int = typer.Option(1, "--rounds", "-n", min=1, max=100, help="Student rounds after the teacher."),
     from_teacher: bool = typer.Option(False, "--from-teacher", help="Start each student from its teacher's weights."),
+    control: bool = typer.Option(
+        False, "--control", help="Also train a labelled-only control for the students' steps: did the unlabelled "
+                                 "scenes help, or the extra steps?"
+    ),
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Self-train: teacher on the labelled chips, then N rounds of pseudo-labels -> student; resumable.
 
     Example: eoseg self-train demo data.root=my-chips train.out=my-runs --unlabelled town1-01.tif town1-02.tif
-    --rounds 2
+    --rounds 2 --control
     """
     from eoseg.config.loader import load_config
 
@@ -124,7 +128,7 @@ def self_train(
 
     image_names = list(read_prepared_stats(config.data.root)["bands"])  # the labelled chips' images
     scenes = [*parse_scenes(unlabelled, image_names, "--unlabelled"), *parse_scenes(trailing, image_names)]
-    table_rows = run(config, scenes, rounds, progress=not quiet, from_teacher=from_teacher)
+    table_rows = run(config, scenes, rounds, progress=not quiet, from_teacher=from_teacher, control=control)
     monitor, folder = config.train.monitor, selftrain_folder(config).resolve()
     table = Table("round", "teacher", "pseudo chips", monitor, "checkpoint", title=f"eoseg self-train: {folder}",
                   title_justify="left")
@@ -134,6 +138,12 @@ def self_train(
         table.add_row(str(row["round"]), row["teacher"], str(row["pseudo_chips"]),
                       "-" if score is None else f"{score:.4f}", str(shown))
     console.print(table)
+    if control:
+        student, labelled_only = table_rows[-2].get(monitor), table_rows[-1].get(monitor)
+        if student is not None and labelled_only is not None:
+            console.print(f"round {rounds} - control: {monitor} {student - labelled_only:+.4f} (the control took "
+                          f"{table_rows[-1]['steps']} steps on the labelled chips alone, as many as the students "
+                          "together; both scored on the labelled validation chips)", highlight=False)
     console.print(f"rounds: {folder / 'rounds.csv'}", highlight=False)
 
 

@@ -10,7 +10,14 @@ Layout under ``train.out/<name>-selftrain/``::
     runs/round0/, runs/round1/, ...   training runs (checkpoints, metrics.csv, report.html)
     runs/round0-teacher1/, ...        round 0's other teachers (selftrain.teachers > 1)
     pseudo/round1/, ...               pseudo-label outputs of each round (labels/, chips/, summary.json)
+    runs/control-after-round<N>/      --control: labelled-only run of the students' steps (no pseudo-labels)
     rounds.json, rounds.csv           one entry per finished round: checkpoint, pseudo chips, val score
+
+``control`` (``eoseg self-train --control``) adds the run that tells whether the unlabelled scenes helped: the
+student rounds' configuration (``selftrain.student_*``, the teacher's weights with ``--from-teacher``) trained on
+the labelled chips alone for as many optimizer steps as rounds 1 to N took together, listed as round
+``control``. A better student score than the teacher's alone does not say that: the extra training steps help too
+(``benchmarks/self_training.py`` measures both).
 
 A re-run continues where the last one stopped: finished rounds (listed in ``rounds.json``) are kept, an
 interrupted training resumes from its ``last.ckpt``, an interrupted pseudo-labelling from its finished scenes.
@@ -21,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +44,8 @@ from eoseg.selftrain.pseudo import check_unlabelled, pseudo_label
 from eoseg.training.train import TrainResult, train
 
 STATE = "rounds.json"
+CONTROL = "control"
+"""The ``round`` of the labelled-only control's entry in ``rounds.json`` (``--control``)."""
 
 
 def selftrain_folder(config: ExperimentConfig) -> Path:
@@ -66,6 +76,21 @@ def round_config(
     else:
         raw["selftrain"]["mix"] = {**(raw["selftrain"].get("mix") or {}), "root": str(pseudo_root)}
     return validate_config(raw, f"self-train round {number}")
+
+
+def control_config(
+    config: ExperimentConfig, folder: Path, init: str | None, steps: int, batches_per_epoch: int, name: str
+) -> ExperimentConfig:
+    """Labelled-only training for ``steps`` optimizer steps (the students' budget), configured as a student
+    round (``selftrain.student_epochs``, ``student_augment``, ``student_lr``) without the pseudo-labelled set:
+    from the checkpoint ``init`` (the teacher, as students of ``--from-teacher`` start) or, None, from
+    ``model.init_checkpoint`` and ``train.seed`` as the teacher starts; ``batches_per_epoch`` labelled batches an
+    epoch (``train.max_steps`` stops it at ``steps``; the schedule spans them)."""
+    raw = config_to_dict(round_config(config, folder, 1, None, init=init))
+    raw["name"] = name
+    raw["train"]["epochs"] = math.ceil(steps / max(batches_per_epoch, 1))
+    raw["train"]["max_steps"] = steps
+    return validate_config(raw, "self-train control")
 
 
 def teacher_config(config: ExperimentConfig, folder: Path, k: int) -> ExperimentConfig:
@@ -100,10 +125,10 @@ def read_state(folder: Path) -> list[dict[str, Any]]:
 
 
 def write_state(folder: Path, rounds: list[dict[str, Any]]) -> None:
-    """``rounds.json`` (what a re-run resumes from) and ``rounds.csv`` (the table)."""
+    """``rounds.json`` (what a re-run resumes from) and ``rounds.csv`` (the table; a column per key of any entry)."""
     write_text_atomic(folder / STATE, json.dumps(rounds, indent=2))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rounds[0]))
+    writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for r in rounds for k in r)))
     writer.writeheader()
     writer.writerows({k: " ".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in rounds)
     write_text_atomic(folder / "rounds.csv", buffer.getvalue())
@@ -144,16 +169,39 @@ def _entry(
             "checkpoint": str(checkpoint), config.train.monitor: score}
 
 
+def last_steps(entry: dict[str, Any]) -> int:
+    """The optimizer steps a round's run took (its ``last.ckpt``, beside the checkpoint that stands for it)."""
+    return int(read_checkpoint(Path(entry["checkpoint"]).parent / "last.ckpt")["global_step"])
+
+
+def train_control(
+    config: ExperimentConfig, folder: Path, state: list[dict[str, Any]], from_teacher: bool, progress: bool
+) -> dict[str, Any]:
+    """The labelled-only control of the student rounds in ``state`` (see the module doc): its entry, with the
+    ``steps`` it took (those of the students together) and ``matches_rounds``."""
+    students = state[1:]
+    steps = sum(last_steps(entry) for entry in students)
+    per_epoch = last_steps(state[0]) // config.train.epochs  # the teacher's labelled batches an epoch
+    init = state[0]["checkpoint"] if from_teacher else None
+    control = control_config(config, folder, init, steps, per_epoch, f"{CONTROL}-after-round{len(students)}")
+    entry = _entry(0, _train_round(control, state, progress), config)
+    return {**entry, "round": CONTROL, "teacher": "- (labelled only)", "steps": steps,
+            "matches_rounds": len(students)}
+
+
 def self_train(
     config: ExperimentConfig,
     unlabelled: Sequence[dict[str, Path]],
     rounds: int,
     progress: bool = True,
     from_teacher: bool = False,
+    control: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run (or continue) ``rounds`` self-training rounds after the teacher; return one entry per round.
+    """Run (or continue) ``rounds`` self-training rounds after the teacher; return one entry per round (and the
+    control's last, with ``control``).
 
     ``from_teacher``: each student starts from its teacher's weights instead of ``model.init_checkpoint``.
+    ``control``: also train the labelled-only control of the students' steps (kept and resumed like a round).
     """
     if rounds < 1:
         raise ConfigError(f"--rounds {rounds}: give at least 1 self-training round")
@@ -162,7 +210,9 @@ def self_train(
     check_before_teacher(config, unlabelled)
     folder = selftrain_folder(config)
     folder.mkdir(parents=True, exist_ok=True)
-    state = [r for r in read_state(folder) if r["round"] <= rounds]
+    recorded = read_state(folder)
+    controls = [r for r in recorded if r["round"] == CONTROL and r["matches_rounds"] == rounds]
+    state = [r for r in recorded if r["round"] != CONTROL and r["round"] <= rounds]
     done = {r["round"] for r in state}
     if 0 not in done:
         results = [_train_round(teacher_config(config, folder, k), [], progress)
@@ -191,4 +241,9 @@ def self_train(
         result = _train_round(round_config(config, folder, number, pseudo.root, init), state, progress)
         state.append(_entry(number, result, config, pseudo.kept, len(bundles)))
         write_state(folder, state)
-    return state
+        controls = []  # a control recorded before this round's student matched other student steps
+    if control and not controls:
+        controls = [train_control(config, folder, state, from_teacher, progress)]
+    if controls:
+        write_state(folder, [*state, *controls])
+    return [*state, *controls]
