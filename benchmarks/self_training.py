@@ -368,13 +368,14 @@ from eoseg.geo.products import read_probabilities
 from eoseg.geo.raster import raster_info
 from eoseg.inference.predictor import predict_scene
 from eoseg.metrics.evaluate import evaluate, object_scores
-from eoseg.models.checkpoint import load_bundle, read_checkpoint
+from eoseg.models.checkpoint import load_bundle
 from eoseg.post.vectorize import vectorize
 from eoseg.selftrain.pseudo import SOFT_SUFFIX
 from eoseg.selftrain.rounds import (
     STATE,
     control_config,
     labelling_checkpoints,
+    last_steps,
     read_state,
     round_checkpoint,
     self_train,
@@ -550,8 +551,8 @@ def run_seed(args: argparse.Namespace, seed: int, out: Path) -> dict[str, Any]:
     rounds = self_train(config, unlabelled, args.rounds, progress=False, from_teacher=from_teacher)
     write_text_atomic(out / TEACHER, json.dumps(teacher_record(args, seed)))
     teacher, student = Path(rounds[0]["checkpoint"]), Path(rounds[-1]["checkpoint"])
-    student_steps = sum(read_checkpoint(Path(r["checkpoint"]).parent / "last.ckpt")["global_step"] for r in rounds[1:])
-    teacher_steps = read_checkpoint(teacher.parent / "last.ckpt")["global_step"]
+    student_steps = sum(last_steps(r) for r in rounds[1:])
+    teacher_steps = last_steps(rounds[0])
     ensemble = [Path(p) for p in labelling_checkpoints(rounds[0])]
     # --control-budget ensemble: the other teachers' steps too, so that the control has the student's compute
     extra = (len(ensemble) - 1) * teacher_steps if args.control_budget == "ensemble" else 0
